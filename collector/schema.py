@@ -1,0 +1,151 @@
+"""The raw-row schema: one dataclass per raw table, the single definition of every landed column.
+
+The JSONL landing files, the DuckDB views `raw.*`, the README's schema table and dbt's sources
+all derive from these classes. Bump SCHEMA_VERSION when a column changes meaning or type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
+    """A dataclass field carrying its DuckDB type and description."""
+    meta = {"sql": sql_type, "doc": doc}
+    if default is MISSING:
+        return field(metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class RequestRow:
+    """raw.requests: one row per request sent, success or failure, warm-up included."""
+
+    run_id: str = col("VARCHAR", "Run this request belongs to (raw.runs.run_id).")
+    request_id: str = col("VARCHAR", "Unique id: '<run_id>:<sequence in run>'.")
+    experiment_name: str = col("VARCHAR", "Experiment name from the config.")
+    model_id: str = col("VARCHAR", "Model id from the config (e.g. meta-llama/Llama-3.1-8B-Instruct).")
+    endpoint_type: str = col("VARCHAR", "Endpoint kind: simulated or openai.")
+    endpoint_url: str = col("VARCHAR", "URL the request was sent to.")
+    api_style: str = col("VARCHAR", "OpenAI API used: completions or chat.")
+    is_streaming: bool = col("BOOLEAN", "Whether the response was requested as an SSE stream.")
+    instance_type: str | None = col("VARCHAR", "Instance type serving the endpoint; null for token-priced APIs.")
+    instance_count: int = col("INTEGER", "Number of instances behind the endpoint.")
+    payload_file: str = col("VARCHAR", "Payload bucket the prompt came from (file name or synthetic bucket name).")
+    prompt_index: int = col("INTEGER", "Index of the prompt within its bucket.")
+    concurrency: int = col("INTEGER", "Concurrency level: requests kept in flight by the closed loop.")
+    worker_index: int = col("INTEGER", "Which of the `concurrency` workers sent it (0-based).")
+    sequence_in_level: int = col("INTEGER", "Order in which the level handed the request out (0-based, warm-up first).")
+    is_warmup: bool = col("BOOLEAN", "Warm-up request: recorded but excluded from metrics.")
+    max_tokens: int | None = col("INTEGER", "max_tokens asked of the endpoint.")
+    started_at: str = col("TIMESTAMPTZ", "Wall-clock time the request was sent (for joins and display only).")
+    start_offset_ns: int = col("BIGINT", "Monotonic send time, ns since the run started (for spans).")
+    e2e_ns: int = col("BIGINT", "Send to end of response (or failure), ns, perf counter.")
+    first_chunk_ns: int | None = col("BIGINT", "Send to first response byte/chunk, ns; null if none arrived.")
+    first_content_ns: int | None = col("BIGINT", "Send to first chunk with non-empty content (TTFT), ns.")
+    last_content_ns: int | None = col("BIGINT", "Send to last chunk with non-empty content, ns.")
+    chunk_count: int = col("INTEGER", "SSE data events received (0 for non-streaming).")
+    content_chunk_count: int = col("INTEGER", "SSE data events with non-empty content.")
+    status: str = col("VARCHAR", "success or error.")
+    http_status: int | None = col("INTEGER", "HTTP status code; null if no response arrived.")
+    error_type: str | None = col(
+        "VARCHAR",
+        "Null on success, else one of: timeout, connect_error, connection_reset, http_error, "
+        "malformed_response, stream_cut, cancelled.",
+    )
+    error_message: str | None = col("VARCHAR", "Human-readable cause of the error (truncated to 500 chars).")
+    finish_reason: str | None = col("VARCHAR", "finish_reason reported by the endpoint (length, stop, ...).")
+    prompt_tokens: int | None = col("INTEGER", "Prompt tokens: the server's usage if reported, else client_prompt_tokens.")
+    completion_tokens: int | None = col(
+        "INTEGER", "Completion tokens: the server's usage if reported, else client_completion_tokens."
+    )
+    token_count_source: str = col("VARCHAR", "Where prompt_tokens/completion_tokens came from: server or client.")
+    client_prompt_tokens: int = col("INTEGER", "Prompt tokens counted by the collector's token counter.")
+    client_completion_tokens: int | None = col("INTEGER", "Tokens of the received text, counted by the collector.")
+    token_counter: str = col("VARCHAR", "Name of the collector's token counter.")
+    schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
+
+
+@dataclass
+class TelemetrySample:
+    """raw.telemetry_samples: one row per sampling instant and device (the host, or one GPU)."""
+
+    run_id: str = col("VARCHAR", "Run being collected.")
+    sampled_at: str = col("TIMESTAMPTZ", "Wall-clock time of the sample.")
+    offset_ns: int = col("BIGINT", "Monotonic sample time, ns since the run started (same clock as requests).")
+    hostname: str = col("VARCHAR", "Host that took the sample (where the collector runs).")
+    device: str = col("VARCHAR", "host, or gpu<N>.")
+    gpu_index: int | None = col("INTEGER", "NVML index of the GPU; null for host rows.")
+    gpu_name: str | None = col("VARCHAR", "GPU product name; null for host rows.")
+    cpu_percent: float | None = col("DOUBLE", "Host CPU utilisation since the previous sample, % of all cores.")
+    memory_used_bytes: int | None = col("BIGINT", "Host memory in use, bytes.")
+    memory_total_bytes: int | None = col("BIGINT", "Host memory installed, bytes.")
+    gpu_utilization_percent: float | None = col("DOUBLE", "GPU busy time over NVML's last sample period, %.")
+    gpu_memory_used_bytes: int | None = col("BIGINT", "GPU memory in use, bytes.")
+    gpu_memory_total_bytes: int | None = col("BIGINT", "GPU memory installed, bytes.")
+    gpu_power_w: float | None = col("DOUBLE", "GPU power draw, watts.")
+    gpu_energy_j: float | None = col("DOUBLE", "GPU energy counter since driver load, joules (null if unsupported).")
+    schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
+
+
+@dataclass
+class RunManifest:
+    """raw.runs: one row per run; rewritten in place while the run goes on, final at its end."""
+
+    run_id: str = col("VARCHAR", "Unique run id: UTC start time plus a random suffix.")
+    run_name: str = col("VARCHAR", "run_name from the config.")
+    status: str = col("VARCHAR", "running, completed, interrupted or failed.")
+    started_at: str = col("TIMESTAMPTZ", "Wall-clock start of the run.")
+    ended_at: str | None = col("TIMESTAMPTZ", "Wall-clock end; null while running or after a kill.")
+    heartbeat_at: str = col("TIMESTAMPTZ", "Last time the running collector rewrote this manifest.")
+    error_message: str | None = col("VARCHAR", "Why the run failed or was interrupted.")
+    config_path: str = col("VARCHAR", "Config file the run was started with.")
+    config_json: dict[str, Any] = col("JSON", "Resolved config, secrets redacted.")
+    experiments_json: list[dict[str, Any]] = col(
+        "JSON",
+        "Per experiment: experiment_name, model_id, endpoint_type, instance_type, instance_count, "
+        "pricing_kind (instance|token) and the prices applied (usd_per_hour, usd_per_1m_input_tokens, "
+        "usd_per_1m_output_tokens, price_read_on).",
+    )
+    latency_budget_s: float = col("DOUBLE", "Latency budget from the config (compared with p95 latency), s.")
+    cost_per_10k_txn_budget_usd: float = col("DOUBLE", "Cost budget per 10,000 transactions, USD.")
+    error_rate_budget: float = col("DOUBLE", "Highest acceptable error rate (fraction).")
+    dataset_of_interest: str = col("VARCHAR", "Payload bucket the recommendation is made for.")
+    collector_version: str = col("VARCHAR", "tokenbench collector version.")
+    package_versions_json: dict[str, str] = col("JSON", "Versions of the packages that shaped the run.")
+    hostname: str = col("VARCHAR", "Host the collector ran on.")
+    platform: str = col("VARCHAR", "OS and machine of that host.")
+    python_version: str = col("VARCHAR", "Python version of the collector.")
+    cpu_count: int = col("INTEGER", "Logical CPUs of the collector's host.")
+    schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
+
+
+RAW_TABLES: dict[str, type] = {
+    "runs": RunManifest,
+    "requests": RequestRow,
+    "telemetry_samples": TelemetrySample,
+}
+
+
+def columns(row_type: type) -> dict[str, str]:
+    """Column name -> DuckDB type, in declaration order."""
+    return {f.name: f.metadata["sql"] for f in fields(row_type)}
+
+
+def column_docs(row_type: type) -> list[tuple[str, str, str]]:
+    """(name, DuckDB type, description) per column, for documentation."""
+    return [(f.name, f.metadata["sql"], f.metadata["doc"]) for f in fields(row_type)]
+
+
+def schema_markdown() -> str:
+    """The raw schema as Markdown tables (the README embeds this output)."""
+    parts = []
+    for table, row_type in RAW_TABLES.items():
+        parts.append(f"#### `raw.{table}`\n\n{(row_type.__doc__ or '').split(':', 1)[1].strip()}\n")
+        parts.append("| column | type | meaning |\n|---|---|---|")
+        parts.extend(f"| `{n}` | {t} | {d} |" for n, t, d in column_docs(row_type))
+        parts.append("")
+    return "\n".join(parts)
