@@ -58,7 +58,9 @@ class RequestRow:
     )
     error_message: str | None = col("VARCHAR", "Human-readable cause of the error (truncated to 500 chars).")
     finish_reason: str | None = col("VARCHAR", "finish_reason reported by the endpoint (length, stop, ...).")
-    prompt_tokens: int | None = col("INTEGER", "Prompt tokens: the server's usage if reported, else client_prompt_tokens.")
+    prompt_tokens: int | None = col(
+        "INTEGER", "Prompt tokens: the server's usage if reported, else client_prompt_tokens."
+    )
     completion_tokens: int | None = col(
         "INTEGER", "Completion tokens: the server's usage if reported, else client_completion_tokens."
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from collector.errors import UserError
-from collector.landing import MANIFEST_FILE, STREAM_TABLES, raw_root, read_json_sql
+from collector.landing import MANIFEST_FILE, raw_root, read_json_sql
 from collector.schema import RAW_TABLES, columns
 
 WAREHOUSE_FILE = "tokenbench.duckdb"
@@ -116,6 +116,12 @@ def upsert_run_settings(
         con.execute(RUN_SETTINGS_DDL)
         con.execute(
             "insert or replace into config.run_settings values (?, ?, ?, ?, ?, ?, now())",
-            [run_name, latency_budget_s, cost_per_10k_txn_budget_usd, error_rate_budget, dataset_of_interest, config_path],
+            [
+                run_name,
+                latency_budget_s,
+                cost_per_10k_txn_budget_usd,
+                error_rate_budget,
+                dataset_of_interest,
+                config_path,
+            ],
         )
-

@@ -1,0 +1,63 @@
+"""`collector run`: sweep the experiments of a config, land raw rows, build the marts, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from collector.runner import collect
+
+DEFAULT_CONFIG = Path("configs/default.yml")
+RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get(RESULTS_ENV, "results"))
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "run",
+        help="Run a benchmark sweep.",
+        description="Sweep every experiment of a config over its payload buckets and concurrency levels, "
+        "land one raw row per request, then build the marts with dbt and print the summary.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help=f"Experiment config (YAML). Default: {DEFAULT_CONFIG}, the embedded simulated endpoint.",
+    )
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help=f"Where raw files and the warehouse (tokenbench.duckdb) go. Default: ${RESULTS_ENV} or ./results.",
+    )
+    p.add_argument(
+        "--no-build",
+        action="store_true",
+        help="Only collect raw rows; skip the dbt build, the summary and the report.",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    results_dir = args.results_dir or default_results_dir()
+    outcome = collect(args.config, results_dir)
+    print(
+        f"run {outcome.run_id} {outcome.status}: {outcome.requests} requests, {outcome.errors} errors"
+        + (f" ({outcome.error})" if outcome.error else ""),
+        file=sys.stderr,
+    )
+    if not args.no_build and outcome.requests:
+        from collector import dbt_runner, summary
+
+        dbt_runner.build(outcome.warehouse)
+        print(summary.summary_text(outcome.warehouse, outcome.run_id))
+    print(f"raw rows: {results_dir / 'raw' / outcome.run_id}")
+    print(f"warehouse: {outcome.warehouse} (raw.runs, raw.requests, raw.telemetry_samples; marts.*)")
+    if outcome.status == "failed" and outcome.error:
+        print(f"error: {outcome.error}", file=sys.stderr)
+    return outcome.exit_code

@@ -1,0 +1,313 @@
+"""Experiment configuration: YAML loaded into strict pydantic models (unknown keys are errors).
+
+`load_config` is the only entry point; every error it raises is one line naming the file and field.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from collector.errors import ConfigError
+
+BUCKET_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticPayload(Strict):
+    """Prompts generated from a seed, each within a token-length range (no download needed)."""
+
+    min_tokens: int = Field(ge=1, description="Shortest prompt, in tokens of the collector's token counter.")
+    max_tokens: int = Field(ge=1, description="Longest prompt, in tokens (exclusive, like FMBench's filters).")
+    count: int = Field(default=50, ge=1, description="How many distinct prompts to generate.")
+    seed: int = Field(default=0, description="Seed of the generator; the same seed gives the same prompts.")
+
+    @model_validator(mode="after")
+    def _range(self) -> SyntheticPayload:
+        if self.max_tokens <= self.min_tokens:
+            raise ValueError(f"max_tokens ({self.max_tokens}) must be greater than min_tokens ({self.min_tokens})")
+        return self
+
+
+class PayloadBucket(Strict):
+    """A named bucket of prompts: a JSONL file, or a synthetic generator."""
+
+    name: str = Field(description="Bucket name, recorded as payload_file (e.g. en_500-1000).")
+    file: Path | None = Field(
+        default=None,
+        description="JSONL file, one prompt per line: {'inputs': ...}, {'prompt': ...} or {'messages': [...]}. "
+        "Relative paths are resolved against the config file's folder.",
+    )
+    synthetic: SyntheticPayload | None = Field(default=None, description="Generate prompts instead of reading a file.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PayloadBucket:
+        if not BUCKET_NAME_RE.match(self.name):
+            raise ValueError(f"bucket name {self.name!r} may only hold letters, digits, '_', '.', '-'")
+        if (self.file is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of 'file' or 'synthetic'")
+        return self
+
+
+class InferenceParameters(Strict):
+    """Sampling parameters sent with every request."""
+
+    max_tokens: int = Field(default=100, ge=1, description="Most tokens to generate per request.")
+    temperature: float = Field(default=0.1, ge=0, description="Sampling temperature.")
+    top_p: float = Field(default=0.92, gt=0, le=1, description="Nucleus sampling mass.")
+    ignore_eos: bool = Field(
+        default=False, description="Ask the server to ignore end-of-sequence and always generate max_tokens (vLLM)."
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="Further fields merged into the request body as they are (e.g. top_k)."
+    )
+
+
+class OpenAIEndpoint(Strict):
+    """Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, a hosted API)."""
+
+    type: Literal["openai"] = Field(description="Endpoint kind.")
+    base_url: str = Field(description="Base URL up to and including /v1, e.g. http://127.0.0.1:8000/v1.")
+    api_style: Literal["completions", "chat"] = Field(default="chat", description="Which API to call.")
+    served_model_name: str = Field(description="The `model` field sent with each request.")
+    stream: bool = Field(default=True, description="Stream responses (SSE); needed for TTFT and TPOT.")
+    api_key_env: str | None = Field(
+        default=None, description="Name of the environment variable holding the API key (never the key itself)."
+    )
+    health_path: str = Field(
+        default="/models",
+        description="Path under base_url polled (GET, 2xx) before the sweep starts.",
+    )
+    startup_timeout_s: float = Field(default=30, gt=0, description="How long to wait for the endpoint to be healthy.")
+
+    @model_validator(mode="after")
+    def _url(self) -> OpenAIEndpoint:
+        if not re.match(r"^https?://[^/\s]+", self.base_url):
+            raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
+        return self
+
+
+class SimulatedEndpoint(Strict):
+    """The built-in simulated GPU server, started on 127.0.0.1 for the run."""
+
+    type: Literal["simulated"] = Field(description="Endpoint kind.")
+    model: str = Field(default="llama-3.1-8b", description="Model profile of the simulator (collector/sim/profiles).")
+    api_style: Literal["completions", "chat"] = Field(default="chat", description="Which API to call.")
+    stream: bool = Field(default=True, description="Stream responses (SSE).")
+    mean_output_tokens: float = Field(
+        default=40, gt=0, description="Mean length at which the simulated model ends a reply (seeded draw)."
+    )
+    seed: int = Field(default=0, description="Seed of the simulator's end-of-sequence draws.")
+    speedup: float = Field(
+        default=1.0, ge=1.0, description="Run the modelled hardware this many times faster (tests only)."
+    )
+    startup_timeout_s: float = Field(default=30, gt=0, description="How long to wait for the simulator to start.")
+
+
+Endpoint = Annotated[OpenAIEndpoint | SimulatedEndpoint, Field(discriminator="type")]
+
+
+class Experiment(Strict):
+    """One serving setup to sweep: a model on an endpoint, over concurrency levels and payload buckets."""
+
+    name: str = Field(description="Experiment name, unique within the config.")
+    model_id: str = Field(description="Model id (e.g. meta-llama/Llama-3.1-8B-Instruct); the token-price key.")
+    endpoint: Endpoint = Field(description="Where requests go.")
+    instance_type: str | None = Field(
+        default=None,
+        description="Instance type serving the model (the hourly-price key). Leave empty for token-priced APIs.",
+    )
+    instance_count: int = Field(default=1, ge=1, description="Number of instances behind the endpoint.")
+    concurrency_levels: list[int] = Field(min_length=1, description="Requests kept in flight, one level at a time.")
+    requests_per_level: int = Field(ge=1, description="Measured requests per bucket and concurrency level.")
+    warmup_requests_per_level: int = Field(
+        default=1, ge=0, description="Extra requests sent first at each level, recorded with is_warmup = true."
+    )
+    payloads: list[str] = Field(min_length=1, description="Names of the payload buckets to send.")
+    inference_parameters: InferenceParameters = Field(
+        default_factory=InferenceParameters, description="Sampling parameters."
+    )
+    request_timeout_s: float = Field(default=120, gt=0, description="Time limit of one whole request.")
+
+    @model_validator(mode="after")
+    def _levels(self) -> Experiment:
+        if any(c < 1 for c in self.concurrency_levels):
+            raise ValueError("concurrency_levels must be positive integers")
+        if len(set(self.concurrency_levels)) != len(self.concurrency_levels):
+            raise ValueError("concurrency_levels has duplicates")
+        return self
+
+
+class Report(Strict):
+    """Budgets that decide which results pass, and the bucket the recommendation is for."""
+
+    latency_budget_s: float = Field(gt=0, description="Highest acceptable p95 end-to-end latency, seconds.")
+    cost_per_10k_txn_budget_usd: float = Field(gt=0, description="Highest acceptable cost of 10,000 requests, USD.")
+    error_rate_budget: float = Field(default=0, ge=0, le=1, description="Highest acceptable error rate (fraction).")
+    dataset_of_interest: str = Field(description="Payload bucket (or part of its name) to recommend for.")
+
+
+class Config(Strict):
+    """A tokenbench run: experiments, payload buckets, budgets and prices."""
+
+    run_name: str = Field(description="Name shared by the runs of this config (budgets are kept per run name).")
+    payloads: list[PayloadBucket] = Field(min_length=1, description="Payload buckets the experiments can use.")
+    experiments: list[Experiment] = Field(min_length=1, description="Serving setups to benchmark, in order.")
+    report: Report = Field(description="Budgets and dataset of interest.")
+    pricing_dir: Path = Field(
+        default=Path("pricing"),
+        description="Folder with instance_prices.csv and token_prices.csv (relative: to the current folder).",
+    )
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        buckets = [b.name for b in self.payloads]
+        if len(set(buckets)) != len(buckets):
+            raise ValueError("payloads: bucket names must be unique")
+        names = [e.name for e in self.experiments]
+        if len(set(names)) != len(names):
+            raise ValueError("experiments: names must be unique")
+        for i, exp in enumerate(self.experiments):
+            for p in exp.payloads:
+                if p not in buckets:
+                    raise ValueError(f"experiments[{i}].payloads: unknown bucket {p!r} (known: {', '.join(buckets)})")
+        if not any(self.report.dataset_of_interest in b for b in buckets):
+            raise ValueError(
+                f"report.dataset_of_interest: {self.report.dataset_of_interest!r} matches no payload bucket"
+            )
+        return self
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("openai", "simulated"):  # the discriminated union's branch, not a key
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _one_line(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = _format_location(err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required field is missing"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {where}: {msg}{more}" if where else f"{path}: {msg}{more}"
+
+
+def load_config(path: Path | str) -> Config:
+    """Read, validate and resolve a config file; raise ConfigError with one line on any fault."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(path, exc)) from exc
+    config = _resolve_files(config, path)
+    check_prices(config, path)
+    return config
+
+
+def _resolve_files(config: Config, path: Path) -> Config:
+    """Make payload file paths absolute (relative to the config's folder) and check they exist."""
+    buckets = []
+    for i, bucket in enumerate(config.payloads):
+        if bucket.file is not None:
+            file = bucket.file if bucket.file.is_absolute() else (path.parent / bucket.file)
+            if not file.is_file():
+                raise ConfigError(f"{path}: payloads[{i}].file: file not found: {file}")
+            bucket = bucket.model_copy(update={"file": file.resolve()})
+        buckets.append(bucket)
+    return config.model_copy(update={"payloads": buckets})
+
+
+# -- prices -------------------------------------------------------------------------------
+
+
+def read_prices(pricing_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """(instance prices by instance_type, token prices by model_id) from the pricing folder."""
+    tables = []
+    for name in ("instance_prices.csv", "token_prices.csv"):
+        file = pricing_dir / name
+        if not file.is_file():
+            raise ConfigError(f"pricing_dir: {file} not found")
+        with file.open(newline="") as fh:
+            key = "instance_type" if name.startswith("instance") else "model_id"
+            tables.append({row[key]: row for row in csv.DictReader(fh)})
+    return tables[0], tables[1]
+
+
+def check_prices(config: Config, path: Path) -> None:
+    """Every experiment must be priced: by its instance type, or by its model id for token-priced APIs."""
+    instance_prices, token_prices = read_prices(config.pricing_dir)
+    for i, exp in enumerate(config.experiments):
+        if exp.instance_type is not None:
+            if exp.instance_type not in instance_prices:
+                known = ", ".join(sorted(instance_prices)[:6])
+                raise ConfigError(
+                    f"{path}: experiments[{i}].instance_type: unknown instance type {exp.instance_type!r} "
+                    f"(not in {config.pricing_dir / 'instance_prices.csv'}; known include {known}, ...)"
+                )
+        elif exp.model_id not in token_prices:
+            raise ConfigError(
+                f"{path}: experiments[{i}].model_id: no instance_type and no token price for {exp.model_id!r} "
+                f"in {config.pricing_dir / 'token_prices.csv'}"
+            )
+
+
+def applied_prices(config: Config) -> list[dict[str, Any]]:
+    """The price each experiment is charged at, as recorded in the run manifest."""
+    instance_prices, token_prices = read_prices(config.pricing_dir)
+    out = []
+    for exp in config.experiments:
+        row: dict[str, Any] = {
+            "experiment_name": exp.name,
+            "model_id": exp.model_id,
+            "endpoint_type": exp.endpoint.type,
+            "instance_type": exp.instance_type,
+            "instance_count": exp.instance_count,
+            "pricing_kind": "instance" if exp.instance_type else "token",
+            "usd_per_hour": None,
+            "usd_per_1m_input_tokens": None,
+            "usd_per_1m_output_tokens": None,
+            "price_read_on": None,
+        }
+        if exp.instance_type:
+            price = instance_prices[exp.instance_type]
+            row["usd_per_hour"] = float(price["usd_per_hour"])
+        else:
+            price = token_prices[exp.model_id]
+            row["usd_per_1m_input_tokens"] = float(price["usd_per_1m_input_tokens"])
+            row["usd_per_1m_output_tokens"] = float(price["usd_per_1m_output_tokens"])
+        row["price_read_on"] = price["price_read_on"]
+        out.append(row)
+    return out
+
+
+def redacted_dump(config: Config) -> dict[str, Any]:
+    """The resolved config as plain data; it holds env var *names* only, never secret values."""
+    return config.model_dump(mode="json")

@@ -1,0 +1,124 @@
+"""Endpoints under test: start the simulator for `type: simulated`, and wait until an endpoint is healthy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from collector.config import Experiment, OpenAIEndpoint, SimulatedEndpoint
+from collector.errors import ConfigError, EndpointError
+
+READY_RE = re.compile(r"listening on (http://\S+)")
+
+
+def api_headers(exp: Experiment, where: str) -> dict[str, str]:
+    """Request headers; the API key is read from the environment variable the config names."""
+    endpoint = exp.endpoint
+    if isinstance(endpoint, OpenAIEndpoint) and endpoint.api_key_env:
+        key = os.environ.get(endpoint.api_key_env)
+        if not key:
+            raise ConfigError(f"{where}.endpoint.api_key_env: environment variable {endpoint.api_key_env} is not set")
+        return {"Authorization": f"Bearer {key}"}
+    return {}
+
+
+class Simulator:
+    """The built-in simulated server, run as a child process on a free loopback port."""
+
+    def __init__(self, exp: Experiment, log_path: Path) -> None:
+        assert isinstance(exp.endpoint, SimulatedEndpoint)
+        self.exp = exp
+        self.endpoint: SimulatedEndpoint = exp.endpoint
+        self.log_path = log_path
+        self.proc: asyncio.subprocess.Process | None = None
+        self.base_url = ""
+
+    async def start(self) -> str:
+        ep = self.endpoint
+        cmd = [
+            sys.executable, "-m", "collector", "sim",
+            "--host", "127.0.0.1", "--port", "0",
+            "--instance-type", self.exp.instance_type or "",
+            "--model", ep.model,
+            "--served-model-name", self.exp.model_id,
+            "--mean-output-tokens", str(ep.mean_output_tokens),
+            "--seed", str(ep.seed),
+            "--speedup", str(ep.speedup),
+        ]  # fmt: skip
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *cmd, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL
+            )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), ep.startup_timeout_s)
+        except TimeoutError:
+            await self.stop()
+            raise EndpointError(f"simulator did not start within {ep.startup_timeout_s} s (log: {self.log_path})")
+        match = READY_RE.search(line.decode(errors="replace"))
+        if not match:
+            await self.stop()
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise EndpointError(f"simulator failed to start: {tail[0]} (log: {self.log_path})")
+        self.base_url = match.group(1).rstrip("/") + "/v1"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        self.proc.terminate()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 5)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+def health_url(exp: Experiment, base_url: str) -> str:
+    if isinstance(exp.endpoint, OpenAIEndpoint):
+        return base_url.rstrip("/") + exp.endpoint.health_path
+    return base_url.rstrip("/").removesuffix("/v1") + "/health"
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str, timeout_s: float, headers: dict[str, str]) -> None:
+    """Poll `url` until it answers 2xx; raise EndpointError naming the URL and the last cause."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last = "no answer"
+    while True:
+        try:
+            async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                if resp.status < 300:
+                    return
+                last = f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            last = _cause(exc)
+        if loop.time() >= deadline:
+            raise EndpointError(f"endpoint {url} not healthy within {timeout_s:g} s: {last}")
+        await asyncio.sleep(min(0.25, max(0.0, deadline - loop.time())))
+
+
+def _cause(exc: BaseException) -> str:
+    inner = exc.__cause__ or exc
+    text = getattr(inner, "strerror", None) or str(inner) or type(inner).__name__
+    return text.lower() if "refused" in text.lower() else text
+
+
+@contextlib.asynccontextmanager
+async def endpoint_for(exp: Experiment, log_dir: Path):
+    """Yield the base URL of the experiment's endpoint, starting and stopping the simulator if needed."""
+    if isinstance(exp.endpoint, SimulatedEndpoint):
+        sim = Simulator(exp, log_dir / f"simulator-{exp.name}.log")
+        try:
+            yield await sim.start()
+        finally:
+            await sim.stop()
+    else:
+        yield exp.endpoint.base_url
