@@ -102,7 +102,18 @@ def _text_of_length(rng: random.Random, target: int, counter: TokenCounter) -> s
             lo = mid
         else:
             hi = mid - 1
-    return " ".join(words[:lo])
+    text = " ".join(words[:lo])
+    # A sentence end can make the next word cost two tokens; top up with single words to hit the target.
+    count = counter.count(text)
+    tries = 0
+    while count < target and tries < 50:
+        candidate = f"{text} {rng.choice(_WORDS)}"
+        new_count = counter.count(candidate)
+        if new_count <= target:
+            text, count = candidate, new_count
+        else:
+            tries += 1
+    return text
 
 
 def generate(spec: SyntheticPayload, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:

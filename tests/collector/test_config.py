@@ -1,0 +1,177 @@
+"""Config validation: the shipped configs load; each kind of bad input is one clear line from the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.config import applied_prices, load_config
+from collector.errors import ConfigError
+from tests.conftest import REPO, config_dict, sim_experiment, write_config
+
+
+def test_default_config_is_the_simulated_reference_setup() -> None:
+    cfg = load_config(REPO / "configs" / "default.yml")
+    exp = cfg.experiments[0]
+    assert (exp.endpoint.type, exp.instance_type, exp.endpoint.stream) == ("simulated", "g5.4xlarge", True)
+    assert [b.name for b in cfg.payloads] == ["en_1-500", "en_500-1000"]
+    assert applied_prices(cfg)[0]["usd_per_hour"] == pytest.approx(1.624)
+
+
+def test_reference_ec2_config_loads_with_the_reports_budgets() -> None:
+    cfg = load_config(REPO / "configs" / "llama3-1-8b-g5-ec2.yml")
+    exp = cfg.experiments[0]
+    assert exp.endpoint.type == "openai"
+    assert exp.concurrency_levels == [1, 2]
+    assert (cfg.report.latency_budget_s, cfg.report.cost_per_10k_txn_budget_usd) == (2, 20)
+    assert cfg.report.dataset_of_interest == "en_500-1000"
+    assert all(b.file is not None and b.file.is_file() for b in cfg.payloads)
+
+
+def _bad(tmp_path: Path, mutate) -> str:
+    cfg = config_dict([sim_experiment()])
+    mutate(cfg)
+    path = write_config(tmp_path / "bad.yml", cfg)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def test_unknown_key_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(concurrency=[1]))
+    assert "experiments[0].concurrency: unknown key" in msg
+
+
+def test_unknown_key_in_nested_endpoint_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(sped=2))
+    assert "experiments[0].endpoint.sped: unknown key" in msg
+
+
+def test_wrong_type_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(requests_per_level="many"))
+    assert "experiments[0].requests_per_level" in msg and "integer" in msg
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["report"].pop("latency_budget_s"))
+    assert "report.latency_budget_s: required field is missing" in msg
+
+
+def test_unknown_endpoint_type_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(type="grpc"))
+    assert "experiments[0].endpoint" in msg
+
+
+def test_unknown_instance_type_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(instance_type="g5.4xlarg"))
+    assert "experiments[0].instance_type: unknown instance type 'g5.4xlarg'" in msg
+
+
+def test_unknown_bucket_reference_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(payloads=["nope"]))
+    assert "experiments[0].payloads: unknown bucket 'nope'" in msg
+
+
+def test_missing_payload_file_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["payloads"].append({"name": "f", "file": "missing.jsonl"}))
+    assert "payloads[2].file: file not found" in msg and "missing.jsonl" in msg
+
+
+def test_token_priced_model_without_price_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].pop("instance_type"))
+    assert "experiments[0].model_id: no instance_type and no token price" in msg
+
+
+def test_dataset_of_interest_must_match_a_bucket(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["report"].update(dataset_of_interest="de_1-500"))
+    assert "report.dataset_of_interest" in msg
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nothere\.yml: config file not found"):
+        load_config(tmp_path / "nothere.yml")
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text("run_name: x\nexperiments: [\n")
+    with pytest.raises(ConfigError, match=r"broken\.yml: line \d+: not valid YAML"):
+        load_config(path)
+
+
+@settings(max_examples=25, deadline=None)
+@given(levels=st.lists(st.integers(min_value=-3, max_value=600), min_size=1, max_size=6))
+def test_concurrency_levels_accepted_iff_positive_and_distinct(tmp_path_factory, levels: list[int]) -> None:
+    path = write_config(
+        tmp_path_factory.mktemp("h") / "c.yml", config_dict([sim_experiment(concurrency_levels=levels)])
+    )
+    ok = all(c >= 1 for c in levels) and len(set(levels)) == len(levels)
+    if ok:
+        assert load_config(path).experiments[0].concurrency_levels == levels
+    else:
+        with pytest.raises(ConfigError, match="concurrency_levels"):
+            load_config(path)
+
+
+def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_prints_one_line_and_no_traceback_for_a_bad_config(tmp_path: Path) -> None:
+    cfg = config_dict([sim_experiment()])
+    cfg["experiments"][0]["warmup"] = 2
+    path = write_config(tmp_path / "typo.yml", cfg)
+    proc = _cli("run", "--config", str(path), "--results-dir", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"error: {path}: experiments[0].warmup: unknown key"
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "r").exists()  # nothing started, nothing written
+
+
+def test_cli_debug_shows_the_traceback(tmp_path: Path) -> None:
+    proc = _cli("--debug", "run", "--config", str(tmp_path / "none.yml"))
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "config file not found" in proc.stderr
+
+
+def test_cli_unreachable_endpoint_fails_with_the_url_and_keeps_the_run(tmp_path: Path) -> None:
+    exp = sim_experiment(
+        name="down",
+        endpoint={
+            "type": "openai",
+            "base_url": "http://127.0.0.1:9/v1",
+            "served_model_name": "m",
+            "startup_timeout_s": 1,
+        },
+    )
+    path = write_config(tmp_path / "down.yml", config_dict([exp]))
+    proc = _cli("run", "--config", str(path), "--results-dir", str(tmp_path / "r"), "--no-build")
+    assert proc.returncode == 1
+    assert "endpoint http://127.0.0.1:9/v1/models not healthy within 1 s" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    manifest = yaml.safe_load(next((tmp_path / "r" / "raw").glob("*/run.json")).read_text())
+    assert manifest["status"] == "failed" and "127.0.0.1:9" in manifest["error_message"]
+
+
+def test_every_command_explains_each_of_its_options() -> None:
+    import argparse
+
+    from collector.cli import parser
+
+    top = parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) >= {"run", "sim"}
+    for name, command in sub.choices.items():
+        for action in command._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+    run_help = _cli("run", "--help").stdout
+    assert "--config" in run_help and "embedded simulated endpoint" in run_help and "--results-dir" in run_help

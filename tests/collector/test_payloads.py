@@ -1,0 +1,79 @@
+"""Payload buckets: synthetic prompts hold the lengths they promise; JSONL rows in FMBench's formats load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from collector.config import PayloadBucket, SyntheticPayload
+from collector.errors import ConfigError
+from collector.payloads import generate, load_bucket, read_jsonl
+from collector.tokens import DEFAULT_COUNTER
+from tests.conftest import REPO
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    low=st.integers(min_value=1, max_value=1500),
+    width=st.integers(min_value=1, max_value=800),
+    seed=st.integers(min_value=0, max_value=2**16),
+)
+def test_synthetic_prompts_lie_in_their_token_range(low: int, width: int, seed: int) -> None:
+    spec = SyntheticPayload(min_tokens=low, max_tokens=low + width, count=5, seed=seed)
+    prompts = generate(spec)
+    assert len(prompts) == 5
+    for p in prompts:
+        assert low <= DEFAULT_COUNTER.count(p.text) < low + width
+        assert p.client_tokens == DEFAULT_COUNTER.count(p.text)
+
+
+def test_default_buckets_spread_over_their_ranges() -> None:
+    spec = SyntheticPayload(min_tokens=500, max_tokens=1000, count=50, seed=2)
+    lengths = [p.client_tokens for p in generate(spec)]
+    assert min(lengths) >= 500 and max(lengths) < 1000
+    assert 650 < sum(lengths) / len(lengths) < 850  # uniform over the range, mean near 750
+
+
+def test_same_seed_same_prompts_other_seed_other_prompts() -> None:
+    a = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7))
+    b = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7))
+    c = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=8))
+    assert [p.text for p in a] == [p.text for p in b] != [p.text for p in c]
+
+
+def test_jsonl_accepts_fmbench_inputs_prompt_and_chat_rows(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    rows = [
+        {"inputs": "one two three", "ground_truth": ["x"]},
+        {"prompt": "four five"},
+        {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "six seven eight"}]},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    prompts = read_jsonl(path)
+    assert [p.client_tokens for p in prompts] == [3, 2, 5]
+    assert prompts[0].as_messages() == [{"role": "user", "content": "one two three"}]
+    assert prompts[2].as_text() == "system: be brief\nuser: six seven eight"
+    assert prompts[2].as_messages()[1] == {"role": "user", "content": "six seven eight"}
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [("{not json", "bad payload row"), ('{"text": "x"}', "expected a string 'inputs'"), ("[1, 2]", "JSON object")],
+)
+def test_bad_jsonl_row_names_file_and_line(tmp_path: Path, line: str, why: str) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"inputs": "fine"}\n' + line + "\n")
+    with pytest.raises(ConfigError, match=rf"p\.jsonl:2: .*{why}"):
+        read_jsonl(path)
+
+
+def test_shipped_fmbench_format_samples_hold_their_bucket_lengths() -> None:
+    for name, low, high in (("payload_en_1-500.jsonl", 1, 500), ("payload_en_500-1000.jsonl", 500, 1000)):
+        bucket = PayloadBucket(name=name, file=REPO / "configs" / "payloads" / name)
+        prompts = load_bucket(bucket)
+        assert len(prompts) == 20
+        assert all(low <= p.client_tokens < high for p in prompts), name
