@@ -229,6 +229,7 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(_one_line(path, exc)) from exc
     config = _resolve_files(config, path)
     check_prices(config, path)
+    check_simulated(config, path)
     return config
 
 
@@ -243,6 +244,23 @@ def _resolve_files(config: Config, path: Path) -> Config:
             bucket = bucket.model_copy(update={"file": file.resolve()})
         buckets.append(bucket)
     return config.model_copy(update={"payloads": buckets})
+
+
+def check_simulated(config: Config, path: Path) -> None:
+    """A simulated endpoint must name hardware and a model the simulator has profiles for."""
+    from collector.sim.profiles import resolve_hardware
+
+    for i, exp in enumerate(config.experiments):
+        if not isinstance(exp.endpoint, SimulatedEndpoint):
+            continue
+        if exp.instance_type is None:
+            raise ConfigError(f"{path}: experiments[{i}].instance_type: a simulated endpoint needs an instance type")
+        try:
+            resolve_hardware(exp.instance_type, exp.endpoint.model)
+        except ConfigError as exc:
+            field = {"unknown instance type": ".instance_type", "unknown model": ".endpoint.model"}
+            where = next((f for prefix, f in field.items() if str(exc).startswith(prefix)), "")
+            raise ConfigError(f"{path}: experiments[{i}]{where}: simulator: {exc}") from exc
 
 
 # -- prices -------------------------------------------------------------------------------

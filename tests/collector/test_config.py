@@ -75,6 +75,16 @@ def test_unknown_instance_type_is_named(tmp_path: Path) -> None:
     assert "experiments[0].instance_type: unknown instance type 'g5.4xlarg'" in msg
 
 
+def test_simulated_instance_type_without_a_hardware_profile_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(instance_type="p4de.24xlarge"))
+    assert "experiments[0].instance_type: simulator: unknown instance type 'p4de.24xlarge'" in msg
+
+
+def test_simulated_model_that_does_not_fit_is_named(tmp_path: Path) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(model="llama-3.1-70b"))
+    assert "experiments[0]: simulator: model llama-3.1-70b needs 141 GB of weights" in msg
+
+
 def test_unknown_bucket_reference_is_named(tmp_path: Path) -> None:
     msg = _bad(tmp_path, lambda c: c["experiments"][0].update(payloads=["nope"]))
     assert "experiments[0].payloads: unknown bucket 'nope'" in msg

@@ -1,0 +1,384 @@
+"""OpenAI-compatible HTTP front end of the simulator (aiohttp.web): /v1/completions, /v1/chat/completions,
+/v1/models, /health and a vLLM-style /metrics, with each streamed token written when the engine makes it.
+
+Token accounting: prompt tokens are counted with `collector.tokens.DEFAULT_COUNTER`. A chat prompt counts
+its message contents plus 4 tokens per message (role header and separators) plus 3 for the template's
+assistant preamble, roughly what Llama 3's chat template adds. The completion is one vocabulary word per
+token, so the same counter applied to the completion text gives `completion_tokens`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from collector.sim.engine import EngineConfig, RealtimeEngine, RequestRejected, RequestStream
+from collector.sim.profiles import resolve_hardware
+from collector.sim.settings import SimSettings
+from collector.tokens import DEFAULT_COUNTER
+
+READY_LINE_PREFIX = "tokenbench simulator listening on "
+
+CHAT_TOKENS_PER_MESSAGE = 4
+CHAT_TOKENS_PER_REPLY = 3
+# OpenAI's legacy completions default when max_tokens is absent.
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+
+ENGINE_KEY = web.AppKey("engine", RealtimeEngine)
+SERVED_MODEL_KEY = web.AppKey("served_model_name", str)
+
+
+class _RequestError(Exception):
+    """A client error, answered as an OpenAI-style error body."""
+
+    def __init__(self, status: int, message: str, code: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.param = param
+
+    def response(self) -> web.Response:
+        error_type = "invalid_request_error" if self.status < 500 else "server_error"
+        body = {"error": {"message": self.message, "type": error_type, "param": self.param, "code": self.code}}
+        return web.json_response(body, status=self.status)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    prompt_tokens: int
+    max_tokens: int | None
+    stream: bool
+    include_usage: bool
+    ignore_eos: bool
+
+
+def _bad(message: str, param: str | None = None, code: str = "invalid_request") -> _RequestError:
+    return _RequestError(400, message, code, param)
+
+
+def _content_text(content: Any, where: str) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        texts = []
+        for part in content:
+            if not isinstance(part, dict):
+                raise _bad(f"{where} parts must be objects", where)
+            text = part.get("text")
+            if isinstance(text, str):
+                texts.append(text)
+        return " ".join(texts)
+    raise _bad(f"{where} must be a string or a list of content parts", where)
+
+
+def _count_completion_prompt(body: dict[str, Any]) -> int:
+    if "prompt" not in body:
+        raise _bad("'prompt' is a required property", "prompt", "missing_required_parameter")
+    prompt = body["prompt"]
+    if isinstance(prompt, str):
+        return DEFAULT_COUNTER.count(prompt)
+    if isinstance(prompt, list) and prompt and all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+        return len(prompt)  # already token ids
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        return DEFAULT_COUNTER.count(prompt[0])
+    raise _bad("'prompt' must be a string, a list with one string, or a list of token ids", "prompt")
+
+
+def _count_chat_prompt(body: dict[str, Any]) -> int:
+    if "messages" not in body:
+        raise _bad("'messages' is a required property", "messages", "missing_required_parameter")
+    messages = body["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise _bad("'messages' must be a non-empty list", "messages")
+    total = CHAT_TOKENS_PER_REPLY
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            raise _bad(f"messages[{i}] must be an object with a string 'role'", f"messages[{i}]")
+        text = _content_text(message.get("content"), f"messages[{i}].content")
+        total += DEFAULT_COUNTER.count(text) + CHAT_TOKENS_PER_MESSAGE
+    return total
+
+
+def _parse(body: Any, chat: bool, served_model: str) -> _Parsed:
+    if not isinstance(body, dict):
+        raise _bad("request body must be a JSON object")
+    model = body.get("model")
+    if model is not None and model != served_model:
+        raise _RequestError(404, f"The model `{model}` does not exist.", "model_not_found", "model")
+    prompt_tokens = _count_chat_prompt(body) if chat else _count_completion_prompt(body)
+
+    max_tokens: Any = None
+    param = "max_tokens"
+    if chat and body.get("max_completion_tokens") is not None:
+        max_tokens, param = body["max_completion_tokens"], "max_completion_tokens"
+    elif body.get("max_tokens") is not None:
+        max_tokens = body["max_tokens"]
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise _bad(f"'{param}' must be an integer >= 1", param)
+    if max_tokens is None and not chat:
+        max_tokens = COMPLETIONS_DEFAULT_MAX_TOKENS
+
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("'stream' must be a boolean", "stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise _bad("'stream_options' must be an object", "stream_options")
+    ignore_eos = body.get("ignore_eos", False)
+    if not isinstance(ignore_eos, bool):
+        raise _bad("'ignore_eos' must be a boolean", "ignore_eos")
+    return _Parsed(
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        stream=stream,
+        include_usage=stream and bool(options.get("include_usage", False)),
+        ignore_eos=ignore_eos,
+    )
+
+
+def _sse(payload: dict[str, Any] | str) -> bytes:
+    data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+class _Responder:
+    """Builds OpenAI response bodies for one request, completions or chat."""
+
+    def __init__(self, chat: bool, model: str, prompt_tokens: int, include_usage: bool) -> None:
+        self.chat = chat
+        self.model = model
+        self.prompt_tokens = prompt_tokens
+        self.include_usage = include_usage
+        self.id = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+
+    def usage(self, completion_tokens: int) -> dict[str, int]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": self.prompt_tokens + completion_tokens,
+        }
+
+    def _envelope(self, obj: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"id": self.id, "object": obj, "created": self.created, "model": self.model, "choices": choices}
+
+    def chunk(self, text: str | None, finish_reason: str | None, role: bool = False) -> dict[str, Any]:
+        if self.chat:
+            delta: dict[str, str] = {"role": "assistant", "content": ""} if role else {"content": text or ""}
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            out = self._envelope("chat.completion.chunk", [choice])
+        else:
+            choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish_reason}
+            out = self._envelope("text_completion", [choice])
+        if self.include_usage:
+            out["usage"] = None
+        return out
+
+    def usage_chunk(self, completion_tokens: int) -> dict[str, Any]:
+        out = self._envelope("chat.completion.chunk" if self.chat else "text_completion", [])
+        out["usage"] = self.usage(completion_tokens)
+        return out
+
+    def full(self, text: str, finish_reason: str, completion_tokens: int) -> dict[str, Any]:
+        if self.chat:
+            message = {"role": "assistant", "content": text}
+            choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+            out = self._envelope("chat.completion", [choice])
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+            out = self._envelope("text_completion", [choice])
+        out["usage"] = self.usage(completion_tokens)
+        return out
+
+
+async def _stream_response(request: web.Request, stream: RequestStream, responder: _Responder) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "keep-alive"}
+    )
+    await response.prepare(request)
+    first = True
+    try:
+        while True:
+            event = await stream.events.get()
+            if first and responder.chat:
+                # The role chunk goes out with the first token, so first-chunk timing still measures TTFT.
+                await response.write(_sse(responder.chunk(None, None, role=True)))
+            first = False
+            await response.write(_sse(responder.chunk(event.text, event.finish_reason)))
+            if event.finish_reason is not None:
+                break
+        if responder.include_usage:
+            await response.write(_sse(responder.usage_chunk(stream.sequence.generated)))
+        await response.write(_sse("[DONE]"))
+        await response.write_eof()
+    except ConnectionResetError:
+        pass  # client went away mid-stream; the caller frees the request's KV reservation
+    return response
+
+
+async def _full_response(stream: RequestStream, responder: _Responder) -> web.Response:
+    texts: list[str] = []
+    while True:
+        event = await stream.events.get()
+        texts.append(event.text)
+        if event.finish_reason is not None:
+            body = responder.full("".join(texts), event.finish_reason, len(texts))
+            return web.json_response(body)
+
+
+async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
+    runtime = request.app[ENGINE_KEY]
+    served = request.app[SERVED_MODEL_KEY]
+    try:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        parsed = _parse(body, chat, served)
+        max_tokens = parsed.max_tokens
+        if max_tokens is None:  # chat without a limit: the rest of the context, as vLLM does
+            max_tokens = max(1, runtime.engine.config.max_model_len - parsed.prompt_tokens)
+        try:
+            stream = runtime.submit(parsed.prompt_tokens, max_tokens, parsed.ignore_eos)
+        except RequestRejected as exc:
+            raise _bad(str(exc), "max_tokens", "context_length_exceeded") from exc
+    except _RequestError as exc:
+        return exc.response()
+
+    responder = _Responder(chat, served, parsed.prompt_tokens, parsed.include_usage)
+    try:
+        if parsed.stream:
+            return await _stream_response(request, stream, responder)
+        return await _full_response(stream, responder)
+    finally:
+        runtime.cancel(stream)
+
+
+async def _completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, chat=False)
+
+
+async def _chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, chat=True)
+
+
+async def _models(request: web.Request) -> web.Response:
+    entry = {"id": request.app[SERVED_MODEL_KEY], "object": "model", "created": 0, "owned_by": "tokenbench-sim"}
+    return web.json_response({"object": "list", "data": [entry]})
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    """Scheduler gauges under vLLM's Prometheus names, so telemetry scrapers and tests can watch the queue."""
+    engine = request.app[ENGINE_KEY].engine
+    name = request.app[SERVED_MODEL_KEY].replace("\\", "\\\\").replace('"', '\\"')
+    label = f'{{model_name="{name}"}}'
+    gauges = [
+        ("vllm:num_requests_running", "Requests in the running batch.", len(engine.running)),
+        ("vllm:num_requests_waiting", "Requests waiting for KV cache space.", len(engine.waiting)),
+        (
+            "vllm:gpu_cache_usage_perc",
+            "Fraction of KV cache tokens reserved (0-1).",
+            engine.kv_reserved_tokens / engine.config.kv_capacity_tokens,
+        ),
+    ]
+    lines = []
+    for name, help_text, value in gauges:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{label} {value}"]
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
+def create_app(settings: SimSettings) -> web.Application:
+    """Build the aiohttp application; raises `ConfigError` for settings that name unknown or unfit hardware."""
+    profile = resolve_hardware(settings.instance_type, settings.model, settings.tensor_parallel)
+    config = EngineConfig.from_profile(profile, settings)
+    runtime = RealtimeEngine(config, settings.speedup)
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # long prompts exceed aiohttp's 1 MiB default
+    app[ENGINE_KEY] = runtime
+    app[SERVED_MODEL_KEY] = settings.served_model_name or profile.model.model_id
+
+    async def engine_lifecycle(app: web.Application) -> Any:
+        await runtime.start()
+        yield
+        await runtime.stop()
+
+    app.cleanup_ctx.append(engine_lifecycle)
+    app.router.add_post("/v1/completions", _completions)
+    app.router.add_post("/v1/chat/completions", _chat_completions)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/health", _health)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(
+    settings: SimSettings,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    ready: Callable[[int], None] | None = None,
+) -> None:
+    """Serve until cancelled. Port 0 picks a free port; once listening, prints the one ready line
+    `tokenbench simulator listening on http://HOST:PORT` to stdout and calls `ready(port)`."""
+    app = create_app(settings)
+    # handler_cancellation: a client that disconnects cancels its handler, which frees its KV reservation.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    try:
+        sock = _bind(host, port)
+        site = web.SockSite(runner, sock)
+        await site.start()
+        bound_port = sock.getsockname()[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        print(f"{READY_LINE_PREFIX}http://{shown_host}:{bound_port}", flush=True)
+        if ready is not None:
+            ready(bound_port)
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def run_server(settings: SimSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Blocking entry point: serve until SIGINT or SIGTERM, then shut down cleanly."""
+
+    async def main() -> None:
+        task = asyncio.create_task(serve(settings, host, port))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            # Not possible off the main thread or without signal support; Ctrl-C still works there.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
