@@ -1,12 +1,13 @@
 """Reference docs generated from the code: the config keys (pydantic models) and the raw schema.
 
-`python -m collector.docs` prints both; the README embeds the output and a test keeps them equal.
+`python -m collector.docs` rewrites the generated blocks of README.md; a test fails when they are stale.
 """
 
 from __future__ import annotations
 
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -73,11 +74,25 @@ def config_reference() -> str:
     return "\n".join(parts)
 
 
+GENERATED = {"config-reference": config_reference, "raw-schema": schema_markdown}
+
+
+def render(readme: str) -> str:
+    """README text with each generated block replaced by its current content."""
+    for name, make in GENERATED.items():
+        start, end = f"<!-- generated:{name} -->", f"<!-- /generated:{name} -->"
+        head, _, rest = readme.partition(start)
+        _, _, tail = rest.partition(end)
+        if not rest:
+            raise ValueError(f"README.md lacks the marker {start}")
+        readme = f"{head}{start}\n{make().strip()}\n{end}{tail}"
+    return readme
+
+
 def main() -> None:
-    print("### Config reference\n")
-    print(config_reference())
-    print("### Raw schema\n")
-    print(schema_markdown())
+    path = Path(__file__).resolve().parents[1] / "README.md"
+    path.write_text(render(path.read_text()))
+    print(f"updated {path}")
 
 
 if __name__ == "__main__":
