@@ -72,7 +72,7 @@ def parse_payload_row(row: Any) -> tuple[str | None, tuple[dict[str, str], ...] 
 
 
 def read_jsonl(path: Path, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
-    prompts = []
+    prompts: list[Prompt] = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():

@@ -46,9 +46,9 @@ class Gpus:
         name = pynvml.nvmlDeviceGetName(handle)
         return name.decode() if isinstance(name, bytes) else str(name)
 
-    def _read(self, fn: Callable[[], Any]) -> Any:
+    def _read(self, fn: Callable[[Any], Any], handle: Any) -> Any:
         try:
-            return fn()
+            return fn(handle)
         except Exception:  # a metric this GPU or driver does not support
             return None
 
@@ -56,10 +56,10 @@ class Gpus:
         nv = self.nvml
         rows = []
         for i, handle in enumerate(self.handles):
-            util = self._read(lambda h=handle: nv.nvmlDeviceGetUtilizationRates(h).gpu)
-            mem = self._read(lambda h=handle: nv.nvmlDeviceGetMemoryInfo(h))
-            power_mw = self._read(lambda h=handle: nv.nvmlDeviceGetPowerUsage(h))
-            energy_mj = self._read(lambda h=handle: nv.nvmlDeviceGetTotalEnergyConsumption(h))
+            util = self._read(nv.nvmlDeviceGetUtilizationRates, handle)
+            mem = self._read(nv.nvmlDeviceGetMemoryInfo, handle)
+            power_mw = self._read(nv.nvmlDeviceGetPowerUsage, handle)
+            energy_mj = self._read(nv.nvmlDeviceGetTotalEnergyConsumption, handle)
             rows.append(
                 TelemetrySample(
                     **base,
@@ -69,7 +69,7 @@ class Gpus:
                     cpu_percent=None,
                     memory_used_bytes=None,
                     memory_total_bytes=None,
-                    gpu_utilization_percent=None if util is None else float(util),
+                    gpu_utilization_percent=None if util is None else float(util.gpu),
                     gpu_memory_used_bytes=None if mem is None else int(mem.used),
                     gpu_memory_total_bytes=None if mem is None else int(mem.total),
                     gpu_power_w=None if power_mw is None else power_mw / 1000.0,
@@ -100,7 +100,7 @@ class TelemetrySampler:
 
     def sample_once(self) -> list[TelemetrySample]:
         assert self.gpus is not None
-        base = {
+        base: dict[str, Any] = {
             "run_id": self.run_id,
             "sampled_at": iso_utc(time.time_ns()),
             "offset_ns": time.perf_counter_ns() - self.base_perf_ns,

@@ -17,7 +17,7 @@ def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV, "results"))
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="Run a benchmark sweep.",
