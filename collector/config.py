@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from collector.errors import ConfigError
 
+REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
 BUCKET_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
@@ -163,8 +164,9 @@ class Config(Strict):
     experiments: list[Experiment] = Field(min_length=1, description="Serving setups to benchmark, in order.")
     report: Report = Field(description="Budgets and dataset of interest.")
     pricing_dir: Path = Field(
-        default=Path("pricing"),
-        description="Folder with instance_prices.csv and token_prices.csv (relative: to the current folder).",
+        default=REPO_PRICING_DIR,
+        description="Folder with instance_prices.csv and token_prices.csv; a relative path is resolved against "
+        "the config file's folder. Default: the project's pricing/.",
     )
 
     @model_validator(mode="after")
@@ -234,7 +236,7 @@ def load_config(path: Path | str) -> Config:
 
 
 def _resolve_files(config: Config, path: Path) -> Config:
-    """Make payload file paths absolute (relative to the config's folder) and check they exist."""
+    """Make payload and pricing paths absolute (relative to the config's folder); payload files must exist."""
     buckets = []
     for i, bucket in enumerate(config.payloads):
         if bucket.file is not None:
@@ -243,7 +245,8 @@ def _resolve_files(config: Config, path: Path) -> Config:
                 raise ConfigError(f"{path}: payloads[{i}].file: file not found: {file}")
             bucket = bucket.model_copy(update={"file": file.resolve()})
         buckets.append(bucket)
-    return config.model_copy(update={"payloads": buckets})
+    pricing = config.pricing_dir if config.pricing_dir.is_absolute() else (path.parent / config.pricing_dir)
+    return config.model_copy(update={"payloads": buckets, "pricing_dir": pricing.resolve()})
 
 
 def check_simulated(config: Config, path: Path) -> None:

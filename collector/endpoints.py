@@ -59,9 +59,11 @@ class Simulator:
         assert self.proc.stdout is not None
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), ep.startup_timeout_s)
-        except TimeoutError:
+        except TimeoutError as exc:
             await self.stop()
-            raise EndpointError(f"simulator did not start within {ep.startup_timeout_s} s (log: {self.log_path})")
+            raise EndpointError(
+                f"simulator did not start within {ep.startup_timeout_s} s (log: {self.log_path})"
+            ) from exc
         match = READY_RE.search(line.decode(errors="replace"))
         if not match:
             await self.stop()

@@ -55,6 +55,7 @@ class RunOutcome:
     status: str
     error: str | None
     warehouse: Path
+    pricing_dir: Path
     requests: int
     errors: int
 
@@ -223,7 +224,9 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         str(config_path),
     )
     run.landing.start(heartbeat=run.heartbeat)
-    sampler = TelemetrySampler(run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row))
+    sampler = TelemetrySampler(
+        run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row)
+    )
     sampler.start()
     print(f"run {run.run_id}: landing raw rows in {run.landing.dir}", file=sys.stderr)
     sweep = Sweep(config, run.run_id, run.clock, run.landing, results_dir / "logs" / run.run_id)
@@ -247,4 +250,4 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         run.finish(status, error)
         compact_run(run.landing.dir)
         refresh(results_dir, warehouse)
-    return RunOutcome(run.run_id, status, error, warehouse, sweep.requests, sweep.errors)
+    return RunOutcome(run.run_id, status, error, warehouse, config.pricing_dir, sweep.requests, sweep.errors)

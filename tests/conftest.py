@@ -57,3 +57,60 @@ def write_config(path: Path, cfg: dict[str, Any]) -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+def e2e_config() -> dict[str, Any]:
+    """Two serving setups on the same bucket pair, so comparisons and the no-collapse rule are exercised."""
+    return config_dict(
+        [
+            sim_experiment(
+                name="llama8b-g5-stackA",
+                endpoint={"type": "simulated", "speedup": 10, "mean_output_tokens": 30},
+                concurrency_levels=[1, 4],
+                requests_per_level=8,
+                payloads=["short", "en_500-1000"],
+            ),
+            sim_experiment(
+                name="llama8b-g5-stackB",
+                endpoint={"type": "simulated", "speedup": 10, "mean_output_tokens": 30, "seed": 7},
+                concurrency_levels=[1, 4],
+                requests_per_level=8,
+                payloads=["short", "en_500-1000"],
+            ),
+        ],
+        run_name="e2e",
+        report={
+            "latency_budget_s": 0.3,
+            "cost_per_10k_txn_budget_usd": 20,
+            "error_rate_budget": 0,
+            "dataset_of_interest": "en_500-1000",
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real CLI run (sweep, dbt build, summary) shared by the end-to-end and app tests."""
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("e2e")
+    cfg = write_config(work / "e2e.yml", e2e_config())
+    results = work / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = next((results / "raw").iterdir()).name
+    return {
+        "results": results,
+        "warehouse": results / "tokenbench.duckdb",
+        "run_id": run_id,
+        "config": cfg,
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+    }

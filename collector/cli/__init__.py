@@ -8,16 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from collector import __version__
-from collector.cli import run, sim
+from collector.cli import build, run, sim
 from collector.errors import UserError
 
-COMMANDS = {"run": run, "sim": sim}
-try:  # TEMP until the dbt build command lands
-    from collector.cli import build
-
-    COMMANDS["build"] = build
-except ImportError:
-    pass
+COMMANDS = {"run": run, "sim": sim, "build": build}
 
 
 def parser() -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ from pathlib import Path
 from collector.runner import collect
 
 DEFAULT_CONFIG = Path("configs/default.yml")
+PACKAGED_DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / DEFAULT_CONFIG
 RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
 
 
@@ -45,7 +46,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results_dir = args.results_dir or default_results_dir()
-    outcome = collect(args.config, results_dir)
+    config = args.config
+    if config == DEFAULT_CONFIG and not config.exists():  # outside the repo: the embedded default still works
+        config = PACKAGED_DEFAULT_CONFIG
+    outcome = collect(config, results_dir)
     print(
         f"run {outcome.run_id} {outcome.status}: {outcome.requests} requests, {outcome.errors} errors"
         + (f" ({outcome.error})" if outcome.error else ""),
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_build and outcome.requests:
         from collector import dbt_runner, summary
 
-        dbt_runner.build(outcome.warehouse)
+        print("building the marts (dbt build) ...", file=sys.stderr)
+        dbt_runner.build(outcome.warehouse, pricing_dir=outcome.pricing_dir)
         print(summary.summary_text(outcome.warehouse, outcome.run_id))
     print(f"raw rows: {results_dir / 'raw' / outcome.run_id}")
     print(f"warehouse: {outcome.warehouse} (raw.runs, raw.requests, raw.telemetry_samples; marts.*)")

@@ -1,0 +1,107 @@
+"""`collector build`: re-derive every mart from the raw rows (after a budget or price change), no new run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from collector import dbt_runner
+from collector.errors import UserError
+from collector.landing import raw_root
+from collector.warehouse import connect, refresh, upsert_run_settings, warehouse_path
+
+RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build",
+        help="Rebuild the marts from the raw rows (after a budget or price change).",
+        description="Point the warehouse's raw views at every landed run, record the budgets of the given "
+        "configs, and run `dbt build` (models, unit tests, data tests). Past runs are re-judged with the "
+        "budgets their run_name's config gives now and re-priced with pricing/ as it is now, unless "
+        "--price-source recorded.",
+    )
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        help=f"Folder holding raw/ and the warehouse. Default: ${RESULTS_ENV} or ./results.",
+    )
+    p.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="Warehouse file. Default: <results-dir>/tokenbench.duckdb.",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="Config whose report budgets and dataset_of_interest replace those stored for its run_name (repeatable).",
+    )
+    p.add_argument(
+        "--price-source",
+        choices=["current", "recorded"],
+        default="current",
+        help="current: prices from the pricing folder now (default); recorded: the prices each run's "
+        "manifest recorded when it ran.",
+    )
+    p.add_argument(
+        "--pricing-dir",
+        type=Path,
+        default=None,
+        help="Folder with instance_prices.csv and token_prices.csv. Default: the pricing_dir of the given "
+        "configs when they agree, else $TOKENBENCH_PRICING_DIR, else the repo's pricing/.",
+    )
+
+
+def _pricing_dir(args: argparse.Namespace, config_dirs: set[Path]) -> Path | None:
+    if args.pricing_dir is not None:
+        return Path(args.pricing_dir)
+    if len(config_dirs) == 1:
+        return next(iter(config_dirs))
+    return None  # dbt_runner's default
+
+
+def run(args: argparse.Namespace) -> int:
+    results_dir = Path(args.results_dir or os.environ.get(RESULTS_ENV, "results"))
+    warehouse = Path(args.warehouse or warehouse_path(results_dir))
+    if not raw_root(results_dir).is_dir():
+        raise UserError(f"{raw_root(results_dir)}: no landed runs (run `python -m collector run` first)")
+    refresh(results_dir, warehouse)
+    config_dirs: set[Path] = set()
+    for path in args.config:
+        from collector.config import load_config  # pydantic models load only when a config is given
+
+        cfg = load_config(path)
+        config_dirs.add(Path(cfg.pricing_dir).resolve())
+        upsert_run_settings(
+            warehouse,
+            cfg.run_name,
+            cfg.report.latency_budget_s,
+            cfg.report.cost_per_10k_txn_budget_usd,
+            cfg.report.error_rate_budget,
+            cfg.report.dataset_of_interest,
+            str(path),
+        )
+    result = dbt_runner.build(
+        warehouse,
+        pricing_dir=_pricing_dir(args, config_dirs),
+        vars={"price_source": args.price_source},
+    )
+    with connect(warehouse, read_only=True) as con:
+        row = con.execute(
+            "select count(*), count(*) filter (where budget_source = 'run_settings') from marts.dim_runs"
+        ).fetchone()
+    runs, from_settings = row if row else (0, 0)
+    print(
+        f"built {warehouse}: {runs} run(s) ({from_settings} with config budgets), {result.nodes} dbt nodes passed "
+        f"in {result.elapsed_s:.1f} s, prices {args.price_source} from {result.pricing_dir}",
+        file=sys.stdout,
+    )
+    return 0

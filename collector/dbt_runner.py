@@ -1,0 +1,146 @@
+"""Runs `dbt build` on the project in models_dbt/ through dbt's Python API, against one warehouse file.
+
+The equivalent shell command, from the repo root, is
+`dbt build --project-dir models_dbt --profiles-dir models_dbt` (see models_dbt/README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collector.errors import UserError
+
+PROJECT_DIR = Path(__file__).resolve().parents[1] / "models_dbt"
+DEFAULT_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
+WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"
+PRICING_ENV = "TOKENBENCH_PRICING_DIR"
+FAILED_STATUSES = {"error", "fail", "runtime error"}
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What one `dbt build` did."""
+
+    warehouse: Path
+    pricing_dir: Path
+    vars: dict[str, Any]
+    nodes: int
+    warnings: int
+    elapsed_s: float
+    log_path: Path
+
+
+def dbt_work_dir(warehouse: Path) -> Path:
+    """Where dbt's target/ and logs/ go for this warehouse: beside it, so parallel builds never share one."""
+    return warehouse.parent / ".dbt" / warehouse.stem
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (and keep the working directory: dbt changes it) for the duration."""
+    saved = {k: os.environ.get(k) for k in values}
+    cwd = os.getcwd()
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _release_warehouse() -> None:
+    """dbt-duckdb keeps its DuckDB instance in a class attribute; close it so the file's lock goes now."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # pragma: no cover - dbt-duckdb is a hard dependency
+        return
+    env = DuckDBConnectionManager._ENV
+    if env is not None:
+        try:
+            env.close()
+        finally:
+            DuckDBConnectionManager._ENV = None
+
+
+def _failure_line(result: Any, log_path: Path) -> str:
+    """One line naming the first failing node and why."""
+    if result.exception is not None:
+        first = str(result.exception).strip().splitlines() or [type(result.exception).__name__]
+        return f"dbt build failed: {first[0]} (log: {log_path})"
+    for node_result in getattr(result.result, "results", None) or []:
+        if str(node_result.status) in FAILED_STATUSES:
+            node = node_result.node.unique_id
+            lines = [ln.strip() for ln in str(node_result.message or "").splitlines() if ln.strip()]
+            why = lines[0] if lines else str(node_result.status)
+            return f"dbt build failed at {node}: {why} (log: {log_path})"
+    return f"dbt build failed (log: {log_path})"
+
+
+def build(
+    warehouse: Path,
+    *,
+    pricing_dir: Path | None = None,
+    vars: dict[str, Any] | None = None,
+    quiet: bool = True,
+) -> BuildResult:
+    """Build every model, unit test and data test of models_dbt/ into `warehouse`.
+
+    `pricing_dir` defaults to $TOKENBENCH_PRICING_DIR, else the repo's pricing/. `vars` go to dbt's --vars
+    (e.g. {"price_source": "recorded"}). Raises UserError naming the failing node when the build fails.
+    """
+    from dbt.cli.main import dbtRunner
+
+    warehouse = Path(warehouse).resolve()
+    if not warehouse.exists():
+        raise UserError(f"warehouse {warehouse} not found (run `python -m collector run` or refresh it first)")
+    prices = Path(pricing_dir or os.environ.get(PRICING_ENV) or DEFAULT_PRICING_DIR).resolve()
+    for name in ("instance_prices.csv", "token_prices.csv"):
+        if not (prices / name).is_file():
+            raise UserError(f"pricing dir {prices}: {name} not found")
+    work = dbt_work_dir(warehouse)
+    log_path = work / "logs"
+    args = [
+        "build",
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(log_path),
+        "--vars",
+        json.dumps(vars or {}),
+    ]
+    if quiet:
+        args.append("--quiet")
+    started = time.perf_counter()
+    with _environment({WAREHOUSE_ENV: str(warehouse), PRICING_ENV: str(prices)}):
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            _release_warehouse()
+    elapsed = time.perf_counter() - started
+    if not result.success:
+        raise UserError(_failure_line(result, log_path / "dbt.log"))
+    node_results = getattr(result.result, "results", None) or []
+    return BuildResult(
+        warehouse=warehouse,
+        pricing_dir=prices,
+        vars=dict(vars or {}),
+        nodes=len(node_results),
+        warnings=sum(1 for r in node_results if str(r.status) == "warn"),
+        elapsed_s=elapsed,
+        log_path=log_path / "dbt.log",
+    )

@@ -1,0 +1,427 @@
+"""The run report: report.md and a self-contained report.html in the reference (FMBench) report's sections.
+
+Every figure comes from the marts through streamlit_app.data and is drawn by the app's own chart
+definitions (streamlit_app.charts), rendered to PNG by vl-convert without a browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import yaml
+
+from collector import __version__
+from collector.errors import UserError
+from collector.landing import MANIFEST_FILE
+from streamlit_app import charts, data, tables
+
+PNG_SCALE = 2
+
+
+@dataclass(frozen=True)
+class Colored:
+    """A table cell shown in a colour (red and bold when it fails a budget), as the reference does."""
+
+    text: str
+    color: str
+    bold: bool = False
+
+
+Cell = str | Colored
+
+
+@dataclass
+class Document:
+    """Blocks rendered twice: to Markdown (PNG files beside it) and to HTML (PNGs as data URIs)."""
+
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+    images: dict[str, bytes] = field(default_factory=dict)
+    interactive: charts.AnyChart | None = None  # written beside the report as a self-contained HTML chart
+
+    def heading(self, level: int, text: str) -> None:
+        self.blocks.append(("heading", (level, text)))
+
+    def para(self, text: str) -> None:
+        self.blocks.append(("para", text))
+
+    def table(self, columns: list[str], rows: list[list[Cell]]) -> None:
+        self.blocks.append(("table", (columns, rows)))
+
+    def frame(self, frame: pd.DataFrame, index_name: str | None = None) -> None:
+        if index_name is not None:
+            frame = frame.reset_index().rename(columns={"index": index_name})
+        self.table([str(c) for c in frame.columns], [[str(v) for v in row] for row in frame.itertuples(index=False)])
+
+    def image(self, alt_text: str, filename: str, chart: charts.AnyChart) -> None:
+        import vl_convert
+
+        self.images[filename] = vl_convert.vegalite_to_png(chart.to_json(), scale=PNG_SCALE)
+        self.blocks.append(("image", (alt_text, filename)))
+
+    def code(self, language: str, text: str) -> None:
+        self.blocks.append(("code", (language, text)))
+
+    # ---- Markdown -------------------------------------------------------------------------------------
+
+    def markdown(self) -> str:
+        out: list[str] = []
+        for kind, value in self.blocks:
+            if kind == "heading":
+                level, text = value
+                out.append(f"{'#' * level} {text}\n")
+            elif kind == "para":
+                out.append(f"{value}\n")
+            elif kind == "table":
+                columns, rows = value
+                out.append("| " + " | ".join(_md_escape(c) for c in columns) + " |")
+                out.append("|" + "|".join("---" for _ in columns) + "|")
+                out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
+                out.append("")
+            elif kind == "image":
+                alt_text, filename = value
+                out.append(f"![{alt_text}]({filename})\n")
+            elif kind == "code":
+                language, text = value
+                out.append(f"```{language}\n{text.rstrip()}\n```\n")
+        return "\n".join(out)
+
+    # ---- HTML -----------------------------------------------------------------------------------------
+
+    def html(self, title: str) -> str:
+        body: list[str] = []
+        for kind, value in self.blocks:
+            if kind == "heading":
+                level, text = value
+                body.append(f'<h{level} id="{_slug(text)}">{_inline(text)}</h{level}>')
+            elif kind == "para":
+                body.append(f"<p>{_inline(value)}</p>")
+            elif kind == "table":
+                columns, rows = value
+                head = "".join(f"<th>{_inline(c)}</th>" for c in columns)
+                trs = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+            elif kind == "image":
+                alt_text, filename = value
+                encoded = base64.b64encode(self.images[filename]).decode("ascii")
+                body.append(f'<p><img alt="{html.escape(alt_text)}" src="data:image/png;base64,{encoded}"></p>')
+            elif kind == "code":
+                _, text = value
+                body.append(f"<pre><code>{html.escape(text.rstrip())}</code></pre>")
+        return (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body>\n</html>\n"
+        )
+
+
+_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#1f2328;line-height:1.5}table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+    "th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}th{background:#f6f8fa}"
+    "code{background:#f6f8fa;padding:0 3px;border-radius:3px}pre{background:#f6f8fa;padding:1em;overflow:auto}"
+    "img{max-width:100%}"
+)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_cell(cell: Cell) -> str:
+    if isinstance(cell, Colored):
+        inner = f"**{cell.text}**" if cell.bold else cell.text
+        return f"<span style='color:{cell.color}'>{inner}</span>"
+    return _md_escape(cell)
+
+
+def _html_cell(cell: Cell) -> str:
+    if isinstance(cell, Colored):
+        inner = f"<b>{html.escape(cell.text)}</b>" if cell.bold else html.escape(cell.text)
+        return f'<span style="color:{cell.color}">{inner}</span>'
+    return _inline(cell)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _inline(text: str) -> str:
+    """The little Markdown the report writes inline: `code`, **bold**, _italic_ and [text](#anchor or file)."""
+    out = html.escape(str(text), quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
+    out = re.sub(r"(?<![\w])_([^_]+)_(?![\w])", r"<i>\1</i>", out)
+    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
+
+
+# ---- sections ------------------------------------------------------------------------------------------
+
+
+def _codes(values: list[str]) -> str:
+    return ", ".join(f"`{v}`" for v in values)
+
+
+def _run_config(results_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """The resolved config from the run's manifest (dim_runs does not carry config_json)."""
+    manifest = results_dir / "raw" / run_id / MANIFEST_FILE
+    try:
+        config = json.loads(manifest.read_text()).get("config_json")
+    except (OSError, ValueError):
+        return None
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            return None
+    return config if isinstance(config, dict) else None
+
+
+def _pick_run(warehouse: Path, run_id: str | None) -> pd.Series:
+    runs = data.runs(warehouse)
+    if runs.empty:
+        raise UserError(f"the warehouse {warehouse} has no run in its marts ({data.RUN_HINT}, {data.BUILD_HINT})")
+    if run_id is None:
+        return runs.iloc[0]
+    match = runs[runs["run_id"] == run_id]
+    if match.empty:
+        known = ", ".join(runs["run_id"].astype(str).head(5))
+        raise UserError(f"run {run_id} is not in {warehouse} (marts.dim_runs); newest runs: {known}")
+    return match.iloc[0]
+
+
+def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Document:
+    """Every section of the report for one run."""
+    run_id = str(run["run_id"])
+    levels = data.level_metrics(warehouse, [run_id])
+    recs = data.recommendations(warehouse, [run_id])
+    failed = data.failed_experiments(warehouse, run_id)
+    costs = data.experiment_costs(warehouse, run_id)
+    endpoint = data.endpoint_metrics(warehouse, run_id)
+    doi = levels[levels["is_dataset_of_interest"]]
+    budgets = {k: float(run[k]) for k in ("latency_budget_s", "cost_per_10k_txn_budget_usd", "error_rate_budget")}
+    doc = Document()
+
+    models = sorted(levels["model_id"].dropna().astype(str).unique()) or [str(run["run_name"])]
+    servings = sorted({tables.serving(r) for _, r in levels.iterrows()})
+    buckets = sorted(levels["payload_file"].astype(str).unique())
+    doi_name = str(run["dataset_of_interest"])
+
+    doc.heading(1, f"Results for performance benchmarking {', '.join(models)}")
+    doc.table(
+        ["**Last modified (UTC)**", "**tokenbench version**", "**Run**", "**Run status**"],
+        [[str(datetime.now(UTC).replace(tzinfo=None)), __version__, f"`{run_id}`", str(run["status"])]],
+    )
+
+    # Summary
+    doc.heading(2, "Summary")
+    best = recs[recs["is_best_price_performance"]]
+    intro = (
+        f"We did performance benchmarking for {_codes(models)} on {_codes(servings)} with "
+        f"{levels['experiment_name'].nunique()} experiment(s) on {len(buckets)} dataset(s) ({_codes(buckets)})"
+    )
+    if best.empty:
+        doc.para(
+            f"{intro}; no experiment met every configured budget ({tables.criteria_sentence(budgets)}) "
+            f"on the dataset of interest `{doi_name}`, so there is no best price performance to report."
+        )
+    else:
+        row = best.iloc[0]
+        doc.para(f"{intro}. {row['best_price_performance_sentence']}")
+        doc.frame(tables.information_table(row))
+    if not doi.empty:
+        chart = charts.price_performance(doi, budgets["latency_budget_s"], budgets["cost_per_10k_txn_budget_usd"])
+        doc.para(
+            f"The price performance comparison of every experiment and concurrency level for the `{doi_name}` "
+            "dataset is presented below (bubble size: transactions per minute; the box: the budgets). An "
+            "interactive version of this chart is available [here](price_performance.html)."
+        )
+        doc.image("Price performance comparison", "business_summary.png", chart)
+        doc.interactive = chart
+
+    # Latency metrics analysis
+    doc.heading(3, "Latency Metrics Analysis")
+    doc.para(
+        "The following table provides token latency metrics including the overall latency, Time To First Token "
+        f"(TTFT), and Time Per Output Token (TPOT) for the `{doi_name}` dataset, in seconds."
+    )
+    if doi.empty or doi["ttft_p50"].isna().all():
+        doc.para(
+            "_No token latency metrics data is available. To get token latency metrics stream the responses "
+            "(`stream: true` on the experiment's endpoint)_."
+        )
+    else:
+        doc.frame(tables.latency_table(doi))
+
+    # Failed experiments
+    doc.heading(3, "Failed experiments")
+    criteria = tables.criteria_sentence(budgets)
+    if failed.empty:
+        doc.para(f"All experiments satisfied the configured performance criteria: {criteria}.")
+    else:
+        doc.para(
+            f"There were a total of {len(failed)} experiment run(s) that failed at least one configured "
+            f"performance criteria: {criteria}. See table below."
+        )
+        shown, flags = tables.failed_table(failed)
+        rows: list[list[Cell]] = []
+        for i in shown.index:
+            row_cells: list[Cell] = []
+            for column in tables.FAILED_COLUMNS:
+                text = str(shown.at[i, column])
+                if column in ("error_rate_text", "latency_p95_text", "price_per_10k_txn_text"):
+                    bad = bool(flags.at[i, column])
+                    row_cells.append(Colored(text, "red" if bad else "green", bold=bad))
+                else:
+                    row_cells.append(text)
+            rows.append(row_cells)
+        doc.table(list(tables.FAILED_COLUMNS), rows)
+
+    # Endpoint metrics
+    doc.heading(3, "Endpoint metrics")
+    doc.para(
+        "The following table provides endpoint utilization metrics per experiment and concurrency level: the "
+        "telemetry samples inside each level's window (host CPU %, host memory GiB, and GPU utilisation %, "
+        "memory GiB and power W where an NVIDIA driver was present)."
+    )
+    endpoint_rows = tables.endpoint_table(endpoint)
+    if endpoint_rows.empty:
+        doc.para("_No telemetry sample fell inside a concurrency window._")
+    else:
+        doc.frame(endpoint_rows)
+
+    # Configuration pointer
+    doc.heading(3, "Configuration")
+    doc.para("The configuration used for these tests is available in the [`config`](#configuration-file) file.")
+
+    # Experiment cost
+    doc.heading(3, "Experiment cost")
+    doc.heading(4, "Model Benchmarking Cost")
+    total = tables.total_cost(costs)
+    doc.para(
+        "The cost to run each experiment is provided in the table below (instance time from the first to the "
+        f"last request, warm-up included; or the tokens billed). The total cost for running all experiments is "
+        f"{tables.fmt_usd(total)}."
+    )
+    doc.frame(tables.cost_table(costs))
+
+    # Per instance results
+    doc.heading(2, "Per instance results")
+    doc.para(
+        "The following table provides the best combinations for running inference for different sizes prompts "
+        "on different instance types (the highest concurrency meeting every budget, per experiment and dataset). "
+        f"The following dataset(s) were used for this test: {_codes(buckets)}."
+    )
+    rec_table = tables.recommendation_table(recs)
+    for column in ("Dataset", "Experiment", "Instance type"):
+        rec_table[column] = "`" + rec_table[column] + "`"
+    doc.frame(rec_table)
+
+    # Plots
+    doc.heading(2, "Plots")
+    doc.para("The following plots provide insights into the results from the different experiments run.")
+    if not doi.empty:
+        doc.image(
+            "Error rates for different concurrency levels and experiments",
+            "error_rates.png",
+            charts.error_rate_by_concurrency(doi),
+        )
+    sample = data.request_sample(warehouse, run_id, data.RequestFilter())
+    if not sample.empty:
+        doc.image(
+            "Tokens vs latency for different concurrency levels and experiments",
+            "tokens_vs_latency.png",
+            charts.tokens_vs_latency(sample),
+        )
+    if not doi.empty:
+        doc.image(
+            "Concurrency vs latency for different experiments for the selected dataset",
+            "concurrency_vs_inference_latency.png",
+            charts.latency_vs_concurrency(doi, budgets["latency_budget_s"]),
+        )
+        doc.image(
+            "Concurrency vs transactions per minute and tokens per second for the selected dataset",
+            "concurrency_vs_throughput.png",
+            charts.throughput_vs_concurrency(doi),
+        )
+    bins = data.request_histograms(
+        warehouse, run_id, data.RequestFilter(payload_files=tuple(doi["payload_file"].unique()))
+    )
+    if not bins.empty:
+        metrics = [m for m in ("e2e_latency_s", "ttft_s", "tpot_s") if bins["metric"].eq(m).any()]
+        doc.image(
+            "Distributions of latency, TTFT and TPOT for the selected dataset",
+            "latency_distributions.png",
+            alt.hconcat(*[charts.histogram(bins, m) for m in metrics]),
+        )
+    bands = data.telemetry_bands(warehouse, run_id).dropna(subset=["p50"])
+    if not bands.empty:
+        doc.image("Host and GPU telemetry per concurrency window", "telemetry.png", charts.telemetry_bands(bands))
+
+    # Configuration file
+    doc.heading(2, "Configuration file")
+    doc.para(
+        f"Budgets applied (source: {run['budget_source']}): {criteria}; dataset of interest `{doi_name}`. "
+        f"Prices applied: {_prices_line(costs)}."
+    )
+    config = _run_config(results_dir, run_id)
+    if config is None:
+        doc.para(
+            "_The resolved configuration is not in the marts (marts.dim_runs has no config_json column) and the "
+            f"run's manifest {results_dir / 'raw' / run_id / MANIFEST_FILE} was not found._"
+        )
+    else:
+        doc.code("yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
+    return doc
+
+
+def _prices_line(costs: pd.DataFrame) -> str:
+    parts = []
+    for _, row in costs.iterrows():
+        if row["pricing_kind"] == "instance" and not pd.isna(row["usd_per_hour"]):
+            price = f"${row['usd_per_hour']:g}/hour per instance"
+        elif row["pricing_kind"] == "token" and not pd.isna(row["usd_per_1m_input_tokens"]):
+            price = (
+                f"${row['usd_per_1m_input_tokens']:g}/${row['usd_per_1m_output_tokens']:g} per 1M input/output tokens"
+            )
+        else:
+            price = "no price"
+        read_on = row.get("price_read_on")
+        when = "" if read_on is None or pd.isna(read_on) else f", read on {pd.Timestamp(read_on).date()}"
+        parts.append(f"`{row['experiment_name']}` {price} ({row['price_source']}{when})")
+    return "; ".join(parts) or "none"
+
+
+def write_report(
+    warehouse: Path, run_id: str | None = None, out_dir: Path | None = None, *, results_dir: Path | None = None
+) -> Path:
+    """Write report.md, report.html (images inlined) and the PNGs for a run (default: the newest).
+
+    `results_dir` (holding raw/<run_id>/run.json, the resolved config) defaults to the warehouse's folder;
+    `out_dir` to <results_dir>/reports/<run_id>/. Returns the report.md path.
+    """
+    warehouse = Path(warehouse)
+    run = _pick_run(warehouse, run_id)
+    rid = str(run["run_id"])
+    results_dir = Path(results_dir) if results_dir is not None else warehouse.parent
+    out = Path(out_dir) if out_dir is not None else results_dir / "reports" / rid
+    doc = build_document(warehouse, run, results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for filename, png in doc.images.items():
+        (out / filename).write_bytes(png)
+    if doc.interactive is not None:
+        doc.interactive.save(str(out / "price_performance.html"), format="html", inline=True)
+    md_path = out / "report.md"
+    md_path.write_text(doc.markdown(), encoding="utf-8")
+    title = f"tokenbench report {rid}"
+    (out / "report.html").write_text(doc.html(title), encoding="utf-8")
+    return md_path

@@ -1,0 +1,48 @@
+with
+
+requests as (
+    select * from {{ ref('stg_raw__requests') }}
+),
+
+timed as (
+    select
+        request_id,
+        run_id,
+        experiment_name,
+        model_id,
+        endpoint_type,
+        is_streaming,
+        instance_type,
+        instance_count,
+        payload_file,
+        prompt_index,
+        concurrency,
+        worker_index,
+        sequence_in_level,
+        is_warmup,
+        started_at,
+        start_offset_ns,
+        start_offset_ns + e2e_ns as end_offset_ns,
+        status,
+        status = 'success' as is_success,
+        http_status,
+        error_type,
+        error_message,
+        finish_reason,
+        e2e_ns / 1e9 as e2e_latency_s,
+        first_content_ns / 1e9 as ttft_s,
+        -- Time per output token after the first: only a completed response with two or more tokens has one.
+        -- Integer nanoseconds are subtracted before converting, so no precision is lost.
+        case
+            when status = 'success' and first_content_ns is not null and completion_tokens >= 2
+                then (e2e_ns - first_content_ns) / 1e9 / (completion_tokens - 1)
+        end as tpot_s,
+        prompt_tokens,
+        completion_tokens,
+        token_count_source,
+        chunk_count,
+        content_chunk_count
+    from requests
+)
+
+select * from timed

@@ -1,0 +1,35 @@
+with
+
+runs as (
+    select * from {{ ref('stg_raw__runs') }}
+),
+
+settings as (
+    select * from {{ ref('stg_config__run_settings') }}
+),
+
+budgeted as (
+    -- The config's current budgets (config.run_settings, by run_name) win over those the manifest recorded.
+    select
+        runs.run_id,
+        runs.run_name,
+        runs.status,
+        runs.started_at,
+        runs.ended_at,
+        runs.heartbeat_at,
+        runs.error_message,
+        runs.config_path,
+        runs.collector_version,
+        runs.hostname,
+        coalesce(settings.latency_budget_s, runs.latency_budget_s) as latency_budget_s,
+        coalesce(settings.cost_per_10k_txn_budget_usd, runs.cost_per_10k_txn_budget_usd)
+            as cost_per_10k_txn_budget_usd,
+        coalesce(settings.error_rate_budget, runs.error_rate_budget) as error_rate_budget,
+        coalesce(settings.dataset_of_interest, runs.dataset_of_interest) as dataset_of_interest,
+        case when settings.run_name is not null then 'run_settings' else 'manifest' end as budget_source
+    from runs
+    left join settings
+        on runs.run_name = settings.run_name
+)
+
+select * from budgeted

@@ -1,0 +1,61 @@
+with
+
+runs as (
+    select * from {{ ref('int_runs_budgeted') }}
+),
+
+experiments as (
+    select * from {{ ref('int_experiments_priced') }}
+),
+
+requests as (
+    select * from {{ ref('int_requests_timed') }}
+),
+
+experiment_counts as (
+    select
+        run_id,
+        count(*) as experiment_count,
+        string_agg(distinct price_source, ', ' order by price_source) as price_source
+    from experiments
+    group by run_id
+),
+
+request_counts as (
+    select
+        run_id,
+        count(*) as request_count,
+        count(*) filter (where not is_success) as error_count
+    from requests
+    group by run_id
+),
+
+final as (
+    select
+        runs.run_id,
+        runs.run_name,
+        runs.status,
+        runs.started_at,
+        runs.ended_at,
+        runs.heartbeat_at,
+        runs.error_message,
+        runs.config_path,
+        runs.collector_version,
+        runs.hostname,
+        runs.latency_budget_s,
+        runs.cost_per_10k_txn_budget_usd,
+        runs.error_rate_budget,
+        runs.dataset_of_interest,
+        runs.budget_source,
+        experiment_counts.price_source,
+        coalesce(experiment_counts.experiment_count, 0) as experiment_count,
+        coalesce(request_counts.request_count, 0) as request_count,
+        coalesce(request_counts.error_count, 0) as error_count
+    from runs
+    left join experiment_counts
+        on runs.run_id = experiment_counts.run_id
+    left join request_counts
+        on runs.run_id = request_counts.run_id
+)
+
+select * from final

@@ -1,0 +1,121 @@
+with
+
+levels as (
+    select * from {{ ref('int_levels_aggregated') }}
+),
+
+prices as (
+    select * from {{ ref('int_experiments_priced') }}
+),
+
+runs as (
+    select * from {{ ref('int_runs_budgeted') }}
+),
+
+priced as (
+    select
+        levels.*,
+        prices.pricing_kind,
+        prices.price_source,
+        prices.usd_per_hour,
+        prices.usd_per_1m_input_tokens,
+        prices.usd_per_1m_output_tokens,
+        prices.price_read_on,
+        case
+            when levels.success_count = 0 then null
+            -- Instance time per transaction: what the instances cost per minute over what they served per minute.
+            when prices.pricing_kind = 'instance'
+                then prices.usd_per_hour * levels.instance_count / 60 / nullif(levels.transactions_per_minute, 0)
+            -- A token-priced API charges the mean transaction's tokens.
+            when prices.pricing_kind = 'token'
+                then levels.prompt_token_count_mean * prices.usd_per_1m_input_tokens / 1000000
+                    + levels.completion_token_count_mean * prices.usd_per_1m_output_tokens / 1000000
+        end as price_per_txn
+    from levels
+    left join prices
+        on
+            levels.run_id = prices.run_id
+            and levels.experiment_name = prices.experiment_name
+),
+
+judged as (
+    select
+        priced.*,
+        priced.price_per_txn
+        / nullif(priced.prompt_token_count_mean + priced.completion_token_count_mean, 0) as price_per_token,
+        10000 * priced.price_per_txn as cost_per_10k_txn,
+        runs.latency_budget_s,
+        runs.cost_per_10k_txn_budget_usd,
+        runs.error_rate_budget,
+        runs.budget_source,
+        runs.dataset_of_interest,
+        coalesce(contains(priced.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest,
+        -- A level with no successful request has no latency or price and fails every budget.
+        coalesce(priced.success_count > 0 and priced.latency_p95 <= runs.latency_budget_s, false)
+            as meets_latency_budget,
+        coalesce(priced.success_count > 0 and 10000 * priced.price_per_txn <= runs.cost_per_10k_txn_budget_usd, false)
+            as meets_cost_budget,
+        coalesce(priced.success_count > 0 and priced.error_rate <= runs.error_rate_budget, false)
+            as meets_error_budget
+    from priced
+    left join runs
+        on priced.run_id = runs.run_id
+),
+
+final as (
+    select
+        run_id,
+        experiment_name,
+        model_id,
+        payload_file,
+        instance_type,
+        instance_count,
+        concurrency,
+        request_count,
+        error_count,
+        error_rate,
+        prompt_token_count_mean,
+        completion_token_count_mean,
+        prompt_token_throughput,
+        completion_token_throughput,
+        transactions_per_minute,
+        latency_p50,
+        latency_p95,
+        latency_p99,
+        ttft_p50,
+        ttft_p95,
+        ttft_p99,
+        tpot_p50,
+        tpot_p95,
+        tpot_p99,
+        price_per_txn,
+        price_per_token,
+        cost_per_10k_txn,
+        meets_latency_budget,
+        meets_cost_budget,
+        meets_error_budget,
+        meets_latency_budget and meets_cost_budget and meets_error_budget as meets_all_budgets,
+        success_count,
+        success_prompt_tokens,
+        success_completion_tokens,
+        latency_mean,
+        level_started_at,
+        level_start_offset_ns,
+        level_end_offset_ns,
+        duration_s,
+        pricing_kind,
+        price_source,
+        usd_per_hour,
+        usd_per_1m_input_tokens,
+        usd_per_1m_output_tokens,
+        price_read_on,
+        latency_budget_s,
+        cost_per_10k_txn_budget_usd,
+        error_rate_budget,
+        budget_source,
+        dataset_of_interest,
+        is_dataset_of_interest
+    from judged
+)
+
+select * from final

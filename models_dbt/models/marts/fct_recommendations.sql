@@ -1,0 +1,179 @@
+with
+
+levels as (
+    select * from {{ ref('fct_concurrency_metrics') }}
+),
+
+runs as (
+    select * from {{ ref('int_runs_budgeted') }}
+),
+
+candidates as (
+    -- One row per run, payload file and experiment: two serving stacks on one instance type stay apart.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        model_id,
+        instance_type,
+        instance_count,
+        count(*) as concurrency_level_count,
+        count(*) filter (where meets_all_budgets) as passing_level_count
+    from levels
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        model_id,
+        instance_type,
+        instance_count
+),
+
+best_levels as (
+    -- The highest concurrency that meets every budget (latency p95, cost per 10k transactions, error rate).
+    select * from levels
+    where meets_all_budgets
+    qualify row_number() over (partition by run_id, experiment_name, payload_file order by concurrency desc) = 1
+),
+
+joined as (
+    select
+        candidates.run_id,
+        candidates.experiment_name,
+        candidates.payload_file,
+        candidates.model_id,
+        candidates.instance_type,
+        candidates.instance_count,
+        candidates.concurrency_level_count,
+        candidates.passing_level_count,
+        best_levels.run_id is not null as has_recommendation,
+        best_levels.concurrency,
+        best_levels.request_count,
+        best_levels.error_rate,
+        best_levels.prompt_token_count_mean,
+        best_levels.completion_token_count_mean,
+        best_levels.prompt_token_throughput,
+        best_levels.completion_token_throughput,
+        best_levels.transactions_per_minute,
+        best_levels.latency_p50,
+        best_levels.latency_p95,
+        best_levels.latency_p99,
+        best_levels.ttft_p50,
+        best_levels.ttft_p95,
+        best_levels.ttft_p99,
+        best_levels.tpot_p50,
+        best_levels.tpot_p95,
+        best_levels.tpot_p99,
+        best_levels.price_per_txn,
+        best_levels.price_per_token,
+        best_levels.cost_per_10k_txn,
+        best_levels.pricing_kind,
+        best_levels.price_source,
+        runs.latency_budget_s,
+        runs.cost_per_10k_txn_budget_usd,
+        runs.error_rate_budget,
+        runs.dataset_of_interest,
+        coalesce(contains(candidates.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest,
+        case
+            when candidates.instance_type is null then 'the ' || candidates.model_id || ' API'
+            when candidates.instance_count > 1
+                then candidates.instance_count || ' × ' || candidates.instance_type
+            else 'a ' || candidates.instance_type
+        end as serving_phrase,
+        'a latency budget of ' || printf('%g', runs.latency_budget_s) || ' seconds'
+        || ' (with a cost budget of $' || printf('%g', runs.cost_per_10k_txn_budget_usd)
+        || ' per 10k transactions and an error-rate budget of ' || printf('%g', runs.error_rate_budget) || ')'
+            as budget_phrase
+    from candidates
+    left join best_levels
+        on
+            candidates.run_id = best_levels.run_id
+            and candidates.experiment_name = best_levels.experiment_name
+            and candidates.payload_file = best_levels.payload_file
+    left join runs
+        on candidates.run_id = runs.run_id
+),
+
+ranked as (
+    -- Best price performance, one stated rule: among the recommended rows for the dataset of interest,
+    -- the lowest cost per 10k transactions; ties go to more transactions per minute, then to the
+    -- experiment name and payload file in alphabetical order.
+    select
+        *,
+        case
+            when has_recommendation and is_dataset_of_interest
+                then row_number() over (
+                        partition by run_id, has_recommendation and is_dataset_of_interest
+                        order by
+                            cost_per_10k_txn asc,
+                            transactions_per_minute desc,
+                            experiment_name asc,
+                            payload_file asc
+                    )
+        end as price_performance_rank
+    from joined
+),
+
+described as (
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        model_id,
+        instance_type,
+        instance_count,
+        has_recommendation,
+        concurrency,
+        request_count,
+        error_rate,
+        prompt_token_count_mean,
+        completion_token_count_mean,
+        prompt_token_throughput,
+        completion_token_throughput,
+        transactions_per_minute,
+        latency_p50,
+        latency_p95,
+        latency_p99,
+        ttft_p50,
+        ttft_p95,
+        ttft_p99,
+        tpot_p50,
+        tpot_p95,
+        tpot_p99,
+        price_per_txn,
+        price_per_token,
+        cost_per_10k_txn,
+        pricing_kind,
+        price_source,
+        concurrency_level_count,
+        passing_level_count,
+        latency_budget_s,
+        cost_per_10k_txn_budget_usd,
+        error_rate_budget,
+        dataset_of_interest,
+        is_dataset_of_interest,
+        coalesce(price_performance_rank = 1, false) as is_best_price_performance,
+        case
+            when has_recommendation
+                then 'The best option for staying within ' || budget_phrase || ' on ' || serving_phrase
+                    || ' for the ' || payload_file || ' dataset with experiment ' || experiment_name
+                    || ' is a concurrency level of ' || concurrency || '. A concurrency level of ' || concurrency
+                    || ' achieves a median latency of ' || printf('%.2f', latency_p50) || ' seconds, for an average'
+                    || ' prompt size of ' || printf('%.0f', prompt_token_count_mean) || ' tokens'
+                    || ' and completion size of ' || printf('%.0f', completion_token_count_mean) || ' tokens with '
+                    || printf('%.0f', transactions_per_minute) || ' transactions/minute.'
+            else 'Experiment ' || experiment_name || ' on ' || serving_phrase || ' found no concurrency level for the '
+                || payload_file || ' dataset staying within ' || budget_phrase || '.'
+        end as recommendation_sentence,
+        case
+            when price_performance_rank = 1
+                then 'The best price performance for dataset ' || dataset_of_interest || ' is provided by experiment '
+                    || experiment_name || ' (' || model_id || ') on ' || serving_phrase || ' at a concurrency level of '
+                    || concurrency || ': $' || printf('%.2f', cost_per_10k_txn) || ' per 10k transactions at '
+                    || printf('%.0f', transactions_per_minute) || ' transactions/minute, with a p95 latency of '
+                    || printf('%.2f', latency_p95) || ' seconds.'
+        end as best_price_performance_sentence
+    from ranked
+)
+
+select * from described

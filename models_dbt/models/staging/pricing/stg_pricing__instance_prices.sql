@@ -1,0 +1,17 @@
+with
+
+source as (
+    select * from {{ source('pricing', 'instance_prices') }}
+),
+
+renamed as (
+    select
+        cast(instance_type as varchar) as instance_type,
+        cast(region as varchar) as region,
+        cast(usd_per_hour as double) as usd_per_hour,
+        cast(price_read_on as date) as price_read_on,
+        cast(source as varchar) as price_reference
+    from source
+)
+
+select * from renamed
