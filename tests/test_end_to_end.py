@@ -57,3 +57,78 @@ def test_cli_run_prints_where_the_results_are(e2e_run: dict[str, Any]) -> None:
     assert f"raw rows: {e2e_run['results'] / 'raw' / e2e_run['run_id']}" in e2e_run["stdout"]
     assert f"warehouse: {e2e_run['warehouse']}" in e2e_run["stdout"]
     assert "concurrency 4" in e2e_run["stderr"] and "9/9 requests, 0 errors" in e2e_run["stderr"]
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default, DuckDB's quantile_cont)."""
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run: dict[str, Any]) -> None:
+    raw = _query(
+        e2e_run,
+        "select experiment_name, payload_file, concurrency, status, start_offset_ns, e2e_ns, first_content_ns, "
+        "prompt_tokens, completion_tokens from raw.requests where not is_warmup",
+    )
+    levels: dict[tuple, list[tuple]] = {}
+    for r in raw:
+        levels.setdefault(r[:3], []).append(r)
+    marts = {
+        r[:3]: r[3:]
+        for r in _query(
+            e2e_run,
+            "select experiment_name, payload_file, concurrency, request_count, error_count, latency_p50, latency_p95, "
+            "latency_p99, ttft_p95, tpot_p50, transactions_per_minute, completion_token_throughput, "
+            "prompt_token_count_mean, price_per_txn, price_per_token, cost_per_10k_txn, meets_latency_budget, "
+            "meets_all_budgets from marts.fct_concurrency_metrics",
+        )
+    }
+    assert set(marts) == set(levels)
+    for key, rows in levels.items():
+        ok = [r for r in rows if r[3] == "success"]
+        lat = [r[5] / 1e9 for r in ok]
+        ttft = [r[6] / 1e9 for r in ok]
+        tpot = [(r[5] - r[6]) / 1e9 / (r[8] - 1) for r in ok if r[8] >= 2]
+        span_s = (max(r[4] + r[5] for r in rows) - min(r[4] for r in rows)) / 1e9
+        tpm = len(ok) / span_s * 60
+        prompt_mean = sum(r[7] for r in ok) / len(ok)
+        completion_mean = sum(r[8] for r in ok) / len(ok)
+        price = 1.624 * 1 / 60 / tpm  # g5.4xlarge, one instance
+        expected = (
+            len(rows),
+            len(rows) - len(ok),
+            _quantile(lat, 0.5),
+            _quantile(lat, 0.95),
+            _quantile(lat, 0.99),
+            _quantile(ttft, 0.95),
+            _quantile(tpot, 0.5),
+            tpm,
+            sum(r[8] for r in ok) / span_s,
+            prompt_mean,
+            price,
+            price / (prompt_mean + completion_mean),
+            price * 10_000,
+        )
+        got = marts[key]
+        assert got[:2] == expected[:2], key
+        assert got[2:13] == pytest.approx(expected[2:], rel=1e-9), key
+        assert got[13] == (expected[3] <= 0.3) and got[14] == (got[13] and expected[12] <= 20), key
+
+
+def test_recommendations_keep_each_serving_stack_apart(e2e_run: dict[str, Any]) -> None:
+    rows = _query(
+        e2e_run,
+        "select payload_file, experiment_name, has_recommendation, recommendation_sentence "
+        "from marts.fct_recommendations order by all",
+    )
+    assert [r[:2] for r in rows] == [
+        ("en_500-1000", "llama8b-g5-stackA"),
+        ("en_500-1000", "llama8b-g5-stackB"),
+        ("short", "llama8b-g5-stackA"),
+        ("short", "llama8b-g5-stackB"),
+    ]
+    assert all(r[1] in r[3] and "g5.4xlarge" in r[3] for r in rows)

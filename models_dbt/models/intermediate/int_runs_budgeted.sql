@@ -19,6 +19,7 @@ budgeted as (
         runs.heartbeat_at,
         runs.error_message,
         runs.config_path,
+        runs.config_json,
         runs.collector_version,
         runs.hostname,
         coalesce(settings.latency_budget_s, runs.latency_budget_s) as latency_budget_s,

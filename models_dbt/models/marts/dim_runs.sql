@@ -40,6 +40,7 @@ final as (
         runs.heartbeat_at,
         runs.error_message,
         runs.config_path,
+        runs.config_json,
         runs.collector_version,
         runs.hostname,
         runs.latency_budget_s,
