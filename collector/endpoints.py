@@ -50,12 +50,13 @@ class Simulator:
             "--mean-output-tokens", str(ep.mean_output_tokens),
             "--seed", str(ep.seed),
             "--speedup", str(ep.speedup),
+            "--exit-on-stdin-close",
         ]  # fmt: skip
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.DEVNULL
-            )
+                *cmd, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.PIPE
+            )  # our end of stdin closes when we exit, however we exit, and the simulator follows
         assert self.proc.stdout is not None
         try:
             line = await asyncio.wait_for(self.proc.stdout.readline(), ep.startup_timeout_s)

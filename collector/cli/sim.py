@@ -53,6 +53,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="GPUs to shard the model over (default: all GPUs of the instance)",
     )
+    parser.add_argument(
+        "--exit-on-stdin-close",
+        action="store_true",
+        help="stop when standard input closes, so the server dies with the process that started it",
+    )
     return parser
 
 
@@ -82,5 +87,5 @@ def run(args: argparse.Namespace) -> int:
     from collector.sim.server import run_server
 
     settings = _settings(args)
-    run_server(settings, args.host, args.port)
+    run_server(settings, args.host, args.port, exit_on_stdin_close=args.exit_on_stdin_close)
     return 0

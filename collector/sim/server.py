@@ -14,6 +14,8 @@ import contextlib
 import json
 import signal
 import socket
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -368,8 +370,14 @@ async def serve(
         await runner.cleanup()
 
 
-def run_server(settings: SimSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Blocking entry point: serve until SIGINT or SIGTERM, then shut down cleanly."""
+def run_server(
+    settings: SimSettings, host: str = "127.0.0.1", port: int = 8000, exit_on_stdin_close: bool = False
+) -> None:
+    """Blocking entry point: serve until SIGINT or SIGTERM, then shut down cleanly.
+
+    With `exit_on_stdin_close`, also stop when standard input reaches end of file: a parent that holds
+    the other end of the pipe stops its simulator even when it is killed with SIGKILL.
+    """
 
     async def main() -> None:
         task = asyncio.create_task(serve(settings, host, port))
@@ -378,6 +386,14 @@ def run_server(settings: SimSettings, host: str = "127.0.0.1", port: int = 8000)
             # Not possible off the main thread or without signal support; Ctrl-C still works there.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, task.cancel)
+        if exit_on_stdin_close:
+
+            def watch_stdin() -> None:
+                while sys.stdin.buffer.read(4096):
+                    pass
+                loop.call_soon_threadsafe(task.cancel)
+
+            threading.Thread(target=watch_stdin, name="stdin-watch", daemon=True).start()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

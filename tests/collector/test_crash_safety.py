@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import psutil
 
 from collector.warehouse import refresh
 from tests.conftest import REPO, config_dict, sim_experiment, write_config
@@ -52,11 +53,15 @@ def test_kill_9_loses_at_most_the_last_two_seconds(tmp_path: Path) -> None:
     try:
         _wait_for_rows(results, 30)
         time.sleep(2.5)
+        simulators = psutil.Process(proc.pid).children(recursive=True)
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         proc.kill()
+    # the simulator the run started goes with it rather than lingering on its port
+    _gone, alive = psutil.wait_procs(simulators, timeout=10)
+    assert simulators and not alive
     refresh(results)  # what a later run or `collector build` does first
     con = duckdb.connect(str(results / "tokenbench.duckdb"), read_only=True)
     count, last_end, statuses = con.execute(
