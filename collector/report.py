@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import altair as alt
 import pandas as pd
 import yaml
 
@@ -171,19 +170,26 @@ def _codes(values: list[str]) -> str:
     return ", ".join(f"`{v}`" for v in values)
 
 
-def _run_config(results_dir: Path, run_id: str) -> dict[str, Any] | None:
-    """The resolved config from the run's manifest (dim_runs does not carry config_json)."""
-    manifest = results_dir / "raw" / run_id / MANIFEST_FILE
-    try:
-        config = json.loads(manifest.read_text()).get("config_json")
-    except (OSError, ValueError):
-        return None
-    if isinstance(config, str):
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, str):
         try:
-            config = json.loads(config)
+            value = json.loads(value)
         except ValueError:
             return None
-    return config if isinstance(config, dict) else None
+    return value if isinstance(value, dict) else None
+
+
+def _run_config(run: pd.Series, results_dir: Path) -> tuple[dict[str, Any] | None, str]:
+    """The resolved config: dim_runs.config_json, else the run's manifest (marts built before it had one)."""
+    config = _as_dict(run.get("config_json"))
+    if config is not None:
+        return config, "marts.dim_runs.config_json"
+    manifest = results_dir / "raw" / str(run["run_id"]) / MANIFEST_FILE
+    try:
+        config = _as_dict(json.loads(manifest.read_text()).get("config_json"))
+    except (OSError, ValueError, AttributeError):
+        config = None
+    return config, str(manifest)
 
 
 def _pick_run(warehouse: Path, run_id: str | None) -> pd.Series:
@@ -357,11 +363,10 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         warehouse, run_id, data.RequestFilter(payload_files=tuple(doi["payload_file"].unique()))
     )
     if not bins.empty:
-        metrics = [m for m in ("e2e_latency_s", "ttft_s", "tpot_s") if bins["metric"].eq(m).any()]
         doc.image(
             "Distributions of latency, TTFT and TPOT for the selected dataset",
             "latency_distributions.png",
-            alt.hconcat(*[charts.histogram(bins, m) for m in metrics]),
+            charts.distributions(bins),
         )
     bands = data.telemetry_bands(warehouse, run_id).dropna(subset=["p50"])
     if not bands.empty:
@@ -373,13 +378,11 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         f"Budgets applied (source: {run['budget_source']}): {criteria}; dataset of interest `{doi_name}`. "
         f"Prices applied: {_prices_line(costs)}."
     )
-    config = _run_config(results_dir, run_id)
+    config, source = _run_config(run, results_dir)
     if config is None:
-        doc.para(
-            "_The resolved configuration is not in the marts (marts.dim_runs has no config_json column) and the "
-            f"run's manifest {results_dir / 'raw' / run_id / MANIFEST_FILE} was not found._"
-        )
+        doc.para(f"_The resolved configuration was found neither in marts.dim_runs.config_json nor in {source}._")
     else:
+        doc.para(f"The resolved configuration of the run (from `{source}`, secrets redacted):")
         doc.code("yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return doc
 

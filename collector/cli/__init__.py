@@ -1,4 +1,4 @@
-"""Command line: `python -m collector {run,sim,build} ...`; errors print as one line unless --debug."""
+"""Command line: `python -m collector {run,sim,build,report,app} ...`; errors print as one line unless --debug."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from collector import __version__
-from collector.cli import build, run, sim
+from collector.cli import app, build, report, run, sim
 from collector.errors import UserError
 
-COMMANDS = {"run": run, "sim": sim, "build": build}
+COMMANDS = {"run": run, "sim": sim, "build": build, "report": report, "app": app}
 
 
 def parser() -> argparse.ArgumentParser:

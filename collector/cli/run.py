@@ -61,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print("building the marts (dbt build) ...", file=sys.stderr)
         dbt_runner.build(outcome.warehouse, pricing_dir=outcome.pricing_dir)
         print(summary.summary_text(outcome.warehouse, outcome.run_id))
+        from collector.report import write_report
+
+        report_md = write_report(outcome.warehouse, outcome.run_id, None, results_dir=results_dir)
+        print(f"report: {report_md} (and report.html beside it)")
     print(f"raw rows: {results_dir / 'raw' / outcome.run_id}")
     print(f"warehouse: {outcome.warehouse} (raw.runs, raw.requests, raw.telemetry_samples; marts.*)")
     if outcome.status == "failed" and outcome.error:

@@ -1,0 +1,61 @@
+"""The app's thin cache over streamlit_app.data: each query result is kept for TTL_S seconds.
+
+The warehouse file's modification time and size are part of the cache key, so a `dbt build` that rewrites
+the marts is picked up on the next rerun instead of after the TTL. Errors are not cached (st.cache_data
+re-raises them), so a warehouse that appears is found on the next rerun.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from streamlit_app import data
+
+TTL_S = 60
+
+
+def _stamp(warehouse: str) -> tuple[int, int] | None:
+    try:
+        stat = Path(warehouse).stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@st.cache_data(ttl=TTL_S, max_entries=512, show_spinner=False)
+def _query(function_name: str, warehouse: str, stamp: tuple[int, int] | None, args: tuple[Any, ...]) -> pd.DataFrame:
+    # `stamp` only keys the cache: a rewritten warehouse is a different entry.
+    function: Callable[..., pd.DataFrame] = getattr(data, function_name)
+    return function(warehouse, *args)
+
+
+def _cached(function: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame]:
+    def wrapper(warehouse: str | Path, *args: Any) -> pd.DataFrame:
+        path = str(warehouse)
+        return _query(function.__name__, path, _stamp(path), tuple(args))
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+runs = _cached(data.runs)
+level_metrics = _cached(data.level_metrics)
+recommendations = _cached(data.recommendations)
+failed_experiments = _cached(data.failed_experiments)
+experiment_costs = _cached(data.experiment_costs)
+endpoint_metrics = _cached(data.endpoint_metrics)
+telemetry_bands = _cached(data.telemetry_bands)
+preview_levels = _cached(data.preview_levels)
+preview_recommendations = _cached(data.preview_recommendations)
+request_options = _cached(data.request_options)
+request_summary = _cached(data.request_summary)
+request_rows = _cached(data.request_rows)
+request_histograms = _cached(data.request_histograms)
+request_sample = _cached(data.request_sample)
+request_errors = _cached(data.request_errors)

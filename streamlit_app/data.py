@@ -1,0 +1,438 @@
+"""Every query the app and the report run: pure functions `(warehouse, ...) -> DataFrame` over `marts.*`.
+
+Each call opens the warehouse read-only for the length of one query and closes it, so a `dbt build` or a
+sweep is never blocked for longer than that. Per-request queries aggregate or LIMIT in SQL, so a run with
+millions of requests still returns small frames.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import duckdb
+import pandas as pd
+
+from collector.errors import UserError
+
+LOCK_RETRY_S = 2.0
+RUN_HINT = "Run `python -m collector run` to benchmark an endpoint"
+BUILD_HINT = "or `python -m collector build` to build the marts from the runs already collected."
+
+
+class WarehouseUnavailable(UserError):
+    """The warehouse cannot be read (yet); `reason` says why and `hint` what to run."""
+
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(f"{reason} {hint}")
+        self.reason = reason
+        self.hint = hint
+
+
+class WarehouseMissing(WarehouseUnavailable):
+    """No warehouse file at the path."""
+
+
+class WarehouseEmpty(WarehouseUnavailable):
+    """The file exists but holds no marts, or no run."""
+
+
+class WarehouseLocked(WarehouseUnavailable):
+    """Another process (dbt, `collector build`) holds the write lock."""
+
+
+class RequestFilter(NamedTuple):
+    """Which requests of a run a per-request query looks at; an empty tuple means all."""
+
+    experiments: tuple[str, ...] = ()
+    payload_files: tuple[str, ...] = ()
+    concurrencies: tuple[int, ...] = ()
+    statuses: tuple[str, ...] = ()
+    include_warmup: bool = False
+
+
+# Telemetry measures of fct_endpoint_metrics: column prefix, label, unit.
+TELEMETRY_MEASURES: tuple[tuple[str, str, str], ...] = (
+    ("cpu_percent", "Host CPU", "%"),
+    ("host_memory_used_gib", "Host memory used", "GiB"),
+    ("gpu_utilization_percent", "GPU utilisation", "%"),
+    ("gpu_memory_used_gib", "GPU memory used", "GiB"),
+    ("gpu_memory_total_gib", "GPU memory installed", "GiB"),
+    ("gpu_power_w", "GPU power", "W"),
+)
+
+
+@contextmanager
+def connect(warehouse: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, closed on exit; waits up to LOCK_RETRY_S for a writer to finish."""
+    path = Path(warehouse)
+    if not path.is_file():
+        raise WarehouseMissing(f"No warehouse at {path}.", f"{RUN_HINT} (it creates the warehouse).")
+    deadline = time.monotonic() + LOCK_RETRY_S
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=True)
+            break
+        except duckdb.Error as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if "lock" not in first_line.lower():
+                raise WarehouseUnavailable(f"Cannot open the warehouse {path}: {first_line}", RUN_HINT + ".") from exc
+            if time.monotonic() > deadline:
+                raise WarehouseLocked(
+                    f"The warehouse {path} is being written by another process (a dbt build).",
+                    "Wait for `python -m collector build` (or the end of `python -m collector run`) and reload.",
+                ) from exc
+            time.sleep(0.1)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _frame(warehouse: str | Path, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    with connect(warehouse) as con:
+        try:
+            return con.execute(sql, params or {}).df()
+        except duckdb.CatalogException as exc:
+            marts = con.execute("select count(*) from duckdb_tables() where schema_name = 'marts'").fetchall()[0][0]
+            if marts == 0:
+                raise WarehouseEmpty(
+                    f"The warehouse {warehouse} has no marts yet.", f"{RUN_HINT}, {BUILD_HINT}"
+                ) from exc
+            first_line = str(exc).strip().splitlines()[0]
+            raise WarehouseUnavailable(
+                f"The marts in {warehouse} do not match this app ({first_line}).",
+                "Rebuild them with `python -m collector build`.",
+            ) from exc
+        except duckdb.BinderException as exc:
+            first_line = str(exc).strip().splitlines()[0]
+            raise WarehouseUnavailable(
+                f"The marts in {warehouse} do not match this app ({first_line}).",
+                "Rebuild them with `python -m collector build`.",
+            ) from exc
+
+
+# ---- runs and level metrics --------------------------------------------------------------------------
+
+
+def runs(warehouse: str | Path) -> pd.DataFrame:
+    """dim_runs, newest first."""
+    return _frame(warehouse, "select * from marts.dim_runs order by started_at desc nulls last, run_id desc")
+
+
+def level_metrics(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame:
+    """fct_concurrency_metrics of some runs: one row per run, experiment, payload file and concurrency."""
+    return _frame(
+        warehouse,
+        """
+        select * from marts.fct_concurrency_metrics
+        where list_contains($run_ids::varchar[], run_id)
+        order by run_id, experiment_name, payload_file, concurrency
+        """,
+        {"run_ids": list(run_ids)},
+    )
+
+
+def recommendations(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame:
+    """fct_recommendations of some runs: one row per run, payload file and experiment."""
+    return _frame(
+        warehouse,
+        """
+        select * from marts.fct_recommendations
+        where list_contains($run_ids::varchar[], run_id)
+        order by run_id, payload_file, experiment_name
+        """,
+        {"run_ids": list(run_ids)},
+    )
+
+
+def failed_experiments(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_failed_experiments of a run: the levels that miss at least one budget."""
+    return _frame(
+        warehouse,
+        """
+        select * from marts.fct_failed_experiments
+        where run_id = $run_id
+        order by is_dataset_of_interest desc, experiment_name, payload_file, concurrency
+        """,
+        {"run_id": run_id},
+    )
+
+
+def experiment_costs(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_experiment_costs of a run: what benchmarking each experiment cost."""
+    return _frame(
+        warehouse,
+        "select * from marts.fct_experiment_costs where run_id = $run_id order by experiment_start_offset_ns",
+        {"run_id": run_id},
+    )
+
+
+def endpoint_metrics(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_endpoint_metrics of a run: telemetry summarised per experiment and concurrency window."""
+    return _frame(
+        warehouse,
+        "select * from marts.fct_endpoint_metrics where run_id = $run_id order by window_start_offset_ns",
+        {"run_id": run_id},
+    )
+
+
+def telemetry_bands(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_endpoint_metrics unpivoted: one row per level window and measure, with min/p25/p50/p75/max.
+
+    Window ends are seconds since the run started (the monotonic clock the telemetry shares).
+    """
+    parts = [
+        f"""
+        select
+            experiment_name, concurrency, sample_count,
+            window_start_offset_ns / 1e9 as window_start_s,
+            window_end_offset_ns / 1e9 as window_end_s,
+            '{label}' as measure, '{unit}' as unit, {order} as measure_order,
+            {prefix}_min as min, {prefix}_p25 as p25, {prefix}_p50 as p50, {prefix}_p75 as p75, {prefix}_max as max
+        from marts.fct_endpoint_metrics
+        where run_id = $run_id
+        """
+        for order, (prefix, label, unit) in enumerate(TELEMETRY_MEASURES)
+    ]
+    return _frame(
+        warehouse,
+        " union all ".join(parts) + " order by measure_order, window_start_s",
+        {"run_id": run_id},
+    )
+
+
+# ---- budget preview ----------------------------------------------------------------------------------
+
+# The verdict and recommendation rules of fct_concurrency_metrics and fct_recommendations, applied to
+# budgets the user is trying out. The marts stay the authority; this is a preview until a rebuild.
+_PREVIEW_LEVELS_SQL = """
+    select
+        levels.*,
+        coalesce(levels.success_count > 0 and levels.latency_p95 <= $latency_budget_s, false)
+            as preview_meets_latency_budget,
+        coalesce(levels.success_count > 0 and levels.cost_per_10k_txn <= $cost_budget_usd, false)
+            as preview_meets_cost_budget,
+        coalesce(levels.success_count > 0 and levels.error_rate <= $error_rate_budget, false)
+            as preview_meets_error_budget,
+        preview_meets_latency_budget and preview_meets_cost_budget and preview_meets_error_budget
+            as preview_meets_all_budgets
+    from marts.fct_concurrency_metrics as levels
+    where levels.run_id = $run_id
+"""
+
+
+def _budget_params(run_id: str, latency_budget_s: float, cost_budget_usd: float, error_rate_budget: float) -> dict:
+    return {
+        "run_id": run_id,
+        "latency_budget_s": float(latency_budget_s),
+        "cost_budget_usd": float(cost_budget_usd),
+        "error_rate_budget": float(error_rate_budget),
+    }
+
+
+def preview_levels(
+    warehouse: str | Path, run_id: str, latency_budget_s: float, cost_budget_usd: float, error_rate_budget: float
+) -> pd.DataFrame:
+    """fct_concurrency_metrics of a run with `preview_meets_*` verdicts under other budgets."""
+    return _frame(
+        warehouse,
+        _PREVIEW_LEVELS_SQL + " order by experiment_name, payload_file, concurrency",
+        _budget_params(run_id, latency_budget_s, cost_budget_usd, error_rate_budget),
+    )
+
+
+def preview_recommendations(
+    warehouse: str | Path, run_id: str, latency_budget_s: float, cost_budget_usd: float, error_rate_budget: float
+) -> pd.DataFrame:
+    """Per experiment and payload file: the highest level passing the trial budgets, and the best row."""
+    return _frame(
+        warehouse,
+        f"""
+        with levels as ({_PREVIEW_LEVELS_SQL}),
+        candidates as (
+            select run_id, experiment_name, payload_file, any_value(model_id) as model_id,
+                any_value(instance_type) as instance_type, any_value(instance_count) as instance_count,
+                bool_or(is_dataset_of_interest) as is_dataset_of_interest,
+                count(*) filter (where preview_meets_all_budgets) as passing_level_count
+            from levels
+            group by run_id, experiment_name, payload_file
+        ),
+        best_levels as (
+            select * from levels
+            where preview_meets_all_budgets
+            qualify row_number() over (partition by experiment_name, payload_file order by concurrency desc) = 1
+        ),
+        joined as (
+            select
+                candidates.*,
+                best_levels.run_id is not null as has_recommendation,
+                best_levels.concurrency, best_levels.latency_p50, best_levels.latency_p95,
+                best_levels.prompt_token_count_mean, best_levels.completion_token_count_mean,
+                best_levels.transactions_per_minute, best_levels.cost_per_10k_txn
+            from candidates
+            left join best_levels
+                on candidates.experiment_name = best_levels.experiment_name
+                and candidates.payload_file = best_levels.payload_file
+        ),
+        ranked as (
+            select *,
+                case when has_recommendation and is_dataset_of_interest then row_number() over (
+                    partition by has_recommendation and is_dataset_of_interest
+                    order by cost_per_10k_txn asc, transactions_per_minute desc, experiment_name, payload_file
+                ) end as price_performance_rank
+            from joined
+        )
+        select * exclude (price_performance_rank),
+            coalesce(price_performance_rank = 1, false) as is_best_price_performance
+        from ranked
+        order by payload_file, experiment_name
+        """,
+        _budget_params(run_id, latency_budget_s, cost_budget_usd, error_rate_budget),
+    )
+
+
+# ---- requests ----------------------------------------------------------------------------------------
+
+
+def _request_where(run_id: str, filters: RequestFilter) -> tuple[str, dict[str, Any]]:
+    clauses = ["run_id = $run_id"]
+    params: dict[str, Any] = {"run_id": run_id}
+    for column, values, sql_type in (
+        ("experiment_name", filters.experiments, "varchar"),
+        ("payload_file", filters.payload_files, "varchar"),
+        ("concurrency", filters.concurrencies, "integer"),
+        ("status", filters.statuses, "varchar"),
+    ):
+        if values:
+            clauses.append(f"list_contains(${column}::{sql_type}[], {column})")
+            params[column] = list(values)
+    if not filters.include_warmup:
+        clauses.append("not is_warmup")
+    return " and ".join(clauses), params
+
+
+def request_options(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """Request counts per experiment, payload file, concurrency and status: the filters' choices."""
+    return _frame(
+        warehouse,
+        """
+        select experiment_name, payload_file, concurrency, status, count(*) as request_count,
+            count(*) filter (where is_warmup) as warmup_count
+        from marts.fct_requests
+        where run_id = $run_id
+        group by all
+        order by all
+        """,
+        {"run_id": run_id},
+    )
+
+
+def request_summary(warehouse: str | Path, run_id: str, filters: RequestFilter) -> pd.DataFrame:
+    """One row: how many requests match, and how many of them failed."""
+    where, params = _request_where(run_id, filters)
+    return _frame(
+        warehouse,
+        f"""
+        select count(*) as request_count, count(*) filter (where status = 'error') as error_count,
+            count(*) filter (where is_warmup) as warmup_count
+        from marts.fct_requests where {where}
+        """,
+        params,
+    )
+
+
+def request_rows(warehouse: str | Path, run_id: str, filters: RequestFilter, limit: int = 500) -> pd.DataFrame:
+    """The first `limit` matching requests in the order they were sent."""
+    where, params = _request_where(run_id, filters)
+    params["limit"] = int(limit)
+    return _frame(
+        warehouse,
+        f"""
+        select request_id, experiment_name, payload_file, concurrency, is_warmup, started_at, status,
+            http_status, error_type, e2e_latency_s, ttft_s, tpot_s, prompt_tokens, completion_tokens,
+            finish_reason, cost_usd, error_message
+        from marts.fct_requests where {where}
+        order by start_offset_ns, request_id
+        limit $limit
+        """,
+        params,
+    )
+
+
+def request_histograms(warehouse: str | Path, run_id: str, filters: RequestFilter, bins: int = 40) -> pd.DataFrame:
+    """Binned e2e latency, TTFT and TPOT of the matching successful requests, per experiment.
+
+    One row per metric, experiment and non-empty bin: bin_start, bin_end (seconds) and request_count.
+    """
+    where, params = _request_where(run_id, filters)
+    params["bins"] = int(bins)
+    return _frame(
+        warehouse,
+        f"""
+        with matching as (
+            select experiment_name, e2e_latency_s, ttft_s, tpot_s
+            from marts.fct_requests where {where} and status = 'success'
+        ),
+        long as (
+            unpivot matching on e2e_latency_s, ttft_s, tpot_s into name metric value value_s
+        ),
+        bounds as (
+            select metric, min(value_s) as lo,
+                case when max(value_s) > min(value_s) then (max(value_s) - min(value_s)) / $bins else 0.001 end
+                    as width
+            from long group by metric
+        ),
+        binned as (
+            select long.metric, long.experiment_name, bounds.lo, bounds.width,
+                least(floor((long.value_s - bounds.lo) / bounds.width), $bins - 1) as bin
+            from long inner join bounds on long.metric = bounds.metric
+        )
+        select metric, experiment_name, lo + bin * width as bin_start, lo + (bin + 1) * width as bin_end,
+            count(*) as request_count
+        from binned
+        group by all
+        order by metric, experiment_name, bin_start
+        """,
+        params,
+    )
+
+
+def request_sample(warehouse: str | Path, run_id: str, filters: RequestFilter, size: int = 4000) -> pd.DataFrame:
+    """A repeatable random sample of matching requests (prompt tokens vs latency scatter)."""
+    where, params = _request_where(run_id, filters)
+    params["size"] = int(size)
+    return _frame(
+        warehouse,
+        f"""
+        select * from (
+            select request_id, experiment_name, payload_file, concurrency, status, prompt_tokens,
+                completion_tokens, e2e_latency_s, ttft_s
+            from marts.fct_requests where {where}
+        )
+        order by hash(request_id)
+        limit $size
+        """,
+        params,
+    )
+
+
+def request_errors(warehouse: str | Path, run_id: str, filters: RequestFilter, limit: int = 200) -> pd.DataFrame:
+    """Failed requests grouped by where they happened and their message, most frequent first."""
+    where, params = _request_where(run_id, filters)
+    params["limit"] = int(limit)
+    return _frame(
+        warehouse,
+        f"""
+        select experiment_name, payload_file, concurrency, error_type, http_status, error_message,
+            count(*) as request_count, min(started_at) as first_seen_at
+        from marts.fct_requests where {where} and status = 'error'
+        group by all
+        order by request_count desc, experiment_name, payload_file, concurrency
+        limit $limit
+        """,
+        params,
+    )

@@ -1,0 +1,117 @@
+"""Streamlit helpers shared by the entry point and the pages: the per-session context, messages, styled tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from streamlit_app import charts, data, tables
+
+CONTEXT_KEY = "_tokenbench_context"
+BUDGET_FIELDS = ("latency_budget_s", "cost_per_10k_txn_budget_usd", "error_rate_budget")
+
+
+@dataclass
+class AppContext:
+    """What the entry point resolved this rerun: the warehouse, the picked run and the budgets in force."""
+
+    warehouse: Path
+    runs: pd.DataFrame
+    run: pd.Series
+    trial_budgets: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.run["run_id"])
+
+    @property
+    def mart_budgets(self) -> dict[str, float]:
+        return {k: float(self.run[k]) for k in BUDGET_FIELDS}
+
+    @property
+    def budgets(self) -> dict[str, float]:
+        """The budgets charts draw: the trial ones where the sidebar sets them, else the marts'."""
+        return {**self.mart_budgets, **self.trial_budgets}
+
+    @property
+    def is_preview(self) -> bool:
+        return any(self.trial_budgets.get(k) != v for k, v in self.mart_budgets.items() if k in self.trial_budgets)
+
+
+def escape_dollars(text: str) -> str:
+    """Escape `$` outside code spans: st.markdown reads a pair of dollars as LaTeX math."""
+    parts = str(text).split("`")
+    return "`".join(part if i % 2 else part.replace("$", "\\$") for i, part in enumerate(parts))
+
+
+def md(text: str) -> None:
+    """st.markdown for text holding prices."""
+    st.markdown(escape_dollars(text))
+
+
+def set_context(ctx: AppContext) -> None:
+    st.session_state[CONTEXT_KEY] = ctx
+
+
+def context() -> AppContext:
+    """The context the entry point stored; a page opened without it (never in the app) stops cleanly."""
+    ctx = st.session_state.get(CONTEXT_KEY)
+    if ctx is None:
+        st.error("Open the app through `streamlit run streamlit_app/app.py`.")
+        st.stop()
+    return ctx
+
+
+def show_unavailable(exc: data.WarehouseUnavailable) -> None:
+    """A missing, empty or locked warehouse: what happened and what to run, no traceback."""
+    if isinstance(exc, data.WarehouseLocked):
+        st.warning(f"**Warehouse busy.** {exc.reason}\n\n{exc.hint}", icon="⏳")
+    else:
+        title = "No results yet." if isinstance(exc, data.WarehouseMissing | data.WarehouseEmpty) else "Cannot read."
+        st.info(f"**{title}** {exc.reason}\n\n{exc.hint}", icon="ℹ️")
+    st.stop()
+
+
+def preview_banner(ctx: AppContext) -> None:
+    if ctx.is_preview:
+        b = ctx.budgets
+        st.warning(
+            escape_dollars(
+                "**Preview budgets** from the sidebar: "
+                + tables.criteria_sentence(b)
+                + ". Verdicts marked *preview* are not in the marts until the budgets go into the config's "
+                "`report:` section and `python -m collector build --config PATH` (dbt build) is rerun."
+            ),
+            icon="🧪",
+        )
+
+
+def styled_failed(failed: pd.DataFrame) -> pd.io.formats.style.Styler:
+    """The failed-experiments table with failing cells in bold red and passing ones green (as the reference)."""
+    shown, flags = tables.failed_table(failed)
+    judged = ["error_rate_text", "latency_p95_text", "price_per_10k_txn_text"]
+
+    def colour(frame: pd.DataFrame) -> pd.DataFrame:
+        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
+        for column in judged:
+            css[column] = flags[column].map(lambda bad: "color: #d62728; font-weight: bold" if bad else "color: green")
+        return css
+
+    return shown.style.apply(colour, axis=None)
+
+
+def chart(spec: charts.AnyChart, key: str, where: Any = st) -> None:
+    """An Altair chart at the size its definition gives (the report's PNGs use the same), with its tooltips."""
+    where.altair_chart(spec, key=key, width="content")
+
+
+def bucket_choice(buckets: list[str], default: str | None, key: str, label: str = "Payload bucket") -> str | None:
+    """A bucket selectbox bound to the URL, defaulting to the run's dataset of interest."""
+    if not buckets:
+        return None
+    index = buckets.index(default) if default in buckets else 0
+    return st.selectbox(label, buckets, index=index, key=key, bind="query-params")

@@ -1,0 +1,80 @@
+"""Requests page: the run's requests, filtered; latency, TTFT and TPOT distributions; errors and messages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from streamlit_app import cache, charts, data, ui
+
+ROW_LIMITS = [100, 500, 2000, 10000]
+
+ctx = ui.context()
+st.title("Requests")
+options = cache.request_options(ctx.warehouse, ctx.run_id)
+if options.empty:
+    st.info("No request of this run is in the marts yet (rerun `python -m collector build` after it ends).")
+    st.stop()
+
+cols = st.columns(4)
+experiments = cols[0].multiselect(
+    "Experiment", sorted(options["experiment_name"].unique()), key="req_experiment", bind="query-params"
+)
+buckets = cols[1].multiselect(
+    "Payload bucket", sorted(options["payload_file"].unique()), key="req_bucket", bind="query-params"
+)
+concurrencies = cols[2].multiselect(
+    "Concurrency", sorted(int(c) for c in options["concurrency"].unique()), key="req_concurrency", bind="query-params"
+)
+statuses = cols[3].multiselect("Status", ["success", "error"], key="req_status", bind="query-params")
+left, right = st.columns([1, 3])
+include_warmup = left.toggle("Include warm-up requests", value=False, key="req_warmup")
+limit = right.select_slider("Rows shown", ROW_LIMITS, value=500, key="req_limit", bind="query-params")
+st.caption("An empty filter keeps everything. Filters are in the URL, so this view can be shared as a link.")
+
+filters = data.RequestFilter(
+    experiments=tuple(experiments),
+    payload_files=tuple(buckets),
+    concurrencies=tuple(int(c) for c in concurrencies),
+    statuses=tuple(statuses),
+    include_warmup=include_warmup,
+)
+summary = cache.request_summary(ctx.warehouse, ctx.run_id, filters).iloc[0]
+m1, m2, m3 = st.columns(3)
+m1.metric("Requests", f"{int(summary['request_count']):,}")
+m2.metric("Errors", f"{int(summary['error_count']):,}")
+m3.metric("Warm-up", f"{int(summary['warmup_count']):,}")
+
+rows = cache.request_rows(ctx.warehouse, ctx.run_id, filters, limit)
+st.dataframe(
+    rows,
+    hide_index=True,
+    key="req_table",
+    column_config={
+        "e2e_latency_s": st.column_config.NumberColumn("e2e latency (s)", format="%.3f"),
+        "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.3f"),
+        "tpot_s": st.column_config.NumberColumn("TPOT (s)", format="%.4f"),
+        "cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
+    },
+)
+if int(summary["request_count"]) > len(rows):
+    st.caption(f"First {len(rows):,} of {int(summary['request_count']):,} matching requests, in the order sent.")
+
+st.subheader("Distributions (successful requests)")
+bins = cache.request_histograms(ctx.warehouse, ctx.run_id, filters)
+if bins.empty:
+    st.markdown("_No successful request matches the filters._")
+else:
+    h1, h2, h3 = st.columns(3)
+    ui.chart(charts.histogram(bins, "e2e_latency_s"), key="req_hist_latency", where=h1)
+    if bins["metric"].eq("ttft_s").any():
+        ui.chart(charts.histogram(bins, "ttft_s"), key="req_hist_ttft", where=h2)
+        ui.chart(charts.histogram(bins, "tpot_s"), key="req_hist_tpot", where=h3)
+    else:
+        h2.markdown("_No TTFT/TPOT: the responses were not streamed._")
+
+st.subheader("Errors")
+errors = cache.request_errors(ctx.warehouse, ctx.run_id, filters)
+if errors.empty:
+    st.markdown("No failed request matches the filters.")
+else:
+    st.dataframe(errors, hide_index=True, key="req_errors")

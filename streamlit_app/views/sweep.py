@@ -1,0 +1,60 @@
+"""Sweep page: how latency, throughput, errors and price move with concurrency, for one payload bucket."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from streamlit_app import cache, charts, data, tables, ui
+
+ctx = ui.context()
+levels = cache.level_metrics(ctx.warehouse, [ctx.run_id])
+st.title("Sweep")
+ui.preview_banner(ctx)
+if levels.empty:
+    st.info("This run has no measured level in the marts yet (rerun `python -m collector build` after it ends).")
+    st.stop()
+
+buckets = sorted(levels["payload_file"].unique())
+of_interest = sorted(levels.loc[levels["is_dataset_of_interest"], "payload_file"].unique())
+experiments = sorted(levels["experiment_name"].unique())
+left, right = st.columns([1, 2])
+with left:
+    bucket = ui.bucket_choice(buckets, of_interest[0] if of_interest else None, key="sweep_bucket")
+with right:
+    chosen = st.multiselect(
+        "Experiments", experiments, default=experiments, key="sweep_experiments", bind="query-params"
+    )
+shown = levels[(levels["payload_file"] == bucket) & levels["experiment_name"].isin(chosen or experiments)]
+b = ctx.budgets
+note = " (preview budget)" if ctx.is_preview else ""
+
+st.subheader("Latency" + note)
+ui.chart(charts.latency_vs_concurrency(shown, b["latency_budget_s"]), key="sweep_latency")
+
+st.subheader("Throughput")
+ui.chart(charts.throughput_vs_concurrency(shown), key="sweep_throughput")
+
+st.subheader("Prompt tokens vs latency")
+filters = data.RequestFilter(experiments=tuple(chosen or experiments), payload_files=(bucket,))
+sample = cache.request_sample(ctx.warehouse, ctx.run_id, filters)
+ui.chart(charts.tokens_vs_latency(sample), key="sweep_tokens_vs_latency")
+st.caption(f"{len(sample)} requests shown (a repeatable sample when there are more), warm-up excluded.")
+
+st.subheader("Error rate")
+ui.chart(charts.error_rate_by_concurrency(shown), key="sweep_error_rate")
+
+st.subheader("Price performance" + note)
+ui.chart(
+    charts.price_performance(shown, b["latency_budget_s"], b["cost_per_10k_txn_budget_usd"]), key="sweep_price_perf"
+)
+
+st.subheader("Levels and verdicts")
+if ctx.is_preview:
+    preview = cache.preview_levels(
+        ctx.warehouse, ctx.run_id, b["latency_budget_s"], b["cost_per_10k_txn_budget_usd"], b["error_rate_budget"]
+    )
+    preview = preview[(preview["payload_file"] == bucket) & preview["experiment_name"].isin(shown["experiment_name"])]
+    st.caption("Verdicts under the preview budgets (the marts' verdicts are in `meets_*`; rerun `dbt build`).")
+    st.dataframe(tables.level_table(preview, verdict_prefix="preview_"), hide_index=True, key="sweep_levels")
+else:
+    st.dataframe(tables.level_table(shown), hide_index=True, key="sweep_levels")

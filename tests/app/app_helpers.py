@@ -1,0 +1,43 @@
+"""Helpers for the app and report tests: mart reads, and what an AppTest page shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+from streamlit.testing.v1 import AppTest
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "streamlit_app" / "app.py"
+
+
+def mart(warehouse: Path, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Read the marts directly (the tests' independent view of the figures the app must show)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, params or []).df()
+    finally:
+        con.close()
+
+
+def charts_of(at: AppTest) -> list[dict[str, Any]]:
+    """The Vega-Lite charts on the page: each spec, with its named datasets decoded to DataFrames."""
+    out = []
+    for element in at.get("vega_lite_chart"):
+        proto = element.proto
+        datasets = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in proto.datasets}
+        out.append({"spec": json.loads(proto.spec), "datasets": datasets})
+    return out
+
+
+def texts(at: AppTest) -> str:
+    """Every markdown, caption, title, header and alert text of the page (sidebar included), one string."""
+    parts: list[str] = []
+    for kind in ("title", "header", "subheader", "markdown", "caption", "info", "warning", "error", "success"):
+        parts.extend(str(e.value) for e in getattr(at, kind))
+    parts.extend(str(e.value) for e in at.sidebar.warning)
+    return "\n".join(parts)

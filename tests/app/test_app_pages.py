@@ -1,0 +1,204 @@
+"""Each page of the app on the end-to-end run's warehouse shows the marts' figures (AppTest, no browser)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+from app_helpers import charts_of, mart, texts
+from streamlit.testing.v1 import AppTest
+
+from streamlit_app import tables
+
+pytestmark = pytest.mark.slow
+
+
+def _experiments(cfg: dict[str, Any]) -> list[str]:
+    return sorted(e["name"] for e in cfg["experiments"])
+
+
+def _run(at: AppTest, page: str | None = None) -> AppTest:
+    at.run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _dataframe(at: AppTest, column: str) -> pd.DataFrame:
+    """The one table on the page with this column (or index name)."""
+    frames = [e.value for e in [*at.dataframe, *at.table]]
+    (frame,) = [f for f in frames if column in f.columns or f.index.name == column]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def cfg(e2e_run: dict[str, Any]) -> dict[str, Any]:
+    """The config the end-to-end run was started with (tests/conftest.py's e2e_config, as written)."""
+    return yaml.safe_load(e2e_run["config"].read_text())
+
+
+@pytest.fixture
+def best(e2e_run: dict[str, Any]) -> pd.Series:
+    rows = mart(e2e_run["warehouse"], "select * from marts.fct_recommendations where is_best_price_performance")
+    assert len(rows) == 1, "the e2e budgets should leave one best price-performance row"
+    return rows.iloc[0]
+
+
+def test_summary_information_table_shows_the_best_rows_figures(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], best: pd.Series, cfg: dict[str, Any]
+) -> None:
+    at = _run(app_on(e2e_run["warehouse"]))
+    info = at.table[0].value["Value"]
+    assert info["experiment_name"] == best["experiment_name"]
+    assert info["payload_file"] == cfg["report"]["dataset_of_interest"]
+    assert info["transactions_per_minute"] == f"{best['transactions_per_minute']:.0f}"
+    assert info["price_per_txn"] == f"{best['price_per_txn']:.6f}"
+    assert info["latency p50, p95, p99"] == ", ".join(f"{best[f'latency_{p}']:.2f}" for p in ("p50", "p95", "p99"))
+    assert info["TTFT p50, p95, p99"] == ", ".join(f"{best[f'ttft_{p}']:.3f}" for p in ("p50", "p95", "p99"))
+    assert best["best_price_performance_sentence"].replace("$", "\\$") in texts(at)
+
+
+def test_summary_failed_experiments_match_the_mart_and_flag_the_missed_budget(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any]
+) -> None:
+    failed = mart(
+        e2e_run["warehouse"],
+        "select * from marts.fct_failed_experiments order by is_dataset_of_interest desc, experiment_name, "
+        "payload_file, concurrency",
+    )
+    at = _run(app_on(e2e_run["warehouse"]))
+    shown = _dataframe(at, "latency_p95_text")
+    assert len(shown) == len(failed) > 0
+    assert f"There were a total of {len(failed)} experiment run(s)" in texts(at)
+    assert "`Latency` (p95) ≤ `0.3s`" in texts(at)
+    assert list(shown["latency_p95_text"]) == [f"{v:.2f}" for v in failed["latency_p95"]]
+    assert list(shown["missed_budgets"]) == list(failed["missed_budgets"])
+
+
+def test_summary_lists_every_recommendation_sentence_and_the_cost(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], cfg: dict[str, Any]
+) -> None:
+    recs = mart(e2e_run["warehouse"], "select * from marts.fct_recommendations")
+    costs = mart(e2e_run["warehouse"], "select sum(cost_usd) as total from marts.fct_experiment_costs")
+    at = _run(app_on(e2e_run["warehouse"]))
+    shown = _dataframe(at, "Recommendation")
+    assert sorted(shown["Recommendation"]) == sorted(recs["recommendation_sentence"])
+    assert len(shown) == len(_experiments(cfg)) * len(cfg["payloads"])
+    total = tables.fmt_usd(costs["total"].iloc[0]).replace("$", "\\$")
+    assert f"The total cost for running all experiments is {total}." in texts(at)
+    endpoint = _dataframe(at, "measure")
+    assert set(endpoint["experiment_name"]) <= set(_experiments(cfg)) and "cpu_percent" in set(endpoint["measure"])
+
+
+def test_sweep_charts_draw_the_marts_levels_and_the_latency_budget(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], cfg: dict[str, Any]
+) -> None:
+    levels = mart(
+        e2e_run["warehouse"],
+        "select * from marts.fct_concurrency_metrics where payload_file = ? order by experiment_name, concurrency",
+        [cfg["report"]["dataset_of_interest"]],
+    )
+    at = _run(app_on(e2e_run["warehouse"]), "sweep")
+    charts = {c["spec"].get("title", f"untitled {i}"): c for i, c in enumerate(charts_of(at))}
+    latency = charts["Concurrency vs latency (p50, p95, p99)"]
+    frames = list(latency["datasets"].values())
+    budget = next(f for f in frames if "latency_budget_s" in f.columns)
+    assert budget["latency_budget_s"].tolist() == [cfg["report"]["latency_budget_s"]]
+    points = next(f for f in frames if "latency_s" in f.columns)
+    p95 = points[points["percentile"] == "p95"].sort_values(["experiment_name", "concurrency"])
+    assert p95["latency_s"].round(9).tolist() == levels["latency_p95"].round(9).tolist()
+    assert any(t.startswith("Price performance") for t in charts)
+    assert len(charts) == 5
+    verdicts = _dataframe(at, "all budgets")
+    assert verdicts["all budgets"].tolist() == ["pass" if v else "FAIL" for v in levels["meets_all_budgets"]]
+
+
+def test_requests_concurrency_filter_narrows_the_table_and_the_counts(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], cfg: dict[str, Any]
+) -> None:
+    at = _run(app_on(e2e_run["warehouse"]), "requests")
+    at.multiselect(key="req_concurrency").set_value([4]).run()
+    rows = _dataframe(at, "request_id")
+    per_level = cfg["experiments"][0]["requests_per_level"]
+    assert set(rows["concurrency"]) == {4}
+    assert len(rows) == len(_experiments(cfg)) * len(cfg["payloads"]) * per_level  # warm-up excluded
+    assert at.metric[0].value == str(len(rows))
+    assert len(charts_of(at)) == 3  # latency, TTFT and TPOT histograms
+
+
+def test_requests_filters_are_restored_from_a_shared_link(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], cfg: dict[str, Any]
+) -> None:
+    at = app_on(e2e_run["warehouse"])
+    at.run()
+    at.switch_page("views/requests.py")
+    at.query_params["req_experiment"] = _experiments(cfg)[1]
+    at.query_params["req_status"] = "success"
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="req_experiment").value == [_experiments(cfg)[1]]
+    assert set(_dataframe(at, "request_id")["experiment_name"]) == {_experiments(cfg)[1]}
+
+
+def test_telemetry_page_marks_each_concurrency_window(app_on: Callable[..., AppTest], e2e_run: dict[str, Any]) -> None:
+    windows = mart(e2e_run["warehouse"], "select * from marts.fct_endpoint_metrics")
+    at = _run(app_on(e2e_run["warehouse"]), "telemetry")
+    shown = _dataframe(at, "measure")
+    cpu = shown[shown["measure"] == "cpu_percent"]
+    measured = windows[windows["sample_count"] > 0]
+    assert len(cpu) == len(measured)
+    for _, w in measured.iterrows():
+        row = cpu[(cpu["experiment_name"] == w["experiment_name"]) & (cpu["concurrency"] == str(w["concurrency"]))]
+        assert row["50%"].tolist() == [f"{w['cpu_percent_p50']:.2f}"]
+    if len(measured):
+        (chart,) = charts_of(at)
+        (bands,) = chart["datasets"].values()
+        assert set(bands["level"]) == {f"c={c}" for c in measured["concurrency"]}
+
+
+def test_compare_puts_experiments_side_by_side_on_one_bucket(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], cfg: dict[str, Any]
+) -> None:
+    recs = mart(
+        e2e_run["warehouse"],
+        "select * from marts.fct_recommendations where payload_file = ? order by experiment_name",
+        [cfg["report"]["dataset_of_interest"]],
+    )
+    at = _run(app_on(e2e_run["warehouse"]), "compare")
+    side = _dataframe(at, "Information")
+    assert list(side.columns) == _experiments(cfg)
+    for _, rec in recs.iterrows():
+        assert side.loc["transactions_per_minute", rec["experiment_name"]] == f"{rec['transactions_per_minute']:.0f}"
+    at.selectbox(key="cmp_bucket").set_value("short").run()
+    assert "Recommended level per experiment on `short`" in texts(at)
+
+
+def test_sidebar_budgets_preview_verdicts_without_changing_the_marts(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any]
+) -> None:
+    levels = mart(e2e_run["warehouse"], "select * from marts.fct_concurrency_metrics")
+    trial = 10.0  # a latency budget every level meets
+    would_pass = int(
+        ((levels["latency_p95"] <= trial) & levels["meets_cost_budget"] & levels["meets_error_budget"]).sum()
+    )
+    at = _run(app_on(e2e_run["warehouse"], budget_latency_s=str(trial)))
+    preview = "\n".join(str(w.value) for w in at.sidebar.warning)
+    assert "PREVIEW" in preview
+    official = int(levels["meets_all_budgets"].sum())
+    assert f"{would_pass} of {len(levels)} levels would meet every budget (marts: {official})" in preview
+    assert "Preview budgets" in texts(at)
+    shown = _dataframe(at, "all budgets")
+    assert (shown["latency"] == "pass").all()
+    # The marts' own tables are unchanged.
+    assert len(_dataframe(at, "latency_p95_text")) == len(levels) - int(levels["meets_all_budgets"].sum())
+
+
+def test_run_picker_follows_the_run_in_the_url(app_on: Callable[..., AppTest], e2e_run: dict[str, Any]) -> None:
+    at = _run(app_on(e2e_run["warehouse"], run=e2e_run["run_id"]))
+    assert at.selectbox(key="run").value == e2e_run["run_id"]
+    assert e2e_run["run_id"] in texts(at)
+    assert any("run_name: e2e" in c.value for c in at.code)  # the resolved config, from dim_runs

@@ -1,0 +1,123 @@
+"""The report: figures in report.md equal the marts'; report.html stands alone (inline PNGs, no URL)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from app_helpers import mart
+
+from collector.cli import report as report_cli
+from collector.errors import UserError
+from collector.report import write_report
+
+
+@pytest.fixture(scope="module")
+def report(e2e_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_report(e2e_run["warehouse"], None, tmp_path_factory.mktemp("report"), results_dir=e2e_run["results"])
+
+
+def _info_value(markdown: str, name: str) -> str:
+    (value,) = re.findall(rf"^\| {re.escape(name)} \| (.*) \|$", markdown, flags=re.M)
+    return value
+
+
+@pytest.mark.slow
+def test_report_summary_figures_equal_the_best_mart_row(e2e_run: dict[str, Any], report: Path) -> None:
+    best = mart(e2e_run["warehouse"], "select * from marts.fct_recommendations where is_best_price_performance")
+    row = best.iloc[0]
+    text = report.read_text()
+    assert text.startswith("# Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct\n")
+    assert row["best_price_performance_sentence"] in text
+    assert _info_value(text, "transactions_per_minute") == f"{row['transactions_per_minute']:.0f}"
+    assert _info_value(text, "price_per_txn") == f"{row['price_per_txn']:.6f}"
+    assert _info_value(text, "price_per_token") == f"{row['price_per_token']:.8f}"
+    triple = _info_value(text, "latency p50, p95, p99").split(", ")
+    assert triple[1] == f"{row['latency_p95']:.2f}"
+    assert _info_value(text, "TTFT p50, p95, p99") == ", ".join(
+        f"{row[f'ttft_{p}']:.3f}" for p in ("p50", "p95", "p99")
+    )
+
+
+@pytest.mark.slow
+def test_report_failed_experiments_table_marks_each_missed_budget_red(e2e_run: dict[str, Any], report: Path) -> None:
+    failed = mart(e2e_run["warehouse"], "select * from marts.fct_failed_experiments")
+    text = report.read_text()
+    section = text.split("### Failed experiments")[1].split("### Endpoint metrics")[0]
+    assert f"There were a total of {len(failed)} experiment run(s)" in section
+    assert "`Latency` (p95) ≤ `0.3s`, `cost per 10k transactions`: `$20`, `error rate`: `0`" in section
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "<span" in line]
+    assert len(rows) == len(failed)
+    misses = int(failed[["misses_latency_budget", "misses_cost_budget", "misses_error_budget"]].to_numpy().sum())
+    assert section.count("<span style='color:red'>") == misses
+    for _, f in failed.iterrows():
+        assert f"<span style='color:red'>**{f['latency_p95']:.2f}**</span>" in section or not f["misses_latency_budget"]
+
+
+@pytest.mark.slow
+def test_report_has_the_reference_sections_and_every_recommendation(e2e_run: dict[str, Any], report: Path) -> None:
+    recs = mart(e2e_run["warehouse"], "select recommendation_sentence from marts.fct_recommendations")
+    costs = mart(e2e_run["warehouse"], "select sum(cost_usd) as total from marts.fct_experiment_costs")
+    text = report.read_text()
+    headings = re.findall(r"^#+ .*$", text, flags=re.M)
+    for heading in [
+        "## Summary",
+        "### Latency Metrics Analysis",
+        "### Failed experiments",
+        "### Endpoint metrics",
+        "### Experiment cost",
+        "## Per instance results",
+        "## Plots",
+        "## Configuration file",
+    ]:
+        assert heading in headings
+    assert "| Dataset | Experiment | Instance type | Recommendation |" in text
+    for sentence in recs["recommendation_sentence"]:
+        assert sentence in text
+    total = costs["total"].iloc[0]
+    assert f"The total cost for running all experiments is ${total:.6f}." in text or f"${total:,.2f}." in text
+    assert "from `marts.dim_runs.config_json`" in text and "run_name: e2e" in text  # the resolved config
+    for png in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text):
+        assert (report.parent / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_report_html_embeds_every_image_and_loads_nothing_external(report: Path) -> None:
+    page = (report.parent / "report.html").read_text()
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", report.read_text())
+    assert len(images) == len(pngs) >= 5
+    assert all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", page)
+    assert '<span style="color:red"><b>' in page
+
+
+@pytest.mark.slow
+def test_report_cli_writes_the_newest_run_under_results_reports(e2e_run: dict[str, Any]) -> None:
+    parser = argparse.ArgumentParser()
+    report_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["report", "--results-dir", str(e2e_run["results"])])
+    assert report_cli.run(args) == 0
+    out = e2e_run["results"] / "reports" / e2e_run["run_id"]
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_report_for_an_unknown_run_is_a_one_line_user_error(e2e_run: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(UserError) as err:
+        write_report(e2e_run["warehouse"], "no-such-run", tmp_path)
+    assert "no-such-run" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_report_on_an_empty_warehouse_is_a_one_line_user_error(tmp_path: Path) -> None:
+    warehouse = tmp_path / "tokenbench.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    with pytest.raises(UserError) as err:
+        write_report(warehouse, None, tmp_path / "out")
+    assert "no marts yet" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UserError, match="No warehouse"):
+        write_report(tmp_path / "absent.duckdb", None, tmp_path / "out")
