@@ -8,6 +8,7 @@ The HTTP client is aiohttp: it met the client-overhead targets where httpx did n
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -86,7 +87,10 @@ async def send_one(
 
     Every failure becomes an error row; only cancellation propagates, after its row has landed.
     """
-    body = request_body(target.api_style, target.served_model_name, prompt, target.params, target.stream)
+    # Serialised before the clock starts: TTFT should time the endpoint, not our JSON encoder.
+    body = json.dumps(
+        request_body(target.api_style, target.served_model_name, prompt, target.params, target.stream)
+    ).encode()
     state = StreamState(target.api_style)
     status, http_status, error_type, error_message = "success", None, None, None
     first_chunk = first_content = last_content = None
@@ -94,7 +98,7 @@ async def send_one(
     started_ns = time.time_ns()
     t0 = time.perf_counter_ns()
     try:
-        async with session.post(target.url, json=body, headers=target.headers, timeout=target.timeout) as resp:
+        async with session.post(target.url, data=body, headers=target.headers, timeout=target.timeout) as resp:
             http_status = resp.status
             if resp.status >= 300:
                 detail = (await resp.content.read(ERROR_BODY_LIMIT)).decode("utf-8", "replace")

@@ -107,7 +107,7 @@ class Sweep:
                 api_style=exp.endpoint.api_style,
                 served_model_name=served,
                 stream=exp.endpoint.stream,
-                headers=headers,
+                headers={"Content-Type": "application/json", **headers},
                 instance_type=exp.instance_type,
                 instance_count=exp.instance_count,
                 params=exp.inference_parameters,
