@@ -368,6 +368,22 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
             "latency_distributions.png",
             charts.distributions(bins),
         )
+    try:
+        samples = data.telemetry_samples(warehouse, run_id)
+    except data.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
+        doc.para(f"No telemetry time series: {exc.reason} {exc.hint}")
+        samples = pd.DataFrame()
+    if not samples.empty:
+        doc.para(
+            "Host and GPU telemetry over the run, one point per sample, with each concurrency level's measured "
+            "window shaded and labelled `c=N`."
+            + ("" if charts.has_gpu_telemetry(samples) else f" {charts.NO_GPU_TELEMETRY}")
+        )
+        doc.image(
+            "Host and GPU telemetry over time with the concurrency levels marked",
+            "telemetry_over_time.png",
+            charts.telemetry_over_time(samples, endpoint),
+        )
     bands = data.telemetry_bands(warehouse, run_id).dropna(subset=["p50"])
     if not bands.empty:
         doc.image("Host and GPU telemetry per concurrency window", "telemetry.png", charts.telemetry_bands(bands))

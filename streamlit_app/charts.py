@@ -349,3 +349,109 @@ def telemetry_bands(bands: pd.DataFrame, color: str = "experiment_name", color_t
         .resolve_scale(y="independent")
         .properties(title="Telemetry per concurrency window (box p25-p75, whisker min-max, thick line p50)")
     )
+
+
+# fct_telemetry_samples columns drawn over time: column, panel title, unit, whether it is a GPU measure.
+TELEMETRY_SERIES: tuple[tuple[str, str, str, bool], ...] = (
+    ("cpu_percent", "Host CPU", "%", False),
+    ("host_memory_used_gib", "Host memory used", "GiB", False),
+    ("gpu_utilization_percent", "GPU utilisation (mean across GPUs)", "%", True),
+    ("gpu_memory_used_gib", "GPU memory used (all GPUs)", "GiB", True),
+    ("gpu_power_w", "GPU power (all GPUs)", "W", True),
+)
+NO_GPU_TELEMETRY = "No GPU telemetry in this run (no NVML on the collector's host)."
+SERIES_COLOR = "#1f77b4"
+
+
+def has_gpu_telemetry(samples: pd.DataFrame) -> bool:
+    """Whether any instant sampled a GPU (fct_telemetry_samples.gpu_count > 0)."""
+    return bool(len(samples)) and bool(pd.to_numeric(samples["gpu_count"]).fillna(0).gt(0).any())
+
+
+def level_windows(endpoint: pd.DataFrame) -> pd.DataFrame:
+    """fct_endpoint_metrics rows as the shaded windows of the time series: start/end/mid seconds and `c=N`."""
+    windows = pd.DataFrame(
+        {
+            "experiment_name": endpoint["experiment_name"].astype(str),
+            "concurrency": endpoint["concurrency"].astype(int),
+            "start_s": endpoint["window_start_offset_ns"].astype(float) / 1e9,
+            "end_s": endpoint["window_end_offset_ns"].astype(float) / 1e9,
+            "window_sample_count": endpoint["sample_count"].astype(int),
+        }
+    ).reset_index(drop=True)
+    windows["mid_s"] = (windows["start_s"] + windows["end_s"]) / 2
+    windows["level"] = "c=" + windows["concurrency"].astype(str)
+    return windows
+
+
+def telemetry_over_time(samples: pd.DataFrame, endpoint: pd.DataFrame) -> AnyChart:
+    """Host CPU % and memory, and (when a GPU was sampled) GPU utilisation, memory and power, over the run.
+
+    `samples` are rows of data.telemetry_samples (fct_telemetry_samples); `endpoint` the fct_endpoint_metrics
+    rows whose windows are shaded and labelled `c=N` (coloured by experiment). One panel per measure, all on
+    the same seconds-since-the-run-started axis.
+    """
+    windows = level_windows(endpoint)
+    series = [s for s in TELEMETRY_SERIES if not s[3] or has_gpu_telemetry(samples)]
+    series = [s for s in series if samples[s[0]].notna().any()]
+    ends = [0.0, *samples["seconds_since_run_start"].dropna(), *windows["end_s"]]
+    x_scale = alt.Scale(domain=[0.0, float(max(ends))], nice=False)
+    window_tooltip = [
+        alt.Tooltip("experiment_name:N", title="Experiment"),
+        alt.Tooltip("concurrency:Q", title="Concurrency"),
+        alt.Tooltip("start_s:Q", title="Window start (s)", format=".1f"),
+        alt.Tooltip("end_s:Q", title="Window end (s)", format=".1f"),
+        alt.Tooltip("window_sample_count:Q", title="Samples in window"),
+    ]
+    panels = []
+    for i, (column, title, unit, is_gpu) in enumerate(series):
+        x_title = "Seconds since the run started" if i == len(series) - 1 else None
+        layers: list[alt.Chart] = []
+        if not windows.empty:
+            marks = alt.Chart(windows)
+            layers += [
+                marks.mark_rect(fillOpacity=0.15, stroke="#999", strokeWidth=0.8).encode(
+                    x=alt.X("start_s:Q", scale=x_scale, title=x_title),
+                    x2="end_s:Q",
+                    color=_color("experiment_name", "Level window of experiment"),
+                    tooltip=window_tooltip,
+                ),
+                marks.mark_text(baseline="top", dy=3, fontSize=10, color="#444").encode(
+                    x=alt.X("mid_s:Q", scale=x_scale, title=x_title),
+                    y=alt.value(0),
+                    text="level:N",
+                    tooltip=window_tooltip,
+                ),
+            ]
+        tooltip = [
+            alt.Tooltip("seconds_since_run_start:Q", title="Seconds since start", format=".1f"),
+            alt.Tooltip(
+                "sampled_at:T",
+                title="Sampled at (UTC)",
+                format="%Y-%m-%d %H:%M:%S",
+                timeUnit="utcyearmonthdatehoursminutesseconds",
+            ),
+            alt.Tooltip("experiment_name:N", title="Experiment"),
+            alt.Tooltip("concurrency:Q", title="Concurrency"),
+            alt.Tooltip(f"{column}:Q", title=f"{title} ({unit})", format=".2f"),
+            alt.Tooltip("sample_count:Q", title="Instants averaged"),
+        ]
+        if is_gpu:
+            tooltip.append(alt.Tooltip("gpu_count:Q", title="GPUs"))
+        if column == "gpu_memory_used_gib":
+            tooltip.append(alt.Tooltip("gpu_memory_total_gib:Q", title="GPU memory installed (GiB)", format=".1f"))
+        line = alt.Chart(samples).encode(
+            x=alt.X("seconds_since_run_start:Q", scale=x_scale, title=x_title),
+            y=alt.Y(f"{column}:Q", title=unit),
+            tooltip=tooltip,
+        )
+        layers += [
+            line.mark_line(color=SERIES_COLOR, strokeWidth=1.5),
+            line.mark_circle(color=SERIES_COLOR, size=16),
+        ]
+        panels.append(alt.layer(*layers).properties(title=f"{title} ({unit})", width=WIDTH + 160, height=110))
+    return _natural_size(
+        alt.vconcat(*panels)
+        .resolve_scale(x="shared", color="shared")
+        .properties(title="Host and GPU telemetry over the run (shaded: concurrency level windows)")
+    )

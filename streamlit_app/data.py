@@ -205,6 +205,54 @@ def telemetry_bands(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     )
 
 
+# At 1 Hz a run of an hour is 3,600 instants; longer runs are averaged into at most about this many points
+# (a browser and the report's PNG draw a few thousand points well; Altair refuses inline data over 5,000 rows).
+TELEMETRY_MAX_POINTS = 3600
+
+
+def telemetry_samples(warehouse: str | Path, run_id: str, max_points: int = TELEMETRY_MAX_POINTS) -> pd.DataFrame:
+    """fct_telemetry_samples of a run in time order: one row per sampling instant, with its level window.
+
+    A run with more than `max_points` instants is averaged over runs of `ceil(n / max_points)` consecutive
+    instants (never across a concurrency window's edge); `sample_count` says how many instants a row holds
+    (1 when nothing was averaged) and its times are those of its first instant.
+    """
+    return _frame(
+        warehouse,
+        """
+        with samples as (
+            select * from marts.fct_telemetry_samples where run_id = $run_id
+        ),
+        step as (
+            select greatest(1, ceil(count(*) / $max_points))::bigint as every from samples
+        ),
+        numbered as (
+            select samples.*, (row_number() over (order by samples.offset_ns) - 1) // step.every as bucket
+            from samples cross join step
+        )
+        select
+            run_id,
+            min(offset_ns) as offset_ns,
+            min(seconds_since_run_start) as seconds_since_run_start,
+            min(sampled_at) as sampled_at,
+            experiment_name,
+            concurrency,
+            max(gpu_count) as gpu_count,
+            avg(cpu_percent) as cpu_percent,
+            avg(host_memory_used_gib) as host_memory_used_gib,
+            avg(gpu_utilization_percent) as gpu_utilization_percent,
+            avg(gpu_memory_used_gib) as gpu_memory_used_gib,
+            avg(gpu_memory_total_gib) as gpu_memory_total_gib,
+            avg(gpu_power_w) as gpu_power_w,
+            count(*) as sample_count
+        from numbered
+        group by run_id, bucket, experiment_name, concurrency
+        order by offset_ns
+        """,
+        {"run_id": run_id, "max_points": max(1, int(max_points))},
+    )
+
+
 # ---- budget preview ----------------------------------------------------------------------------------
 
 # The verdict and recommendation rules of fct_concurrency_metrics and fct_recommendations, applied to

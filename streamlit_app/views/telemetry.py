@@ -1,42 +1,48 @@
-"""Telemetry page: host and GPU measures over the run, one band per concurrency window."""
+"""Telemetry page: host and GPU samples over the run with the concurrency level windows marked, then the
+per-level five-number summary."""
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from streamlit_app import cache, charts, tables, ui
+from streamlit_app import cache, charts, data, tables, ui
 
 ctx = ui.context()
 st.title("Telemetry")
-bands = cache.telemetry_bands(ctx.warehouse, ctx.run_id)
 endpoint = cache.endpoint_metrics(ctx.warehouse, ctx.run_id)
-if endpoint.empty:
-    st.info("No concurrency window of this run is in the marts yet (rerun `python -m collector build`).")
-    st.stop()
+try:
+    samples = cache.telemetry_samples(ctx.warehouse, ctx.run_id)
+except data.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
+    st.info(f"{exc.reason}\n\n{exc.hint}", icon="ℹ️")
+    samples = pd.DataFrame()
 
 experiments = sorted(endpoint["experiment_name"].unique())
 chosen = st.multiselect("Experiments", experiments, default=experiments, key="tel_experiments", bind="query-params")
-shown = bands[bands["experiment_name"].isin(chosen or experiments)]
-measured = shown.dropna(subset=["p50"])
-st.markdown(
-    "Each concurrency level of an experiment runs as one window (`c=N` marks it). The box spans the samples' "
-    "p25 to p75 inside the window, the whisker min to max, the thick line the median. Seconds count from the "
-    "run's start, on the clock the requests share."
-)
-if measured.empty:
-    st.info("No telemetry sample fell inside a concurrency window of the chosen experiments.")
+windows = endpoint[endpoint["experiment_name"].isin(chosen or experiments)]
+
+st.subheader("Host and GPU samples over time")
+if samples.empty:
+    st.info("No telemetry sample of this run is in the marts yet (rerun `python -m collector build`).")
 else:
-    if not measured["measure"].str.startswith("GPU").any():
-        st.caption("No GPU measure: the host had no NVIDIA driver (NVML) while the run collected.")
-    ui.chart(charts.telemetry_bands(measured), key="tel_bands")
+    st.markdown(
+        "One point per sample (the collector samples once a second), over the whole run, on the clock the "
+        "requests share. Shaded: the measured window of each concurrency level (`c=N`) of the chosen "
+        "experiments; between windows the endpoint is warming up or starting."
+    )
+    if int(samples["sample_count"].max()) > 1:
+        st.caption(f"A long run: each point averages up to {int(samples['sample_count'].max())} consecutive samples.")
+    if not charts.has_gpu_telemetry(samples):
+        st.info(charts.NO_GPU_TELEMETRY, icon="ℹ️")
+    ui.chart(charts.telemetry_over_time(samples, windows), key="tel_series")
 
 st.subheader("Per level")
-st.dataframe(
-    tables.endpoint_table(endpoint[endpoint["experiment_name"].isin(chosen or experiments)]),
-    hide_index=True,
-    key="tel_table",
-)
-energy = endpoint.dropna(subset=["gpu_energy_j"])
+if endpoint.empty:
+    st.info("No concurrency window of this run is in the marts yet (rerun `python -m collector build`).")
+    st.stop()
+st.caption("Samples inside each level's window: min, quartiles and max (fct_endpoint_metrics).")
+st.dataframe(tables.endpoint_table(windows), hide_index=True, key="tel_table")
+energy = windows.dropna(subset=["gpu_energy_j"])
 if not energy.empty:
     st.subheader("GPU energy")
     st.dataframe(

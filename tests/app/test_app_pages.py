@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pytest
 import yaml
 from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
-from streamlit_app import tables
+from streamlit_app import charts, tables
 
 pytestmark = pytest.mark.slow
 
@@ -144,9 +147,49 @@ def test_requests_filters_are_restored_from_a_shared_link(
     assert set(_dataframe(at, "request_id")["experiment_name"]) == {_experiments(cfg)[1]}
 
 
-def test_telemetry_page_marks_each_concurrency_window(app_on: Callable[..., AppTest], e2e_run: dict[str, Any]) -> None:
-    windows = mart(e2e_run["warehouse"], "select * from marts.fct_endpoint_metrics")
+def _series_chart(at: AppTest) -> dict[str, Any]:
+    """The telemetry time-series chart: its panel titles, its samples frame and its level-window frame."""
+    (chart,) = [c for c in charts_of(at) if "over the run" in str(c["spec"].get("title"))]
+    frames = list(chart["datasets"].values())
+    (samples,) = [f for f in frames if "seconds_since_run_start" in f.columns]
+    (windows,) = [f for f in frames if "level" in f.columns]
+    titles = [panel["title"] for panel in chart["spec"]["vconcat"]]
+    return {"titles": titles, "samples": samples, "windows": windows}
+
+
+def _warehouse_copy(e2e_run: dict[str, Any], tmp_path: Path, update_sql: str) -> Path:
+    """A writable copy of the end-to-end warehouse with fct_telemetry_samples rewritten by `update_sql`."""
+    copy = tmp_path / "tokenbench.duckdb"
+    shutil.copy(e2e_run["warehouse"], copy)
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute(update_sql)
+    finally:
+        con.close()
+    return copy
+
+
+def test_telemetry_page_draws_every_sample_over_time_with_each_level_window_labelled(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any]
+) -> None:
+    samples = mart(
+        e2e_run["warehouse"],
+        "select * from marts.fct_telemetry_samples where run_id = ? order by offset_ns",
+        [e2e_run["run_id"]],
+    )
+    windows = mart(e2e_run["warehouse"], "select * from marts.fct_endpoint_metrics order by window_start_offset_ns")
     at = _run(app_on(e2e_run["warehouse"]), "telemetry")
+    series = _series_chart(at)
+    assert len(series["samples"]) == len(samples) > 0
+    assert series["samples"]["seconds_since_run_start"].round(9).tolist() == (
+        samples["seconds_since_run_start"].round(9).tolist()
+    )
+    assert series["samples"]["cpu_percent"].round(9).tolist() == samples["cpu_percent"].round(9).tolist()
+    assert sorted(series["windows"]["level"]) == sorted(f"c={c}" for c in windows["concurrency"])
+    assert series["windows"]["start_s"].round(9).tolist() == (windows["window_start_offset_ns"] / 1e9).round(9).tolist()
+    assert series["titles"][:2] == ["Host CPU (%)", "Host memory used (GiB)"]
+    assert (charts.NO_GPU_TELEMETRY in texts(at)) == (samples["gpu_count"].max() == 0)
+    # The per-level five-number table stays below the series.
     shown = _dataframe(at, "measure")
     cpu = shown[shown["measure"] == "cpu_percent"]
     measured = windows[windows["sample_count"] > 0]
@@ -154,10 +197,44 @@ def test_telemetry_page_marks_each_concurrency_window(app_on: Callable[..., AppT
     for _, w in measured.iterrows():
         row = cpu[(cpu["experiment_name"] == w["experiment_name"]) & (cpu["concurrency"] == str(w["concurrency"]))]
         assert row["50%"].tolist() == [f"{w['cpu_percent_p50']:.2f}"]
-    if len(measured):
-        (chart,) = charts_of(at)
-        (bands,) = chart["datasets"].values()
-        assert set(bands["level"]) == {f"c={c}" for c in measured["concurrency"]}
+
+
+def test_telemetry_page_without_gpu_rows_says_so_instead_of_gpu_charts(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
+) -> None:
+    warehouse = _warehouse_copy(
+        e2e_run,
+        tmp_path,
+        "update marts.fct_telemetry_samples set gpu_count = 0, gpu_utilization_percent = null, "
+        "gpu_memory_used_gib = null, gpu_memory_total_gib = null, gpu_power_w = null",
+    )
+    at = _run(app_on(warehouse), "telemetry")
+    assert "No GPU telemetry in this run (no NVML on the collector's host)" in texts(at)
+    assert _series_chart(at)["titles"] == ["Host CPU (%)", "Host memory used (GiB)"]
+
+
+def test_telemetry_page_with_gpu_rows_draws_gpu_utilisation_memory_and_power(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
+) -> None:
+    warehouse = _warehouse_copy(
+        e2e_run,
+        tmp_path,
+        "update marts.fct_telemetry_samples set gpu_count = 2, gpu_utilization_percent = 60 + cpu_percent / 10, "
+        "gpu_memory_used_gib = 30.5, gpu_memory_total_gib = 48, gpu_power_w = 2 * (100 + cpu_percent)",
+    )
+    expected = mart(warehouse, "select * from marts.fct_telemetry_samples order by offset_ns")
+    at = _run(app_on(warehouse), "telemetry")
+    assert charts.NO_GPU_TELEMETRY not in texts(at)
+    series = _series_chart(at)
+    assert series["titles"] == [
+        "Host CPU (%)",
+        "Host memory used (GiB)",
+        "GPU utilisation (mean across GPUs) (%)",
+        "GPU memory used (all GPUs) (GiB)",
+        "GPU power (all GPUs) (W)",
+    ]
+    assert series["samples"]["gpu_power_w"].round(9).tolist() == expected["gpu_power_w"].round(9).tolist()
+    assert set(series["samples"]["gpu_memory_used_gib"]) == {30.5}
 
 
 def test_compare_puts_experiments_side_by_side_on_one_bucket(

@@ -196,3 +196,69 @@ def test_app_command_passes_the_warehouse_after_the_double_dash(
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("streamlit_app/app.py")
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert cmd[cmd.index("--") + 1 :] == ["--warehouse", str((tmp_path / "tokenbench.duckdb").resolve())]
+
+
+def _samples(gpu: bool) -> pd.DataFrame:
+    """Eleven instants, one a second; instants 2-4 in stackA's c=1 window and 6-8 in its c=2 window."""
+    rows = []
+    for t in range(11):
+        level = 1 if 2 <= t <= 4 else 2 if 6 <= t <= 8 else None
+        rows.append(
+            {
+                "seconds_since_run_start": float(t),
+                "sampled_at": pd.Timestamp("2026-01-01 00:00:00", tz="UTC") + pd.Timedelta(seconds=t),
+                "experiment_name": "stackA" if level else None,
+                "concurrency": level,
+                "gpu_count": 2 if gpu else 0,
+                "cpu_percent": 10.0 + t,
+                "host_memory_used_gib": 8.0,
+                "gpu_utilization_percent": 50.0 + t if gpu else None,
+                "gpu_memory_used_gib": 30.0 if gpu else None,
+                "gpu_memory_total_gib": 48.0 if gpu else None,
+                "gpu_power_w": 250.0 if gpu else None,
+                "sample_count": 1,
+            }
+        )
+    return pd.DataFrame(rows).astype({"concurrency": "Int32"})
+
+
+ENDPOINT_WINDOWS = pd.DataFrame(
+    {
+        "experiment_name": ["stackA", "stackA"],
+        "concurrency": [1, 2],
+        "window_start_offset_ns": [1_500_000_000, 5_500_000_000],
+        "window_end_offset_ns": [4_500_000_000, 8_500_000_000],
+        "sample_count": [3, 3],
+    }
+)
+
+
+def test_telemetry_over_time_draws_a_panel_per_gpu_measure_and_labels_each_level_window() -> None:
+    chart = charts.telemetry_over_time(_samples(gpu=True), ENDPOINT_WINDOWS)
+    spec = chart.to_dict()
+    titles = [panel["title"] for panel in spec["vconcat"]]
+    assert [t.split(" (")[0] for t in titles] == [
+        "Host CPU",
+        "Host memory used",
+        "GPU utilisation",
+        "GPU memory used",
+        "GPU power",
+    ]
+    frames = list(spec["datasets"].values())
+    (windows,) = [f for f in frames if "level" in f[0]]
+    assert [(w["level"], w["start_s"], w["end_s"]) for w in windows] == [("c=1", 1.5, 4.5), ("c=2", 5.5, 8.5)]
+    (samples,) = [f for f in frames if "seconds_since_run_start" in f[0]]
+    assert len(samples) == 11
+    for unit in _units(spec):
+        assert "tooltip" in unit["encoding"]
+        assert unit["encoding"]["x"]["scale"]["domain"] == [0.0, 10.0]  # every panel on one time axis
+    png = vl_convert.vegalite_to_png(chart.to_json(), scale=1)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_telemetry_over_time_without_gpu_rows_draws_only_the_host_panels() -> None:
+    samples = _samples(gpu=False)
+    assert not charts.has_gpu_telemetry(samples) and charts.has_gpu_telemetry(_samples(gpu=True))
+    spec = charts.telemetry_over_time(samples, ENDPOINT_WINDOWS).to_dict()
+    assert [panel["title"] for panel in spec["vconcat"]] == ["Host CPU (%)", "Host memory used (GiB)"]
+    assert "NVML" in charts.NO_GPU_TELEMETRY

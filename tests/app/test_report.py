@@ -86,6 +86,16 @@ def test_report_has_the_reference_sections_and_every_recommendation(e2e_run: dic
 
 
 @pytest.mark.slow
+def test_report_plots_include_the_telemetry_over_time_png(e2e_run: dict[str, Any], report: Path) -> None:
+    gpus = mart(e2e_run["warehouse"], "select max(gpu_count) as n from marts.fct_telemetry_samples")["n"].iloc[0]
+    text = report.read_text()
+    plots = text.split("## Plots")[1].split("## Configuration file")[0]
+    assert "![Host and GPU telemetry over time with the concurrency levels marked](telemetry_over_time.png)" in plots
+    assert (report.parent / "telemetry_over_time.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert ("No GPU telemetry in this run (no NVML on the collector's host)." in plots) == (gpus == 0)
+
+
+@pytest.mark.slow
 def test_report_html_embeds_every_image_and_loads_nothing_external(report: Path) -> None:
     page = (report.parent / "report.html").read_text()
     images = re.findall(r'<img [^>]*src="([^"]+)"', page)
