@@ -10,6 +10,7 @@ windows as (
 
 placed as (
     -- An instant belongs to the concurrency window it falls in; between windows (warm-up, start-up) it has none.
+    -- Sweeps run levels one after another; should windows overlap all the same, the latest-started one wins.
     select
         instants.run_id,
         instants.offset_ns,
@@ -29,6 +30,11 @@ placed as (
         on
             instants.run_id = windows.run_id
             and instants.offset_ns between windows.window_start_offset_ns and windows.window_end_offset_ns
+    qualify
+        row_number() over (
+            partition by instants.run_id, instants.offset_ns
+            order by windows.window_start_offset_ns desc nulls last
+        ) = 1
 )
 
 select * from placed
