@@ -38,6 +38,7 @@ from collector.config import InferenceParameters  # noqa: E402
 from collector.landing import RunLanding  # noqa: E402
 from collector.loadgen import Level, Target, run_level  # noqa: E402
 from collector.payloads import Prompt  # noqa: E402
+from collector.runner import event_loop_factory  # noqa: E402
 from collector.schema import RequestRow  # noqa: E402
 from collector.tokens import DEFAULT_COUNTER  # noqa: E402
 
@@ -54,8 +55,11 @@ def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
     return proc, match.group(1).rstrip("/")
 
 
-def server_stats(base: str) -> dict:
-    with urllib.request.urlopen(base + "/stats") as resp:
+PLAIN_ASYNCIO = False  # --plain-asyncio: measure without uvloop
+
+
+def server_get(base: str, path: str = "/stats") -> dict:
+    with urllib.request.urlopen(base + path) as resp:
         return json.loads(resp.read())
 
 
@@ -98,7 +102,8 @@ def measure(base: str, concurrency: int, requests: int, work: Path, name: str) -
     landing = RunLanding(work, name)
     landing.start()
     cpu0 = time.process_time()
-    rows, wall = asyncio.run(sweep(base, concurrency, requests, landing))
+    with asyncio.Runner(loop_factory=None if PLAIN_ASYNCIO else event_loop_factory()) as runner:
+        rows, wall = runner.run(sweep(base, concurrency, requests, landing))
     landing.close()
     cpu = time.process_time() - cpu0
     assert all(r.status == "success" for r in rows), {r.error_message for r in rows if r.status != "success"}
@@ -117,7 +122,11 @@ def quantile(xs: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000, help="Requests in the throughput scenario.")
+    parser.add_argument("--plain-asyncio", action="store_true", help="Use asyncio's own loop, not uvloop.")
     args = parser.parse_args()
+    global PLAIN_ASYNCIO
+    PLAIN_ASYNCIO = args.plain_asyncio
+    print(f"event loop: {'asyncio' if PLAIN_ASYNCIO or event_loop_factory() is None else 'uvloop'}")
     work = Path(tempfile.mkdtemp(prefix="tb-overhead-"))
 
     proc, base = start_server("--tokens", "16")
@@ -131,22 +140,31 @@ def main() -> int:
     print(f"1. throughput   {len(rows)} requests in {wall:.2f} s: {rps:,.0f} requests/s, "
           f"{cpu_ms:.3f} ms client CPU/request   [target >= 2,000/s, <= 0.5 ms]  {verdict}")  # fmt: skip
 
-    proc, base = start_server("--tokens", "20", "--ttft-ms", "200", "--itl-ms", "20", "--spin-us", "1500")
+    # No busy-wait in the server: with 8 requests in step, one spinning for its first token would delay the
+    # others' arrival. Its timer fires up to ~1 ms late instead, so the error is shown against the configured
+    # 200 ms (as the target is stated) and against the server's own record of when it sent the first token.
+    proc, base = start_server("--tokens", "20", "--ttft-ms", "200", "--itl-ms", "20", "--trace")
     try:
         rows, _wall, _cpu = measure(base, 8, 160, work, "ttft")
-        late = server_stats(base).get("first_token_lateness_us", {})
+        trace = server_get(base, "/stats/trace")
     finally:
         proc.terminate()
-    err_ms = [r.first_content_ns / 1e6 - 200.0 for r in rows if r.first_content_ns is not None]
-    mean, p99 = sum(err_ms) / len(err_ms), quantile(err_ms, 0.99)
-    print(f"2. TTFT error   mean {mean:+.2f} ms, p99 {p99:+.2f} ms over {len(err_ms)} requests "
-          f"(server's own first-token lateness: mean {late.get('mean', float('nan')):.0f} µs)"
-          f"   [target <= 1.5 ms mean, <= 5 ms p99]  {'PASS' if mean <= 1.5 and p99 <= 5 else 'FAIL'}")  # fmt: skip
+    vs_config = [r.first_content_ns / 1e6 - 200.0 for r in rows if r.first_content_ns is not None]
+    vs_server = [
+        r.first_content_ns / 1e6 - (trace[r.request_id][1] - trace[r.request_id][0]) / 1e6
+        for r in rows
+        if r.first_content_ns is not None and r.request_id in trace
+    ]
+    for label, err in (("vs configured 200 ms", vs_config), ("vs server's actual wait", vs_server)):
+        mean, p99 = sum(err) / len(err), quantile(err, 0.99)
+        verdict = "PASS" if mean <= 1.5 and p99 <= 5 else "FAIL"
+        print(f"2. TTFT error   {label}: mean {mean:+.2f} ms, p99 {p99:+.2f} ms over {len(err)} requests"
+              f"   [target <= 1.5 ms mean, <= 5 ms p99]  {verdict}")  # fmt: skip
 
     proc, base = start_server("--tokens", "4", "--ttft-ms", "1000", "--itl-ms", "10")
     try:
         rows, _wall, _cpu = measure(base, 512, 1024, work, "inflight")
-        most = server_stats(base)["max_in_flight"]
+        most = server_get(base)["max_in_flight"]
     finally:
         proc.terminate()
     print(f"3. in flight    {most} of 512 requests at once at the server"

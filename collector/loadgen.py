@@ -95,26 +95,37 @@ async def send_one(
     status, http_status, error_type, error_message = "success", None, None, None
     first_chunk = first_content = last_content = None
     text, finish_reason, usage = "", None, None
+    request_id = f"{target.run_id}:{clock.next_seq()}"
+    # The id travels as X-Request-Id, so a server's logs and traces can be joined to the raw row.
+    headers = {**target.headers, "X-Request-Id": request_id}
     started_ns = time.time_ns()
     t0 = time.perf_counter_ns()
     try:
-        async with session.post(target.url, data=body, headers=target.headers, timeout=target.timeout) as resp:
+        async with session.post(target.url, data=body, headers=headers, timeout=target.timeout) as resp:
             http_status = resp.status
             if resp.status >= 300:
                 detail = (await resp.content.read(ERROR_BODY_LIMIT)).decode("utf-8", "replace")
                 status, error_type = "error", "http_error"
                 error_message = f"HTTP {resp.status}: {detail.strip()}"[:MESSAGE_LIMIT]
             elif target.stream:
-                async for line in resp.content:
-                    now = time.perf_counter_ns()
-                    if first_chunk is None and line.startswith(b"data:"):
-                        first_chunk = now - t0
-                    if state.feed(line):
-                        last_content = now - t0
-                        if first_content is None:
-                            first_content = last_content
-                    if state.done:
-                        break
+                # Read whatever arrived and split it into lines ourselves (cheaper than line iteration), and
+                # read to the end: a body left unread after [DONE] would cost the connection its reuse.
+                pending = b""
+                async for data in resp.content.iter_any():
+                    now = time.perf_counter_ns() - t0
+                    lines = (pending + data).split(b"\n")
+                    pending = lines.pop()
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue  # event separators, comments
+                        if first_chunk is None:
+                            first_chunk = now
+                        if state.feed(line):
+                            last_content = now
+                            if first_content is None:
+                                first_content = now
+                if pending:
+                    state.feed(pending)
                 if not state.complete:
                     status, error_type = "error", "stream_cut"
                     error_message = f"stream ended after {state.chunk_count} events without [DONE] or finish_reason"
@@ -145,9 +156,9 @@ async def send_one(
         if target.stream:
             text, finish_reason, usage = state.text(), state.finish_reason, state.usage
         row = _row(
-            target, level, prompt, clock, worker_index, sequence_in_level, started_ns, t0, end,
-            first_chunk, first_content, last_content, state, status, http_status, error_type,
-            error_message, finish_reason, usage, text,
+            target, level, prompt, request_id, worker_index, sequence_in_level, started_ns,
+            clock.offset_ns(t0), end - t0, first_chunk, first_content, last_content, state, status,
+            http_status, error_type, error_message, finish_reason, usage, text,
         )  # fmt: skip
         land(row)
     return row
@@ -157,12 +168,12 @@ def _row(
     target: Target,
     level: Level,
     prompt: Prompt,
-    clock: RunClock,
+    request_id: str,
     worker_index: int,
     sequence_in_level: int,
     started_ns: int,
-    t0: int,
-    end: int,
+    start_offset_ns: int,
+    e2e_ns: int,
     first_chunk: int | None,
     first_content: int | None,
     last_content: int | None,
@@ -181,7 +192,7 @@ def _row(
     from_server = server_prompt is not None and server_completion is not None
     return RequestRow(
         run_id=target.run_id,
-        request_id=f"{target.run_id}:{clock.next_seq()}",
+        request_id=request_id,
         experiment_name=target.experiment_name,
         model_id=target.model_id,
         endpoint_type=target.endpoint_type,
@@ -198,8 +209,8 @@ def _row(
         is_warmup=sequence_in_level < level.warmup,
         max_tokens=target.params.max_tokens,
         started_at=iso_utc(started_ns),
-        start_offset_ns=clock.offset_ns(t0),
-        e2e_ns=end - t0,
+        start_offset_ns=start_offset_ns,
+        e2e_ns=e2e_ns,
         first_chunk_ns=first_chunk,
         first_content_ns=first_content,
         last_content_ns=last_content,

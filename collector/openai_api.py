@@ -9,6 +9,9 @@ from typing import Any
 from collector.config import InferenceParameters
 from collector.payloads import Prompt
 
+# Decoding str with a reused decoder skips json.loads' per-call encoding detection on bytes.
+_decode = json.JSONDecoder().decode
+
 
 class MalformedResponse(Exception):
     """The body or an SSE event is not the JSON the API promises."""
@@ -98,7 +101,7 @@ class StreamState:
     done: bool = False
 
     def feed(self, line: bytes) -> bool:
-        """Consume one line; True when it carried non-empty content."""
+        """Consume one line; True when it carried non-empty content. This runs for every streamed token."""
         if not line.startswith(b"data:"):
             return False  # blank separators, comments (": ping"), event: and id: fields
         payload = line[5:].strip()
@@ -107,16 +110,17 @@ class StreamState:
             return False
         self.chunk_count += 1
         try:
-            obj = json.loads(payload)
+            obj = _decode(payload.decode())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise MalformedResponse(f"SSE event {self.chunk_count} is not JSON: {payload[:80]!r}") from exc
         if not isinstance(obj, dict):
             raise MalformedResponse(f"SSE event {self.chunk_count} is not a JSON object")
         if "error" in obj:
             raise StreamError(str(obj["error"])[:300])
-        usage = _usage(obj)
-        if usage is not None:
-            self.usage = usage
+        if "usage" in obj:
+            usage = _usage(obj)
+            if usage is not None:
+                self.usage = usage
         choices = obj.get("choices")
         if not choices:
             return False
