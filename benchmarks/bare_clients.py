@@ -26,18 +26,21 @@ Usage::
     python benchmarks/bare_clients.py --variants aiohttp-any,httpx-aiohttp-raw --scenarios throughput
     python benchmarks/bare_clients.py --list
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SERVER = HERE / "sse_server.py"
@@ -66,9 +69,7 @@ class Scenario:
 
 SCENARIOS = {
     "throughput": Scenario("throughput", ["--tokens", "16"], 64, 1.5, 6.0, 16),
-    "ttft": Scenario(
-        "ttft", ["--tokens", "20", "--ttft-ms", "200", "--itl-ms", "20"], 8, 1.0, 12.0, 20, ttft_ms=200.0
-    ),
+    "ttft": Scenario("ttft", ["--tokens", "20", "--ttft-ms", "200", "--itl-ms", "20"], 8, 1.0, 12.0, 20, ttft_ms=200.0),
     "inflight": Scenario("inflight", ["--tokens", "16", "--ttft-ms", "1000"], 512, 2.5, 6.0, 16),
 }
 
@@ -174,7 +175,9 @@ def _httpx_variant(transport_kind: str, reader: str, sized_limits: bool = True):
         import httpx
 
         timeout = httpx.Timeout(60.0)
-        limits = _httpx_limits(conc) if sized_limits else httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        limits = (
+            _httpx_limits(conc) if sized_limits else httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        )
         if transport_kind == "default":
             client = httpx.AsyncClient(limits=limits, timeout=timeout)
         else:
@@ -259,26 +262,46 @@ def _aiohttp_variant(reader: str, tuned: bool = True):
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in [
-        Variant("httpx-lines", "httpx.AsyncClient default transport, limits=conc, aiter_lines()",
-                _httpx_variant("default", "lines")),
-        Variant("httpx-deflimits", "httpx default transport, default Limits(100, keepalive 20), aiter_lines()",
-                _httpx_variant("default", "lines", sized_limits=False), ("throughput", "inflight")),
-        Variant("httpx-raw", "httpx default transport, limits=conc, aiter_raw()+split",
-                _httpx_variant("default", "raw")),
-        Variant("httpx-aiohttp-lines", "httpx + httpx_aiohttp.AiohttpTransport(limits=conc), aiter_lines()",
-                _httpx_variant("aiohttp", "lines")),
-        Variant("httpx-aiohttp-raw", "httpx + AiohttpTransport(limits=conc), aiter_raw()+split",
-                _httpx_variant("aiohttp", "raw")),
-        Variant("httpx-aiohttp-deflimits", "httpx + AiohttpTransport() default limits (100), aiter_raw()+split",
-                _httpx_variant("aiohttp", "raw", sized_limits=False), ("inflight",)),
-        Variant("aiohttp-naive", "aiohttp default session (limit 100), json=, per-request ClientTimeout, line iter",
-                _aiohttp_variant("lines", tuned=False)),
-        Variant("aiohttp-lines", "aiohttp tuned session, `async for line in resp.content`",
-                _aiohttp_variant("lines")),
-        Variant("aiohttp-readuntil", "aiohttp tuned session, content.readuntil(b'\\n\\n')",
-                _aiohttp_variant("readuntil")),
-        Variant("aiohttp-any", "aiohttp tuned session, content.iter_any()+split",
-                _aiohttp_variant("any")),
+        Variant(
+            "httpx-lines",
+            "httpx.AsyncClient default transport, limits=conc, aiter_lines()",
+            _httpx_variant("default", "lines"),
+        ),
+        Variant(
+            "httpx-deflimits",
+            "httpx default transport, default Limits(100, keepalive 20), aiter_lines()",
+            _httpx_variant("default", "lines", sized_limits=False),
+            ("throughput", "inflight"),
+        ),
+        Variant(
+            "httpx-raw", "httpx default transport, limits=conc, aiter_raw()+split", _httpx_variant("default", "raw")
+        ),
+        Variant(
+            "httpx-aiohttp-lines",
+            "httpx + httpx_aiohttp.AiohttpTransport(limits=conc), aiter_lines()",
+            _httpx_variant("aiohttp", "lines"),
+        ),
+        Variant(
+            "httpx-aiohttp-raw",
+            "httpx + AiohttpTransport(limits=conc), aiter_raw()+split",
+            _httpx_variant("aiohttp", "raw"),
+        ),
+        Variant(
+            "httpx-aiohttp-deflimits",
+            "httpx + AiohttpTransport() default limits (100), aiter_raw()+split",
+            _httpx_variant("aiohttp", "raw", sized_limits=False),
+            ("inflight",),
+        ),
+        Variant(
+            "aiohttp-naive",
+            "aiohttp default session (limit 100), json=, per-request ClientTimeout, line iter",
+            _aiohttp_variant("lines", tuned=False),
+        ),
+        Variant("aiohttp-lines", "aiohttp tuned session, `async for line in resp.content`", _aiohttp_variant("lines")),
+        Variant(
+            "aiohttp-readuntil", "aiohttp tuned session, content.readuntil(b'\\n\\n')", _aiohttp_variant("readuntil")
+        ),
+        Variant("aiohttp-any", "aiohttp tuned session, content.iter_any()+split", _aiohttp_variant("any")),
     ]
 }
 
@@ -300,7 +323,7 @@ async def run_worker(variant: str, scenario: str, url: str, stagger: bool = Fals
     host, port = url.rsplit("//", 1)[1].split(":")
     port = int(port)
     loop = asyncio.get_running_loop()
-    client, one, aclose = await v.make(url, sc.concurrency)
+    _client, one, aclose = await v.make(url, sc.concurrency)
 
     t_begin = loop.time()
     t_window = t_begin + sc.warmup_s
@@ -332,7 +355,7 @@ async def run_worker(variant: str, scenario: str, url: str, stagger: bool = Fals
                 n, first = await one(h)
             except asyncio.CancelledError:
                 raise
-            except Exception as e:  # noqa: BLE001
+            except Exception as e:
                 errors.append(f"{type(e).__name__}: {e}"[:200])
                 await asyncio.sleep(0.01)
                 continue
@@ -351,15 +374,13 @@ async def run_worker(variant: str, scenario: str, url: str, stagger: bool = Fals
     s1 = await _server_call(host, port, "GET", "/stats")
 
     # drain: let in-flight requests finish, but bounded
-    done, pending = await asyncio.wait(tasks, timeout=sc.ttft_ms / 1e3 + 3.0)
+    _done, pending = await asyncio.wait(tasks, timeout=sc.ttft_ms / 1e3 + 3.0)
     for t in pending:
         t.cancel()
     if pending:
         await asyncio.wait(pending, timeout=2.0)
-    try:
+    with contextlib.suppress(Exception):
         await asyncio.wait_for(aclose(), 5.0)
-    except Exception:  # noqa: BLE001
-        pass
     srv_trace = await _server_call(host, port, "GET", "/stats/trace") if trace else {}
 
     in_window = [r for r in records if window_start_ns <= r[2] <= window_end_ns]
@@ -512,17 +533,30 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--scenarios", default=",".join(SCENARIOS))
-    p.add_argument("--spin-us", type=float, default=1500.0,
-                   help="server busy-wait before each deadline in the ttft scenario (0 = plain asyncio timers)")
-    p.add_argument("--repeat", type=int, default=1, help="repeat each (variant, scenario), interleaved, and keep the median run")
-    p.add_argument("--nice", type=int, default=0,
-                   help="niceness increment for server and workers (negative needs root; reduces noise "
-                        "from other processes on a shared machine)")
+    p.add_argument(
+        "--spin-us",
+        type=float,
+        default=1500.0,
+        help="server busy-wait before each deadline in the ttft scenario (0 = plain asyncio timers)",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="repeat each (variant, scenario), interleaved, and keep the median run"
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="niceness increment for server and workers (negative needs root; reduces noise "
+        "from other processes on a shared machine)",
+    )
     p.add_argument("--json", type=Path, help="also write raw results here")
     p.add_argument("--list", action="store_true")
-    p.add_argument("--stagger", action="store_true",
-                   help="spread worker start times over one request period (ttft scenario); by default "
-                        "closed-loop workers are phase-locked and send their requests in the same ms")
+    p.add_argument(
+        "--stagger",
+        action="store_true",
+        help="spread worker start times over one request period (ttft scenario); by default "
+        "closed-loop workers are phase-locked and send their requests in the same ms",
+    )
     p.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -560,11 +594,28 @@ def main(argv: list[str] | None = None) -> None:
                 for vname in names:
                     r = run_variant(vname, sname, server.url)
                     runs[vname].append(r)
-                    brief = {k: r.get(k) for k in ("loadavg_1m", "rps", "cpu_ms_per_req", "server_cpu_util", "ttft_err_mean_ms",
-                                                   "ttft_err_p99_ms", "ttft_err_top5_ms", "send_mean_ms", "late_mean_ms",
-                                                   "recv_mean_ms", "send_p99_ms", "late_p99_ms", "recv_p99_ms",
-                                                   "server_max_in_flight",
-                                                   "server_new_connections", "errors", "failed")}
+                    brief = {
+                        k: r.get(k)
+                        for k in (
+                            "loadavg_1m",
+                            "rps",
+                            "cpu_ms_per_req",
+                            "server_cpu_util",
+                            "ttft_err_mean_ms",
+                            "ttft_err_p99_ms",
+                            "ttft_err_top5_ms",
+                            "send_mean_ms",
+                            "late_mean_ms",
+                            "recv_mean_ms",
+                            "send_p99_ms",
+                            "late_p99_ms",
+                            "recv_p99_ms",
+                            "server_max_in_flight",
+                            "server_new_connections",
+                            "errors",
+                            "failed",
+                        )
+                    }
                     print(f"  [{rep}] {sname:10} {vname:26} {brief}", flush=True)
         finally:
             server.close()

@@ -43,10 +43,12 @@ First-token timer precision (ttft 200 ms, itl 20 ms, 8 connections, quiet VM):
 plain call_at: lateness mean 0.64 ms, p99 1.14 ms; --spin-us 1500: mean 0.026 ms,
 p99 0.09 ms.  Under CPU contention from other processes both degrade (see /stats).
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import sys
@@ -63,14 +65,15 @@ def _chunk(payload: bytes) -> bytes:
 
 
 def _usage_event(prompt_tokens: int, completion_tokens: int) -> bytes:
-    return (
-        b'data: {"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}\n\n'
-        % (prompt_tokens, completion_tokens, prompt_tokens + completion_tokens)
+    return b'data: {"choices":[],"usage":{"prompt_tokens":%d,"completion_tokens":%d,"total_tokens":%d}}\n\n' % (
+        prompt_tokens,
+        completion_tokens,
+        prompt_tokens + completion_tokens,
     )
 
 
 class Stats:
-    __slots__ = ("in_flight", "max_in_flight", "served", "aborted", "connections", "lateness_ns")
+    __slots__ = ("aborted", "connections", "in_flight", "lateness_ns", "max_in_flight", "served")
 
     def __init__(self) -> None:
         self.in_flight = 0
@@ -113,8 +116,9 @@ class Stats:
 
 
 class Config:
-    def __init__(self, tokens: int, ttft_ms: float, itl_ms: float, mode: str, spin_us: float,
-                 trace: bool = False) -> None:
+    def __init__(
+        self, tokens: int, ttft_ms: float, itl_ms: float, mode: str, spin_us: float, trace: bool = False
+    ) -> None:
         self.trace: dict[str, list[int]] | None = {} if trace else None
         self.tokens = tokens
         self.ttft = ttft_ms / 1e3
@@ -140,11 +144,7 @@ class Config:
         """usage chunk + [DONE] + chunked terminator."""
         t = self._tail_cache.get(prompt_tokens)
         if t is None:
-            t = (
-                self.frame(_usage_event(prompt_tokens, self.tokens))
-                + self.frame(DONE_EVENT)
-                + self.terminator
-            )
+            t = self.frame(_usage_event(prompt_tokens, self.tokens)) + self.frame(DONE_EVENT) + self.terminator
             if len(self._tail_cache) < 4096:
                 self._tail_cache[prompt_tokens] = t
         return t
@@ -171,8 +171,19 @@ def _simple(status: bytes, body: bytes, ctype: bytes, keep_alive: bool) -> bytes
 
 class SSEProtocol(asyncio.Protocol):
     __slots__ = (
-        "cfg", "stats", "loop", "transport", "buf", "busy", "closed",
-        "timer", "keep_alive", "prompt_tokens", "next_i", "t_first", "trace_rec",
+        "buf",
+        "busy",
+        "cfg",
+        "closed",
+        "keep_alive",
+        "loop",
+        "next_i",
+        "prompt_tokens",
+        "stats",
+        "t_first",
+        "timer",
+        "trace_rec",
+        "transport",
     )
 
     def __init__(self, cfg: Config, stats: Stats) -> None:
@@ -405,12 +416,23 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tokens", type=int, default=16)
     p.add_argument("--ttft-ms", type=float, default=0.0)
     p.add_argument("--itl-ms", type=float, default=0.0)
-    p.add_argument("--mode", choices=["chunked", "close"], default="chunked",
-                   help="chunked keep-alive responses or close-delimited SSE")
-    p.add_argument("--spin-us", type=float, default=0.0,
-                   help="wake this early and busy-wait to the exact deadline (precision vs CPU)")
-    p.add_argument("--trace", action="store_true",
-                   help="record arrival / first-token perf_counter_ns per X-Request-Id (GET /stats/trace)")
+    p.add_argument(
+        "--mode",
+        choices=["chunked", "close"],
+        default="chunked",
+        help="chunked keep-alive responses or close-delimited SSE",
+    )
+    p.add_argument(
+        "--spin-us",
+        type=float,
+        default=0.0,
+        help="wake this early and busy-wait to the exact deadline (precision vs CPU)",
+    )
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="record arrival / first-token perf_counter_ns per X-Request-Id (GET /stats/trace)",
+    )
     p.add_argument("--backlog", type=int, default=4096)
     p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds (0 = forever)")
     p.add_argument("--uvloop", action="store_true", help="use uvloop if installed")
@@ -422,10 +444,8 @@ def main(argv: list[str] | None = None) -> None:
             uvloop.install()
         except ImportError:
             print("uvloop not installed; using asyncio", file=sys.stderr)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":
