@@ -38,7 +38,6 @@ from collector.config import InferenceParameters  # noqa: E402
 from collector.landing import RunLanding  # noqa: E402
 from collector.loadgen import Level, Target, run_level  # noqa: E402
 from collector.payloads import Prompt  # noqa: E402
-from collector.runner import event_loop_factory  # noqa: E402
 from collector.schema import RequestRow  # noqa: E402
 from collector.tokens import DEFAULT_COUNTER  # noqa: E402
 
@@ -53,9 +52,6 @@ def start_server(*args: str) -> tuple[subprocess.Popen[str], str]:
     match = re.search(r"(http://\S+)", proc.stdout.readline())
     assert match, "server did not start"
     return proc, match.group(1).rstrip("/")
-
-
-PLAIN_ASYNCIO = False  # --plain-asyncio: measure without uvloop
 
 
 def server_get(base: str, path: str = "/stats") -> dict:
@@ -102,8 +98,7 @@ def measure(base: str, concurrency: int, requests: int, work: Path, name: str) -
     landing = RunLanding(work, name)
     landing.start()
     cpu0 = time.process_time()
-    with asyncio.Runner(loop_factory=None if PLAIN_ASYNCIO else event_loop_factory()) as runner:
-        rows, wall = runner.run(sweep(base, concurrency, requests, landing))
+    rows, wall = asyncio.run(sweep(base, concurrency, requests, landing))
     landing.close()
     cpu = time.process_time() - cpu0
     assert all(r.status == "success" for r in rows), {r.error_message for r in rows if r.status != "success"}
@@ -122,11 +117,7 @@ def quantile(xs: list[float], q: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20_000, help="Requests in the throughput scenario.")
-    parser.add_argument("--plain-asyncio", action="store_true", help="Use asyncio's own loop, not uvloop.")
     args = parser.parse_args()
-    global PLAIN_ASYNCIO
-    PLAIN_ASYNCIO = args.plain_asyncio
-    print(f"event loop: {'asyncio' if PLAIN_ASYNCIO or event_loop_factory() is None else 'uvloop'}")
     work = Path(tempfile.mkdtemp(prefix="tb-overhead-"))
 
     proc, base = start_server("--tokens", "16")

@@ -10,7 +10,6 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,15 +33,6 @@ from collector.warehouse import refresh, upsert_run_settings, warehouse_path
 VERSIONED_PACKAGES = ("aiohttp", "duckdb", "dbt-core", "dbt-duckdb", "pydantic", "nvidia-ml-py", "psutil")
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (Linux, macOS): it trims the client's own delay from every measurement."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def new_run_id() -> str:
@@ -242,8 +232,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     sweep = Sweep(config, run.run_id, run.clock, run.landing, results_dir / "logs" / run.run_id)
     status, error = "completed", None
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(_sweep_main(sweep))
+        asyncio.run(_sweep_main(sweep))
         if sweep.stop.is_set():
             status, error = "interrupted", "stopped by signal; requests in flight were completed"
     except asyncio.CancelledError:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from collector import dbt_runner
+from collector.cli import options
 from collector.errors import UserError
 from collector.landing import raw_root
-from collector.warehouse import connect, refresh, upsert_run_settings, warehouse_path
-
-RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
+from collector.warehouse import connect, refresh, upsert_run_settings
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,18 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "budgets their run_name's config gives now and re-priced with pricing/ as it is now, unless "
         "--price-source recorded.",
     )
-    p.add_argument(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help=f"Folder holding raw/ and the warehouse. Default: ${RESULTS_ENV} or ./results.",
-    )
-    p.add_argument(
-        "--warehouse",
-        type=Path,
-        default=None,
-        help="Warehouse file. Default: <results-dir>/tokenbench.duckdb.",
-    )
+    options.add_location_options(p)
     p.add_argument(
         "--config",
         type=Path,
@@ -69,8 +56,8 @@ def _pricing_dir(args: argparse.Namespace, config_dirs: set[Path]) -> Path | Non
 
 
 def run(args: argparse.Namespace) -> int:
-    results_dir = Path(args.results_dir or os.environ.get(RESULTS_ENV, "results"))
-    warehouse = Path(args.warehouse or warehouse_path(results_dir))
+    results_dir = options.results_dir(args)
+    warehouse = options.warehouse(args)
     if not raw_root(results_dir).is_dir():
         raise UserError(f"{raw_root(results_dir)}: no landed runs (run `python -m collector run` first)")
     refresh(results_dir, warehouse)

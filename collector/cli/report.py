@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from collector.cli import options
 from collector.report import write_report
-from collector.warehouse import warehouse_path
-
-RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,20 +21,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="Output folder. Default: <results-dir>/reports/<run_id>/."
     )
-    p.add_argument(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help=f"Folder holding raw/ and the warehouse. Default: ${RESULTS_ENV} or ./results.",
-    )
-    p.add_argument(
-        "--warehouse", type=Path, default=None, help="Warehouse file. Default: <results-dir>/tokenbench.duckdb."
-    )
+    options.add_location_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    results_dir = Path(args.results_dir or os.environ.get(RESULTS_ENV, "results"))
-    warehouse = Path(args.warehouse or warehouse_path(results_dir))
-    path = write_report(warehouse, args.run_id, args.out, results_dir=results_dir)
+    path = write_report(options.warehouse(args), args.run_id, args.out, results_dir=options.results_dir(args))
     print(f"report: {path} (and {path.with_suffix('.html').name} beside it)", file=sys.stdout)
     return 0

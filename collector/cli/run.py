@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from collector.cli import options
 from collector.runner import collect
 
 DEFAULT_CONFIG = Path("configs/default.yml")
 PACKAGED_DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / DEFAULT_CONFIG
-RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
-
-
-def default_results_dir() -> Path:
-    return Path(os.environ.get(RESULTS_ENV, "results"))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,12 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_CONFIG,
         help=f"Experiment config (YAML). Default: {DEFAULT_CONFIG}, the embedded simulated endpoint.",
     )
-    p.add_argument(
-        "--results-dir",
-        type=Path,
-        default=None,
-        help=f"Where raw files and the warehouse (tokenbench.duckdb) go. Default: ${RESULTS_ENV} or ./results.",
-    )
+    options.add_location_options(p, warehouse=False)
     p.add_argument(
         "--no-build",
         action="store_true",
@@ -45,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results_dir = args.results_dir or default_results_dir()
+    results_dir = options.results_dir(args)
     config = args.config
     if config == DEFAULT_CONFIG and not config.exists():  # outside the repo: the embedded default still works
         config = PACKAGED_DEFAULT_CONFIG
