@@ -24,6 +24,8 @@ from collector.config import (
 )
 from collector.schema import schema_markdown
 
+REPO = Path(__file__).resolve().parents[1]
+
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Config),
     ("`payloads[]`", PayloadBucket),
@@ -60,7 +62,10 @@ def _default(field: Any) -> str:
         return "**required**"
     if field.default_factory is not None:
         return "`" + repr(field.default_factory()).replace("|", "\\|") + "`"
-    return f"`{field.default}`" if field.default is not None else "`null`"
+    default = field.default
+    if isinstance(default, Path) and default.is_absolute():  # a project folder: show it as the repo sees it
+        default = default.relative_to(REPO)
+    return f"`{default}`" if default is not None else "`null`"
 
 
 def config_reference() -> str:
@@ -90,7 +95,7 @@ def render(readme: str) -> str:
 
 
 def main() -> None:
-    path = Path(__file__).resolve().parents[1] / "README.md"
+    path = REPO / "README.md"
     path.write_text(render(path.read_text()))
     print(f"updated {path}")
 
