@@ -141,8 +141,7 @@ def _struct(table: str) -> str:
 def read_json_sql(table: str, files: list[Path] | str) -> str:
     """SELECT over landed JSONL files of a raw table, typed by the schema; torn lines are skipped."""
     file_list = files if isinstance(files, str) else "[" + ", ".join(f"'{_sql_path(f)}'" for f in files) + "]"
-    key = "run_id"
     return (
         f"select * from read_json({file_list}, format='newline_delimited', columns={_struct(table)}, "
-        f"ignore_errors=true) where {key} is not null"
+        "ignore_errors=true) where run_id is not null"  # a torn line parses as all nulls
     )

@@ -1,7 +1,7 @@
 """The raw-row schema: one dataclass per raw table, the single definition of every landed column.
 
-The JSONL landing files, the DuckDB views `raw.*`, the README's schema table and dbt's sources
-all derive from these classes. Bump SCHEMA_VERSION when a column changes meaning or type.
+The JSONL landing files, the DuckDB views `raw.*` (which dbt's sources read) and the README's schema
+table all derive from these classes. Bump SCHEMA_VERSION when a column changes meaning or type.
 """
 
 from __future__ import annotations
