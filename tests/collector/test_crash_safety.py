@@ -79,6 +79,12 @@ def test_ctrl_c_finishes_in_flight_requests_and_marks_the_run_interrupted(tmp_pa
     proc, results = _start(tmp_path, speedup=4)
     try:
         _wait_for_rows(results, 8)
+        # mid-sweep, the warehouse is free to read and its raw views already show the landed rows
+        con = duckdb.connect(str(results / "tokenbench.duckdb"), read_only=True)
+        live = con.execute("select count(*) from raw.requests").fetchone()[0]
+        live_status = con.execute("select status from raw.runs").fetchone()[0]
+        con.close()
+        assert live >= 8 and live_status == "running"
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)
     finally:
