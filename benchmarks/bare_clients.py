@@ -18,7 +18,9 @@ the previous one finished; every SSE data line is JSON-decoded):
 * ``inflight``: server TTFT 1 s, concurrency 512 -> max requests concurrently
   in flight at the server (server's /stats after a reset at window start).
 
-Everything is bounded in time and stops by itself.
+Everything is bounded in time and stops by itself. The httpx variants need
+``pip install httpx httpx-aiohttp`` (not project dependencies: the load path
+uses aiohttp, as this benchmark decided).
 
 Usage::
 
