@@ -23,9 +23,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     options.add_location_options(p)
     p.add_argument("--port", type=int, default=8501, help="Port to serve on (default: %(default)s).")
+    p.add_argument(
+        "--address",
+        default="127.0.0.1",
+        help="Address to serve on (default: %(default)s, this machine only; 0.0.0.0 shares it on the network).",
+    )
 
 
-def command(warehouse: Path, port: int) -> list[str]:
+def command(warehouse: Path, port: int, address: str = "127.0.0.1") -> list[str]:
     """The streamlit command line the subcommand runs."""
     return [
         sys.executable,
@@ -35,6 +40,8 @@ def command(warehouse: Path, port: int) -> list[str]:
         str(APP_SCRIPT),
         "--server.port",
         str(port),
+        "--server.address",  # set explicitly, so streamlit does not look up this machine's external IP
+        address,
         "--browser.gatherUsageStats",
         "false",
         "--",
@@ -48,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("streamlit is not installed: pip install -e '.[app]'")
     warehouse = options.warehouse(args)
     try:
-        return subprocess.call(command(warehouse, args.port))
+        return subprocess.call(command(warehouse, args.port, args.address))
     except KeyboardInterrupt:
         return 130

@@ -195,6 +195,7 @@ def test_app_command_passes_the_warehouse_after_the_double_dash(
     (cmd,) = calls
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("streamlit_app/app.py")
     assert cmd[cmd.index("--server.port") + 1] == "8765"
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"  # this machine only, no external IP lookup
     assert cmd[cmd.index("--") + 1 :] == ["--warehouse", str((tmp_path / "tokenbench.duckdb").resolve())]
 
 
