@@ -133,6 +133,12 @@ def main() -> None:
         sidebar_preview(ctx)
         if run["status"] == "running":
             st.info("This run is still collecting: its figures are those of the last `dbt build`.", icon="⏱️")
+        elif run["status"] == "lost":
+            st.warning(
+                "This run's collector stopped without finishing (no heartbeat for over a minute, e.g. it was "
+                "killed): the figures cover the requests it landed before that.",
+                icon="⚠️",
+            )
         page.run()
     except data.WarehouseUnavailable as exc:
         ui.show_unavailable(exc)

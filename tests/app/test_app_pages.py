@@ -158,7 +158,7 @@ def _series_chart(at: AppTest) -> dict[str, Any]:
 
 
 def _warehouse_copy(e2e_run: dict[str, Any], tmp_path: Path, update_sql: str) -> Path:
-    """A writable copy of the end-to-end warehouse with fct_telemetry_samples rewritten by `update_sql`."""
+    """A writable copy of the end-to-end warehouse with its marts rewritten by `update_sql`."""
     copy = tmp_path / "tokenbench.duckdb"
     shutil.copy(e2e_run["warehouse"], copy)
     con = duckdb.connect(str(copy))
@@ -279,3 +279,12 @@ def test_run_picker_follows_the_run_in_the_url(app_on: Callable[..., AppTest], e
     assert at.selectbox(key="run").value == e2e_run["run_id"]
     assert e2e_run["run_id"] in texts(at)
     assert any("run_name: e2e" in c.value for c in at.code)  # the resolved config, from dim_runs
+
+
+def test_a_lost_run_is_flagged_as_stopped_without_finishing(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
+) -> None:
+    warehouse = _warehouse_copy(e2e_run, tmp_path, "update marts.dim_runs set status = 'lost'")
+    at = _run(app_on(warehouse), "summary")
+    assert any("collector stopped without finishing" in w.value for w in at.warning)
+    assert not any("still collecting" in i.value for i in at.info)

@@ -34,7 +34,12 @@ final as (
     select
         runs.run_id,
         runs.run_name,
-        runs.status,
+        -- A killed collector cannot finalise its manifest; its heartbeat (every 5 s) tells.
+        case
+            when runs.status = 'running' and runs.heartbeat_at < current_timestamp - interval 60 second then 'lost'
+            else runs.status
+        end as status,
+        runs.status as recorded_status,
         runs.started_at,
         runs.ended_at,
         runs.heartbeat_at,
