@@ -133,15 +133,19 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
+def sql_file_list(files: list[Path]) -> str:
+    """A DuckDB list literal of file paths, quotes escaped."""
+    return "[" + ", ".join(f"'{_sql_path(f)}'" for f in files) + "]"
+
+
 def _struct(table: str) -> str:
     cols = ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in columns(RAW_TABLES[table]).items())
     return "{" + cols + "}"
 
 
-def read_json_sql(table: str, files: list[Path] | str) -> str:
+def read_json_sql(table: str, files: list[Path]) -> str:
     """SELECT over landed JSONL files of a raw table, typed by the schema; torn lines are skipped."""
-    file_list = files if isinstance(files, str) else "[" + ", ".join(f"'{_sql_path(f)}'" for f in files) + "]"
     return (
-        f"select * from read_json({file_list}, format='newline_delimited', columns={_struct(table)}, "
+        f"select * from read_json({sql_file_list(files)}, format='newline_delimited', columns={_struct(table)}, "
         "ignore_errors=true) where run_id is not null"  # a torn line parses as all nulls
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from collector.errors import UserError
-from collector.landing import MANIFEST_FILE, raw_root, read_json_sql
+from collector.landing import MANIFEST_FILE, raw_root, read_json_sql, sql_file_list
 from collector.schema import RAW_TABLES, columns
 
 WAREHOUSE_FILE = "tokenbench.duckdb"
@@ -57,8 +57,9 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) ->
         con.close()
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+def _ensure_config(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create schema if not exists config")
+    con.execute(RUN_SETTINGS_DDL)
 
 
 def _empty_select(table: str) -> str:
@@ -82,7 +83,7 @@ def raw_view_sql(table: str, results_dir: Path) -> str:
     parts = []
     if parquet:
         names = ", ".join(columns(RAW_TABLES[table]))
-        parts.append(f"select {names} from read_parquet([{', '.join(_sql_str(str(p)) for p in parquet)}])")
+        parts.append(f"select {names} from read_parquet({sql_file_list(parquet)})")
     if jsonl:
         parts.append(read_json_sql(table, jsonl))
     return " union all ".join(parts) if parts else _empty_select(table)
@@ -94,8 +95,7 @@ def refresh(results_dir: Path, path: Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with connect(path) as con:
         con.execute("create schema if not exists raw")
-        con.execute("create schema if not exists config")
-        con.execute(RUN_SETTINGS_DDL)
+        _ensure_config(con)
         for table in RAW_TABLES:
             con.execute(f"create or replace view raw.{table} as {raw_view_sql(table, results_dir)}")
     return path
@@ -112,8 +112,7 @@ def upsert_run_settings(
 ) -> None:
     """Record the budgets a config gives its run_name; the next dbt build applies them."""
     with connect(path) as con:
-        con.execute("create schema if not exists config")
-        con.execute(RUN_SETTINGS_DDL)
+        _ensure_config(con)
         con.execute(
             "insert or replace into config.run_settings values (?, ?, ?, ?, ?, ?, now())",
             [
