@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: requests.data_issue, runs.pid and runs.process_started_at
 
 
 def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
@@ -54,7 +54,8 @@ class RequestRow:
     error_type: str | None = col(
         "VARCHAR",
         "Null on success, else one of: timeout, connect_error, connection_reset, http_error, "
-        "malformed_response, stream_cut, cancelled.",
+        "malformed_response, stream_cut, cancelled, client_error (a fault of the collector's own host, "
+        "e.g. out of file descriptors, not of the endpoint).",
     )
     error_message: str | None = col("VARCHAR", "Human-readable cause of the error (truncated to 500 chars).")
     finish_reason: str | None = col("VARCHAR", "finish_reason reported by the endpoint (length, stop, ...).")
@@ -68,6 +69,12 @@ class RequestRow:
     client_prompt_tokens: int = col("INTEGER", "Prompt tokens counted by the collector's token counter.")
     client_completion_tokens: int | None = col("INTEGER", "Tokens of the received text, counted by the collector.")
     token_counter: str = col("VARCHAR", "Name of the collector's token counter.")
+    data_issue: str | None = col(
+        "VARCHAR",
+        "Null when every value the server sent was sane; else which value was set aside and why, with the raw "
+        "value (e.g. a negative usage count: the client's count is used instead).",
+        None,
+    )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
 
 
@@ -99,7 +106,7 @@ class RunManifest:
 
     run_id: str = col("VARCHAR", "Unique run id: UTC start time plus a random suffix.")
     run_name: str = col("VARCHAR", "run_name from the config.")
-    status: str = col("VARCHAR", "running, completed, interrupted or failed.")
+    status: str = col("VARCHAR", "running, completed, interrupted, failed, or lost (the collector died without finishing).")
     started_at: str = col("TIMESTAMPTZ", "Wall-clock start of the run.")
     ended_at: str | None = col("TIMESTAMPTZ", "Wall-clock end; null while running or after a kill.")
     heartbeat_at: str = col("TIMESTAMPTZ", "Last time the running collector rewrote this manifest.")
@@ -122,6 +129,12 @@ class RunManifest:
     platform: str = col("VARCHAR", "OS and machine of that host.")
     python_version: str = col("VARCHAR", "Python version of the collector.")
     cpu_count: int = col("INTEGER", "Logical CPUs of the collector's host.")
+    pid: int | None = col(
+        "INTEGER", "Process id of the collector; with hostname and process_started_at, tells a live run.", None
+    )
+    process_started_at: str | None = col(
+        "TIMESTAMPTZ", "Start time of the collector's process (tells a reused pid apart).", None
+    )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
 
 
