@@ -6,30 +6,74 @@
 from __future__ import annotations
 
 import csv
+import io
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from collector.errors import ConfigError
 
 REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
-BUCKET_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+# Names end up in file names, SQL values and the report, so they are kept to a plain set: no path
+# separators, no leading dot (hidden files, `..`), nothing Markdown or HTML would read as markup.
+NAME_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}$")
+BUCKET_NAME_RE = NAME_RE
+NAME_RULE = "may only hold letters, digits, '_', '.', '-' (at most 100, not starting with '.')"
+
+# Sane maxima: far beyond any real sweep, but small enough that every count fits the raw tables'
+# 32-bit integer columns and a typo (an extra zero or three) is caught before a run starts.
+MAX_CONCURRENCY = 100_000
+MAX_REQUESTS_PER_LEVEL = 10_000_000
+MAX_TOKENS = 10_000_000
+MAX_INSTANCES = 10_000
+MAX_SECONDS = 7 * 24 * 3600
+MAX_PROMPTS = 1_000_000
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: `.inf` or `.nan` in any float field is an error, not a timeout that never fires.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _check_name(value: str) -> str:
+    if not NAME_RE.match(value):
+        raise ValueError(f"{value!r} {NAME_RULE}")
+    return value
+
+
+SafeName = Annotated[str, AfterValidator(_check_name)]
+
+
+def _finite(value: Any, where: str = "") -> None:
+    """Reject inf and nan anywhere in free-form data (JSON cannot carry them to a server)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where or 'value'} must be a finite number, not {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _finite(item, f"{where}[{i}]")
 
 
 class SyntheticPayload(Strict):
     """Prompts generated from a seed, each within a token-length range (no download needed)."""
 
-    min_tokens: int = Field(ge=1, description="Shortest prompt, in tokens of the collector's token counter.")
-    max_tokens: int = Field(ge=1, description="Longest prompt, in tokens (exclusive, like FMBench's filters).")
-    count: int = Field(default=50, ge=1, description="How many distinct prompts to generate.")
-    seed: int = Field(default=0, description="Seed of the generator; the same seed gives the same prompts.")
+    min_tokens: int = Field(
+        ge=1, le=MAX_TOKENS, description="Shortest prompt, in tokens of the collector's token counter."
+    )
+    max_tokens: int = Field(
+        ge=1, le=MAX_TOKENS, description="Longest prompt, in tokens (exclusive, like FMBench's filters)."
+    )
+    count: int = Field(default=50, ge=1, le=MAX_PROMPTS, description="How many distinct prompts to generate.")
+    seed: int = Field(
+        default=0, ge=0, lt=2**63, description="Seed of the generator; the same seed gives the same prompts."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> SyntheticPayload:
@@ -41,7 +85,10 @@ class SyntheticPayload(Strict):
 class PayloadBucket(Strict):
     """A named bucket of prompts: a JSONL file, or a synthetic generator."""
 
-    name: str = Field(description="Bucket name, recorded as payload_file (e.g. en_500-1000).")
+    name: SafeName = Field(
+        description="Bucket name, recorded as payload_file (e.g. en_500-1000): letters, digits, '_', '.', '-', "
+        "not starting with '.'."
+    )
     file: Path | None = Field(
         default=None,
         description="JSONL file, one prompt per line: {'inputs': ...}, {'prompt': ...} or {'messages': [...]}. "
@@ -51,8 +98,6 @@ class PayloadBucket(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> PayloadBucket:
-        if not BUCKET_NAME_RE.match(self.name):
-            raise ValueError(f"bucket name {self.name!r} may only hold letters, digits, '_', '.', '-'")
         if (self.file is None) == (self.synthetic is None):
             raise ValueError("give exactly one of 'file' or 'synthetic'")
         return self
@@ -61,8 +106,8 @@ class PayloadBucket(Strict):
 class InferenceParameters(Strict):
     """Sampling parameters sent with every request."""
 
-    max_tokens: int = Field(default=100, ge=1, description="Most tokens to generate per request.")
-    temperature: float = Field(default=0.1, ge=0, description="Sampling temperature.")
+    max_tokens: int = Field(default=100, ge=1, le=MAX_TOKENS, description="Most tokens to generate per request.")
+    temperature: float = Field(default=0.1, ge=0, le=100, description="Sampling temperature.")
     top_p: float = Field(default=0.92, gt=0, le=1, description="Nucleus sampling mass.")
     ignore_eos: bool = Field(
         default=False, description="Ask the server to ignore end-of-sequence and always generate max_tokens (vLLM)."
@@ -70,6 +115,11 @@ class InferenceParameters(Strict):
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Further fields merged into the request body as they are (e.g. top_k)."
     )
+
+    @model_validator(mode="after")
+    def _finite_extra(self) -> InferenceParameters:
+        _finite(self.extra, "extra")
+        return self
 
 
 class OpenAIEndpoint(Strict):
@@ -81,17 +131,22 @@ class OpenAIEndpoint(Strict):
     served_model_name: str = Field(description="The `model` field sent with each request.")
     stream: bool = Field(default=True, description="Stream responses (SSE); needed for TTFT and TPOT.")
     api_key_env: str | None = Field(
-        default=None, description="Name of the environment variable holding the API key (never the key itself)."
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the API key (never the key itself).",
     )
     health_path: str = Field(
         default="/models",
+        pattern=r"^/\S*$",
         description="Path under base_url polled (GET, 2xx) before the sweep starts.",
     )
-    startup_timeout_s: float = Field(default=30, gt=0, description="How long to wait for the endpoint to be healthy.")
+    startup_timeout_s: float = Field(
+        default=30, gt=0, le=MAX_SECONDS, description="How long to wait for the endpoint to be healthy."
+    )
 
     @model_validator(mode="after")
     def _url(self) -> OpenAIEndpoint:
-        if not re.match(r"^https?://[^/\s]+", self.base_url):
+        if not re.match(r"^https?://[^/\s]+\S*$", self.base_url):
             raise ValueError(f"base_url {self.base_url!r} must start with http:// or https://")
         return self
 
@@ -104,13 +159,18 @@ class SimulatedEndpoint(Strict):
     api_style: Literal["completions", "chat"] = Field(default="chat", description="Which API to call.")
     stream: bool = Field(default=True, description="Stream responses (SSE).")
     mean_output_tokens: float = Field(
-        default=40, gt=0, description="Mean length at which the simulated model ends a reply (seeded draw)."
+        default=40,
+        gt=0,
+        le=MAX_TOKENS,
+        description="Mean length at which the simulated model ends a reply (seeded draw).",
     )
-    seed: int = Field(default=0, description="Seed of the simulator's end-of-sequence draws.")
+    seed: int = Field(default=0, ge=0, lt=2**63, description="Seed of the simulator's end-of-sequence draws.")
     speedup: float = Field(
-        default=1.0, ge=1.0, description="Run the modelled hardware this many times faster (tests only)."
+        default=1.0, ge=1.0, le=1e6, description="Run the modelled hardware this many times faster (tests only)."
     )
-    startup_timeout_s: float = Field(default=30, gt=0, description="How long to wait for the simulator to start.")
+    startup_timeout_s: float = Field(
+        default=30, gt=0, le=MAX_SECONDS, description="How long to wait for the simulator to start."
+    )
 
 
 Endpoint = Annotated[OpenAIEndpoint | SimulatedEndpoint, Field(discriminator="type")]
@@ -119,29 +179,41 @@ Endpoint = Annotated[OpenAIEndpoint | SimulatedEndpoint, Field(discriminator="ty
 class Experiment(Strict):
     """One serving setup to sweep: a model on an endpoint, over concurrency levels and payload buckets."""
 
-    name: str = Field(description="Experiment name, unique within the config.")
+    name: SafeName = Field(
+        description="Experiment name, unique within the config: letters, digits, '_', '.', '-', not starting "
+        "with '.' (it names files)."
+    )
     model_id: str = Field(description="Model id (e.g. meta-llama/Llama-3.1-8B-Instruct); the token-price key.")
     endpoint: Endpoint = Field(description="Where requests go.")
     instance_type: str | None = Field(
         default=None,
         description="Instance type serving the model (the hourly-price key). Leave empty for token-priced APIs.",
     )
-    instance_count: int = Field(default=1, ge=1, description="Number of instances behind the endpoint.")
-    concurrency_levels: list[int] = Field(min_length=1, description="Requests kept in flight, one level at a time.")
-    requests_per_level: int = Field(ge=1, description="Measured requests per bucket and concurrency level.")
+    instance_count: int = Field(
+        default=1, ge=1, le=MAX_INSTANCES, description="Number of instances behind the endpoint."
+    )
+    concurrency_levels: list[Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]] = Field(
+        min_length=1, description=f"Requests kept in flight, one level at a time (1 to {MAX_CONCURRENCY:,})."
+    )
+    requests_per_level: int = Field(
+        ge=1, le=MAX_REQUESTS_PER_LEVEL, description="Measured requests per bucket and concurrency level."
+    )
     warmup_requests_per_level: int = Field(
-        default=1, ge=0, description="Extra requests sent first at each level, recorded with is_warmup = true."
+        default=1,
+        ge=0,
+        le=MAX_REQUESTS_PER_LEVEL,
+        description="Extra requests sent first at each level, recorded with is_warmup = true.",
     )
     payloads: list[str] = Field(min_length=1, description="Names of the payload buckets to send.")
     inference_parameters: InferenceParameters = Field(
         default_factory=InferenceParameters, description="Sampling parameters."
     )
-    request_timeout_s: float = Field(default=120, gt=0, description="Time limit of one whole request.")
+    request_timeout_s: float = Field(
+        default=120, gt=0, le=MAX_SECONDS, description="Time limit of one whole request (finite)."
+    )
 
     @model_validator(mode="after")
     def _levels(self) -> Experiment:
-        if any(c < 1 for c in self.concurrency_levels):
-            raise ValueError("concurrency_levels must be positive integers")
         if len(set(self.concurrency_levels)) != len(self.concurrency_levels):
             raise ValueError("concurrency_levels has duplicates")
         return self
@@ -159,7 +231,10 @@ class Report(Strict):
 class Config(Strict):
     """A tokenbench run: experiments, payload buckets, budgets and prices."""
 
-    run_name: str = Field(description="Name shared by the runs of this config (budgets are kept per run name).")
+    run_name: SafeName = Field(
+        description="Name shared by the runs of this config (budgets are kept per run name): letters, digits, "
+        "'_', '.', '-', not starting with '.'."
+    )
     payloads: list[PayloadBucket] = Field(min_length=1, description="Payload buckets the experiments can use.")
     experiments: list[Experiment] = Field(min_length=1, description="Serving setups to benchmark, in order.")
     report: Report = Field(description="Budgets and dataset of interest.")
@@ -217,12 +292,16 @@ def load_config(path: Path | str) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    text = _read_text(path, "config file", MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML ({problem})") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"{path}: not valid YAML (nested too deeply)") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level")
     try:
@@ -232,7 +311,39 @@ def load_config(path: Path | str) -> Config:
     config = _resolve_files(config, path)
     check_prices(config, path)
     check_simulated(config, path)
+    check_payload_files(config, path)
     return config
+
+
+def _read_text(path: Path, what: str, max_bytes: int) -> str:
+    """A text file's content; binary, non-UTF-8 or oversized files are one-line errors naming the byte."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ConfigError(f"{path}: {what} is {size:,} bytes, more than {max_bytes:,}: not a {what}?")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from exc
+    nul = raw.find(b"\x00")
+    if nul >= 0:
+        raise ConfigError(f"{path}: binary file (NUL byte at offset {nul}), not a {what}")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte {exc.start}: {raw[exc.start]:#04x})") from exc
+
+
+def check_payload_files(config: Config, path: Path) -> None:
+    """Parse every payload file now, so a bad one fails before any run folder exists."""
+    from collector.payloads import check_jsonl  # payloads imports this module
+
+    for i, bucket in enumerate(config.payloads):
+        if bucket.file is not None:
+            try:
+                check_jsonl(bucket.file)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: payloads[{i}].file: {exc}") from exc
 
 
 def _resolve_files(config: Config, path: Path) -> Config:
@@ -269,16 +380,46 @@ def check_simulated(config: Config, path: Path) -> None:
 # -- prices -------------------------------------------------------------------------------
 
 
+PRICE_FILES = {
+    "instance_prices.csv": ("instance_type", ("usd_per_hour",)),
+    "token_prices.csv": ("model_id", ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens")),
+}
+MAX_PRICE_BYTES = 50 * 1024 * 1024
+
+
+def _read_price_file(file: Path, key: str, prices: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Rows by key; every price must be a finite number >= 0, so a bad cell fails here and not in dbt."""
+    text = _read_text(file, "price table", MAX_PRICE_BYTES)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = reader.fieldnames or []
+    for column in (key, *prices, "price_read_on"):
+        if column not in columns:
+            raise ConfigError(f"{file}: missing column {column!r} (columns: {', '.join(columns) or 'none'})")
+    rows: dict[str, dict[str, str]] = {}
+    for row in reader:
+        line = reader.line_num
+        if not row.get(key):
+            raise ConfigError(f"{file}: line {line}: {key}: empty")
+        for column in prices:
+            cell = row.get(column)
+            try:
+                value = float(cell or "")
+            except ValueError:
+                raise ConfigError(f"{file}: line {line}: {column}: not a number: {cell!r}") from None
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{file}: line {line}: {column}: must be a finite number >= 0, not {cell!r}")
+        rows[row[key]] = row
+    return rows
+
+
 def read_prices(pricing_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
     """(instance prices by instance_type, token prices by model_id) from the pricing folder."""
     tables = []
-    for name in ("instance_prices.csv", "token_prices.csv"):
+    for name, (key, prices) in PRICE_FILES.items():
         file = pricing_dir / name
         if not file.is_file():
             raise ConfigError(f"pricing_dir: {file} not found")
-        with file.open(newline="") as fh:
-            key = "instance_type" if name.startswith("instance") else "model_id"
-            tables.append({row[key]: row for row in csv.DictReader(fh)})
+        tables.append(_read_price_file(file, key, prices))
     return tables[0], tables[1]
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collector.config import PayloadBucket, SyntheticPayload
+from collector.config import Config, PayloadBucket, SyntheticPayload
 from collector.errors import ConfigError
 from collector.tokens import DEFAULT_COUNTER, TokenCounter
 
@@ -71,19 +72,57 @@ def parse_payload_row(row: Any) -> tuple[str | None, tuple[dict[str, str], ...] 
     raise ValueError("expected a string 'inputs' or 'prompt', or 'messages' as a list of {role, content}")
 
 
-def read_jsonl(path: Path, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
-    prompts: list[Prompt] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+MAX_PAYLOAD_LINE_BYTES = 64 * 1024 * 1024
+
+
+def _rows(path: Path) -> Iterator[tuple[int, str | None, tuple[dict[str, str], ...] | None]]:
+    """(line number, text, messages) of each prompt; every fault is a ConfigError naming the file and line.
+
+    Read as bytes and decoded per line, so a non-UTF-8 or binary file names the line at fault.
+    """
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the payload file: {exc.strerror or exc}") from exc
+    found = False
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors write
+            if b"\x00" in raw:
+                raise ConfigError(f"{path}:{lineno}: binary data (NUL byte), not a JSONL payload file")
+            if len(raw) > MAX_PAYLOAD_LINE_BYTES:
+                raise ConfigError(f"{path}:{lineno}: line longer than {MAX_PAYLOAD_LINE_BYTES:,} bytes")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start} of the line)") from exc
             if not line.strip():
                 continue
             try:
                 text, messages = parse_payload_row(json.loads(line))
-            except (json.JSONDecodeError, ValueError) as exc:
+            except json.JSONDecodeError as exc:
+                why = f"not JSON ({exc.msg}, column {exc.colno})"
+                raise ConfigError(f"{path}:{lineno}: bad payload row: {why}") from exc
+            except RecursionError as exc:
+                raise ConfigError(f"{path}:{lineno}: bad payload row: JSON nested too deeply") from exc
+            except ValueError as exc:
                 raise ConfigError(f"{path}:{lineno}: bad payload row: {exc}") from exc
-            prompts.append(Prompt(len(prompts), text, messages, _count_prompt(counter, text, messages)))
-    if not prompts:
-        raise ConfigError(f"{path}: payload file has no prompts")
+            found = True
+            yield lineno, text, messages
+    if not found:
+        raise ConfigError(f"{path}: payload file has no prompts (one JSON object per line expected)")
+
+
+def check_jsonl(path: Path) -> int:
+    """Parse a payload file without counting tokens; return its number of prompts (ConfigError if bad)."""
+    return sum(1 for _ in _rows(path))
+
+
+def read_jsonl(path: Path, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
+    prompts: list[Prompt] = []
+    for _, text, messages in _rows(path):
+        prompts.append(Prompt(len(prompts), text, messages, _count_prompt(counter, text, messages)))
     return prompts
 
 
@@ -132,3 +171,14 @@ def load_bucket(bucket: PayloadBucket, counter: TokenCounter = DEFAULT_COUNTER) 
         return read_jsonl(bucket.file, counter)
     assert bucket.synthetic is not None
     return generate(bucket.synthetic, counter)
+
+
+def load_all(config: Config, counter: TokenCounter = DEFAULT_COUNTER) -> dict[str, list[Prompt]]:
+    """Every bucket's prompts, by bucket name; call before creating a run folder (raises ConfigError)."""
+    out = {}
+    for i, bucket in enumerate(config.payloads):
+        try:
+            out[bucket.name] = load_bucket(bucket, counter)
+        except ConfigError as exc:
+            raise ConfigError(f"payloads[{i}] ({bucket.name}): {exc}") from exc
+    return out
