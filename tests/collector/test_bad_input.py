@@ -1,0 +1,150 @@
+"""Bad input to `collector run`: each is one `error:` line naming the file and field or line, before any run folder."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.config import load_config
+from collector.errors import ConfigError
+from tests.conftest import REPO, config_dict, sim_experiment, write_config
+
+Case = Callable[[Path, dict[str, Any]], Path]
+
+
+def _yaml(text: bytes) -> Case:
+    def make(work: Path, cfg: dict[str, Any]) -> Path:
+        path = work / "bad.yml"
+        path.write_bytes(text)
+        return path
+
+    return make
+
+
+def _exp(**changes: Any) -> Case:
+    def make(work: Path, cfg: dict[str, Any]) -> Path:
+        cfg["experiments"][0].update(changes)
+        return write_config(work / "bad.yml", cfg)
+
+    return make
+
+
+def _payload(content: bytes) -> Case:
+    def make(work: Path, cfg: dict[str, Any]) -> Path:
+        (work / "prompts.jsonl").write_bytes(content)
+        cfg["payloads"].append({"name": "file", "file": "prompts.jsonl"})
+        return write_config(work / "bad.yml", cfg)
+
+    return make
+
+
+def _prices(file: str, edit: Callable[[str], str]) -> Case:
+    def make(work: Path, cfg: dict[str, Any]) -> Path:
+        pricing = work / "pricing"
+        shutil.copytree(REPO / "pricing", pricing)  # a frozen copy: the repo's prices are never touched
+        (pricing / file).write_text(edit((pricing / file).read_text()))
+        cfg["pricing_dir"] = "pricing"
+        return write_config(work / "bad.yml", cfg)
+
+    return make
+
+
+def _text_price(text: str) -> str:
+    return text.replace("g5.4xlarge,us-east-1,1.624,", "g5.4xlarge,us-east-1,cheap,")
+
+
+def _no_price_column(text: str) -> str:
+    return text.replace("usd_per_hour", "usd_hourly", 1)
+
+
+# (case, what the one line must contain besides the file name)
+CASES: dict[str, tuple[Case, str]] = {
+    "binary_config": (_yaml(b"\x7fELF\x02\x01\x01\x00\x00\x00" * 20), "binary file (NUL byte at offset 7)"),
+    "non_utf8_config": (_yaml(b"run_name: caf\xe9\n"), "line 1: not UTF-8 text"),
+    "infinite_timeout": (_exp(request_timeout_s=float("inf")), "experiments[0].request_timeout_s"),
+    "nan_timeout": (_exp(request_timeout_s=float("nan")), "experiments[0].request_timeout_s"),
+    "nan_in_extra_parameters": (
+        _exp(inference_parameters={"extra": {"top_k": float("nan")}}),
+        "experiments[0].inference_parameters: extra.top_k must be a finite number",
+    ),
+    "concurrency_above_100k": (_exp(concurrency_levels=[1, 100_001]), "experiments[0].concurrency_levels[1]"),
+    "concurrency_above_2_31": (_exp(concurrency_levels=[2**31 + 1]), "experiments[0].concurrency_levels[0]"),
+    "requests_per_level_absurd": (_exp(requests_per_level=10**12), "experiments[0].requests_per_level"),
+    "instance_count_absurd": (_exp(instance_count=10**9), "experiments[0].instance_count"),
+    "experiment_name_with_path": (_exp(name="../../escaped"), "experiments[0].name: '../../escaped' may only hold"),
+    "experiment_name_markdown_link": (_exp(name="[x](javascript:alert(1))"), "experiments[0].name"),
+    "non_utf8_payload": (_payload(b'{"prompt": "ok"}\n{"prompt": "caf\xe9"}\n'), "prompts.jsonl:2: not UTF-8"),
+    "binary_payload": (_payload(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"), "prompts.jsonl:1: binary data"),
+    "empty_payload": (_payload(b""), "prompts.jsonl: payload file has no prompts"),
+    "non_json_payload": (_payload(b'{"prompt": "ok"}\nnot json\n'), "prompts.jsonl:2: bad payload row: not JSON"),
+    "deeply_nested_payload": (_payload(b"[" * 100_000 + b"]" * 100_000 + b"\n"), "prompts.jsonl:1: bad payload"),
+    "text_price": (_prices("instance_prices.csv", _text_price), "usd_per_hour: not a number: 'cheap'"),
+    "missing_price_column": (
+        _prices("instance_prices.csv", _no_price_column),
+        "instance_prices.csv: missing column 'usd_per_hour'",
+    ),
+}
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_one_config_error_naming_the_file(work: Path, case: str) -> None:
+    make, expected = CASES[case]
+    path = make(work, config_dict([sim_experiment()]))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert expected in message, message
+    named = {"_payload": "prompts.jsonl", "_prices": "instance_prices.csv"}.get(make.__qualname__.split(".")[0])
+    assert str(path) in message or (named is not None and named in message)
+
+
+CLI_CASES = ["binary_config", "infinite_timeout", "non_utf8_payload", "empty_payload", "text_price"]
+
+
+@pytest.mark.parametrize("case", CLI_CASES)
+def test_cli_run_on_bad_input_prints_one_line_and_creates_no_run_folder(work: Path, case: str) -> None:
+    make, expected = CASES[case]
+    path = make(work, config_dict([sim_experiment()]))
+    results = work / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "run", "--config", str(path), "--results-dir", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert proc.stdout == ""
+    assert not results.exists()  # refused before anything was written
+
+
+def test_safe_names_are_accepted(work: Path) -> None:
+    cfg = config_dict([sim_experiment(name="llama-3.1_8b.g5")], run_name="Run_2026-11.a")
+    config = load_config(write_config(work / "ok.yml", cfg))
+    assert (config.run_name, config.experiments[0].name) == ("Run_2026-11.a", "llama-3.1_8b.g5")
+
+
+def test_run_name_starting_with_a_dot_is_refused(work: Path) -> None:
+    path = write_config(work / "bad.yml", config_dict([sim_experiment()], run_name=".hidden"))
+    with pytest.raises(ConfigError, match=r"bad\.yml: run_name: '\.hidden' may only hold"):
+        load_config(path)
+
+
+def test_model_id_stays_free_text(work: Path) -> None:
+    hostile = "[x](javascript:alert(1)) <script>alert(1)</script> ../../x"
+    cfg = config_dict([sim_experiment(model_id=hostile)])
+    assert load_config(write_config(work / "ok.yml", cfg)).experiments[0].model_id == hostile
