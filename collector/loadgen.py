@@ -8,19 +8,25 @@ The HTTP client is aiohttp: it met the client-overhead targets where httpx did n
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import aiohttp
 
 from collector.clock import RunClock, iso_utc
 from collector.config import InferenceParameters
+from collector.fdlimit import raise_open_file_limit
 from collector.openai_api import (
     MalformedResponse,
     StreamError,
     StreamState,
+    Usage,
     parse_completion,
     request_body,
     request_path,
@@ -31,6 +37,12 @@ from collector.tokens import TokenCounter
 
 ERROR_BODY_LIMIT = 300
 MESSAGE_LIMIT = 500
+# Bounds on what one reply may make us hold: an SSE line (one event) and a whole body. A longer line or body
+# becomes a malformed_response row as soon as the bound is passed, and its connection is dropped unread.
+MAX_EVENT_BYTES = 1 << 20
+MAX_RESPONSE_BYTES = 64 << 20
+# Errors of the collector's own host (out of descriptors, memory, buffers or local ports), not the endpoint's.
+CLIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,26 @@ class Target:
     def url(self) -> str:
         return self.base_url.rstrip("/") + request_path(self.api_style)
 
+    @cached_property
+    def request_headers(self) -> dict[str, str]:
+        # identity: a compressed reply costs CPU on both ends and lets a proxy hold back SSE events to compress
+        # them, distorting TTFT. Decompression stays on for servers that compress anyway.
+        return {"Accept-Encoding": "identity", **self.headers}
+
+    @cached_property
+    def secrets(self) -> tuple[str, ...]:
+        """Credential values in the headers (a bearer token, an API key), as a server might echo them."""
+        found: set[str] = set()
+        for name, value in self.headers.items():
+            lower = name.lower()
+            if lower in ("authorization", "proxy-authorization"):
+                found.update((value, value.split(None, 1)[-1]))
+            elif "key" in lower or "token" in lower or "secret" in lower:
+                found.add(value)
+        variants = {v for s in found for v in (s, json.dumps(s)[1:-1], s.replace("/", "\\/"))}
+        # Longest first, so a whole "Bearer <key>" goes before its key; too-short values would mangle messages.
+        return tuple(sorted((v for v in variants if len(v) >= 8), key=len, reverse=True))
+
 
 @dataclass(frozen=True)
 class Level:
@@ -71,6 +103,58 @@ class Level:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:MESSAGE_LIMIT]
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    """Replace each secret in text by ***, including a prefix of one cut off by truncation at the end."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    for secret in secrets:
+        for k in range(min(len(secret) - 1, len(text)), 3, -1):
+            if text.endswith(secret[:k]):
+                return text[:-k] + "***"
+    return text
+
+
+def _client_errno(exc: BaseException) -> int | None:
+    """The errno of a host resource fault anywhere in exc's chain (aiohttp wraps the OSError), else None."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        code = getattr(seen, "errno", None)
+        if code in CLIENT_ERRNOS:
+            return int(code)
+        seen = getattr(seen, "os_error", None) or seen.__cause__ or seen.__context__
+    return None
+
+
+def _client_fault(code: int, exc: BaseException) -> str:
+    what = os.strerror(code)
+    if code in (errno.EMFILE, errno.ENFILE):
+        advice = "the collector ran out of file descriptors: raise `ulimit -n` or lower the concurrency"
+    elif code == errno.EADDRNOTAVAIL:
+        advice = "the collector's host ran out of local ports for new connections"
+    else:
+        advice = "the collector's host ran out of memory or socket buffers"
+    return f"client fault, not the endpoint's ({errno.errorcode.get(code, code)}: {what}): {advice}; {_short(exc)}"[
+        :MESSAGE_LIMIT
+    ]
+
+
+def client_session(concurrency: int) -> aiohttp.ClientSession:
+    """The run's one HTTP client, sized for `concurrency` requests in flight.
+
+    Raises the process's open-file limit first where the hard limit allows, and warns on stderr (one line)
+    when it still cannot hold that many sockets.
+    """
+    warning = raise_open_file_limit(concurrency)
+    if warning:
+        print(warning, file=sys.stderr)
+    connector = aiohttp.TCPConnector(limit=concurrency + 8, limit_per_host=0, ttl_dns_cache=300)
+    # Decompression on: it costs nothing on an uncompressed reply (aiohttp adds a decoder only when the
+    # reply has a Content-Encoding), and a server or proxy that compresses anyway still gets parsed.
+    return aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
 
 async def send_one(
@@ -97,7 +181,7 @@ async def send_one(
     text, finish_reason, usage = "", None, None
     request_id = f"{target.run_id}:{clock.next_seq()}"
     # The id travels as X-Request-Id, so a server's logs and traces can be joined to the raw row.
-    headers = {**target.headers, "X-Request-Id": request_id}
+    headers = {**target.request_headers, "X-Request-Id": request_id}
     started_ns = time.time_ns()
     t0 = time.perf_counter_ns()
     try:
@@ -111,8 +195,10 @@ async def send_one(
                 # Read whatever arrived and split it into lines ourselves (cheaper than line iteration), and
                 # read to the end: a body left unread after [DONE] would cost the connection its reuse.
                 pending = b""
+                received = 0
                 async for data in resp.content.iter_any():
                     now = time.perf_counter_ns() - t0
+                    received += len(data)
                     lines = (pending + data).split(b"\n")
                     pending = lines.pop()
                     for line in lines:
@@ -124,13 +210,17 @@ async def send_one(
                             last_content = now
                             if first_content is None:
                                 first_content = now
+                    # Checked per read, not per event: a line can exceed the bound by at most one read.
+                    if len(pending) > MAX_EVENT_BYTES or received > MAX_RESPONSE_BYTES:
+                        resp.close()  # drop the connection rather than read the rest
+                        raise MalformedResponse(_oversized(len(pending), received))
                 if pending:
                     state.feed(pending)
                 if not state.complete:
                     status, error_type = "error", "stream_cut"
                     error_message = f"stream ended after {state.chunk_count} events without [DONE] or finish_reason"
             else:
-                text, finish_reason, usage = parse_completion(await resp.read(), target.api_style)
+                text, finish_reason, usage = parse_completion(await _read_bounded(resp), target.api_style)
     except asyncio.CancelledError:
         status, error_type, error_message = "error", "cancelled", "run interrupted before the response completed"
         raise
@@ -138,23 +228,30 @@ async def send_one(
         status, error_type = "error", "timeout"
         error_message = f"no complete response within {target.timeout.total} s ({_short(exc)})"[:MESSAGE_LIMIT]
     except aiohttp.ClientConnectorError as exc:
-        status, error_type, error_message = "error", "connect_error", _short(exc)
+        code = _client_errno(exc)
+        status, error_type = "error", "connect_error" if code is None else "client_error"
+        error_message = _short(exc) if code is None else _client_fault(code, exc)
     except aiohttp.ClientPayloadError as exc:
         status, error_type, error_message = "error", "stream_cut", _short(exc)
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
-        status, error_type, error_message = "error", "connection_reset", _short(exc)
     except MalformedResponse as exc:
         status, error_type, error_message = "error", "malformed_response", str(exc)[:MESSAGE_LIMIT]
     except StreamError as exc:
         status, error_type, error_message = "error", "http_error", f"error event: {exc}"[:MESSAGE_LIMIT]
     except aiohttp.ClientResponseError as exc:  # e.g. an unparsable status line or headers
         status, error_type, error_message = "error", "malformed_response", _short(exc)
-    except aiohttp.ClientError as exc:
-        status, error_type, error_message = "error", "connection_reset", _short(exc)
+    except (aiohttp.ClientError, OSError) as exc:  # ServerDisconnectedError, ClientOSError, ConnectionError, ...
+        code = _client_errno(exc)
+        status, error_type = "error", "connection_reset" if code is None else "client_error"
+        error_message = _short(exc) if code is None else _client_fault(code, exc)
+    except Exception as exc:  # nothing may escape a request but cancellation: a bug of ours, still one row
+        status, error_type = "error", "client_error"
+        error_message = f"unexpected error in the collector (please report it): {_short(exc)}"[:MESSAGE_LIMIT]
     finally:
         end = time.perf_counter_ns()
         if target.stream:
             text, finish_reason, usage = state.text(), state.finish_reason, state.usage
+        if error_message is not None and target.secrets:
+            error_message = scrub(error_message, target.secrets)
         row = _row(
             target, level, prompt, request_id, worker_index, sequence_in_level, started_ns,
             clock.offset_ns(t0), end - t0, first_chunk, first_content, last_content, state, status,
@@ -162,6 +259,28 @@ async def send_one(
         )  # fmt: skip
         land(row)
     return row
+
+
+def _oversized(line_bytes: int, received: int) -> str:
+    if received > MAX_RESPONSE_BYTES:
+        return f"response longer than {MAX_RESPONSE_BYTES} bytes; stopped reading"
+    return f"SSE line longer than {MAX_EVENT_BYTES} bytes ({line_bytes} bytes without a newline); stopped reading"
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
+    """The whole body, or MalformedResponse as soon as it is known to pass MAX_RESPONSE_BYTES."""
+    if resp.content_length is not None and resp.content_length > MAX_RESPONSE_BYTES:
+        resp.close()
+        raise MalformedResponse(f"response of {resp.content_length} bytes exceeds {MAX_RESPONSE_BYTES}; not read")
+    parts = []
+    received = 0
+    async for data in resp.content.iter_any():
+        received += len(data)
+        if received > MAX_RESPONSE_BYTES:
+            resp.close()
+            raise MalformedResponse(_oversized(0, received))
+        parts.append(data)
+    return b"".join(parts)
 
 
 def _row(
@@ -183,12 +302,12 @@ def _row(
     error_type: str | None,
     error_message: str | None,
     finish_reason: str | None,
-    usage: object,
+    usage: Usage | None,
     text: str,
 ) -> RequestRow:
     client_completion = target.counter.count(text) if (text or status == "success") else None
-    server_prompt = getattr(usage, "prompt_tokens", None)
-    server_completion = getattr(usage, "completion_tokens", None)
+    server_prompt = usage.prompt_tokens if usage is not None else None
+    server_completion = usage.completion_tokens if usage is not None else None
     from_server = server_prompt is not None and server_completion is not None
     return RequestRow(
         run_id=target.run_id,
@@ -227,6 +346,7 @@ def _row(
         client_prompt_tokens=prompt.client_tokens,
         client_completion_tokens=client_completion,
         token_counter=target.counter.name,
+        data_issue=usage.issue if usage is not None else None,
     )
 
 

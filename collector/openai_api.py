@@ -1,4 +1,7 @@
-"""The OpenAI-compatible wire format: request bodies, and parsing of JSON and SSE responses."""
+"""The OpenAI-compatible wire format: request bodies, and defensive parsing of JSON and SSE responses.
+
+Whatever a server sends either parses or raises MalformedResponse / StreamError, never anything else.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,10 @@ from collector.payloads import Prompt
 
 # Decoding str with a reused decoder skips json.loads' per-call encoding detection on bytes.
 _decode = json.JSONDecoder().decode
+
+# Usage counts outside [0, 1e9] are not token counts (and would not fit the INTEGER column).
+MAX_TOKEN_COUNT = 1_000_000_000
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens")
 
 
 class MalformedResponse(Exception):
@@ -45,47 +52,96 @@ def request_body(
     return body
 
 
+def _raw(value: object) -> str:
+    """A server value as it looked on the wire, short enough for a message."""
+    try:
+        return json.dumps(value)[:80]
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)[:80]
+
+
 def _choice_text(choice: dict[str, Any], api_style: str) -> str:
     if api_style == "chat":
-        delta = choice.get("delta") or choice.get("message") or {}
+        delta = choice.get("delta")
+        if delta is None:
+            delta = choice.get("message")
+            if delta is None:
+                return ""
+        if type(delta) is not dict:
+            raise MalformedResponse(f"delta/message is {_raw(delta)}, expected an object")
         content = delta.get("content")
     else:
         content = choice.get("text")
     if content is None:
         return ""
-    if not isinstance(content, str):
+    if type(content) is not str:
         raise MalformedResponse(f"content is {type(content).__name__}, expected a string")
     return content
 
 
+def _bad_finish_reason(reason: object) -> MalformedResponse:
+    return MalformedResponse(f"finish_reason is {_raw(reason)}, expected a string")
+
+
 @dataclass
 class Usage:
+    """The server's token counts; `issue` says which value was set aside (and the counts are then not used)."""
+
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    issue: str | None = None
 
 
 def _usage(obj: dict[str, Any]) -> Usage | None:
     usage = obj.get("usage")
-    if not isinstance(usage, dict):
-        return None
-    p, c = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    return Usage(p if isinstance(p, int) else None, c if isinstance(c, int) else None)
+    if usage is None:
+        return None  # OpenAI sends "usage": null on every chunk but the last
+    if type(usage) is not dict:
+        raise MalformedResponse(f"usage is {_raw(usage)}, expected an object")
+    counts: list[int | None] = []
+    for key in _USAGE_KEYS:
+        value = usage.get(key)
+        if value is None:
+            counts.append(None)
+        elif type(value) is not int:  # bool is an int subclass, 3e9 a float: neither is a count
+            return Usage(issue=f"usage.{key}={_raw(value)} is not an integer; client count used")
+        elif not 0 <= value <= MAX_TOKEN_COUNT:
+            return Usage(issue=f"usage.{key}={_raw(value)} out of range [0, 1e9]; client count used")
+        else:
+            counts.append(value)
+    return Usage(counts[0], counts[1])
 
 
 def parse_completion(raw: bytes, api_style: str) -> tuple[str, str | None, Usage | None]:
     """(text, finish_reason, usage) of a non-streaming response body."""
     try:
         obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedResponse(f"response is not JSON: {exc}") from exc
-    if not isinstance(obj, dict):
-        raise MalformedResponse("response JSON is not an object")
-    if "error" in obj and "choices" not in obj:
-        raise StreamError(str(obj["error"])[:300])
-    choices = obj.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise MalformedResponse("response has no choices")
-    return _choice_text(choices[0], api_style), choices[0].get("finish_reason"), _usage(obj)
+        if type(obj) is not dict:
+            raise MalformedResponse("JSON is not an object")
+        if "error" in obj and "choices" not in obj:
+            raise StreamError(str(obj["error"])[:300])
+        choices = obj.get("choices")
+        if type(choices) is not list or not choices or type(choices[0]) is not dict:
+            raise MalformedResponse("no choices")
+        choice = choices[0]
+        reason = choice.get("finish_reason")
+        if reason is not None and type(reason) is not str:
+            raise _bad_finish_reason(reason)
+        return _choice_text(choice, api_style), reason or None, _usage(obj)
+    except StreamError:
+        raise
+    except Exception as exc:  # whatever the shape (deep nesting raises RecursionError): the server's fault
+        raise MalformedResponse(f"response: {_why(exc)}"[:300]) from exc
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, MalformedResponse):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply to parse"
+    if isinstance(exc, ValueError):  # JSONDecodeError, UnicodeDecodeError
+        return f"not JSON ({exc})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -101,7 +157,10 @@ class StreamState:
     done: bool = False
 
     def feed(self, line: bytes) -> bool:
-        """Consume one line; True when it carried non-empty content. This runs for every streamed token."""
+        """Consume one line; True when it carried non-empty content. This runs for every streamed token.
+
+        Raises MalformedResponse or StreamError only, whatever the line holds; the checks cost a few type tests.
+        """
         if not line.startswith(b"data:"):
             return False  # blank separators, comments (": ping"), event: and id: fields
         payload = line[5:].strip()
@@ -109,27 +168,33 @@ class StreamState:
             self.done = True
             return False
         self.chunk_count += 1
-        try:
+        try:  # free until it catches (3.11+)
             obj = _decode(payload.decode())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MalformedResponse(f"SSE event {self.chunk_count} is not JSON: {payload[:80]!r}") from exc
-        if not isinstance(obj, dict):
-            raise MalformedResponse(f"SSE event {self.chunk_count} is not a JSON object")
-        if "error" in obj:
-            raise StreamError(str(obj["error"])[:300])
-        if "usage" in obj:
-            usage = _usage(obj)
-            if usage is not None:
-                self.usage = usage
-        choices = obj.get("choices")
-        if not choices:
-            return False
-        if not isinstance(choices, list) or not isinstance(choices[0], dict):
-            raise MalformedResponse(f"SSE event {self.chunk_count} has malformed choices")
-        choice = choices[0]
-        if choice.get("finish_reason"):
-            self.finish_reason = choice["finish_reason"]
-        text = _choice_text(choice, self.api_style)
+            if type(obj) is not dict:
+                raise MalformedResponse("not a JSON object")
+            if "error" in obj:
+                raise StreamError(str(obj["error"])[:300])
+            if "usage" in obj:
+                usage = _usage(obj)
+                if usage is not None:
+                    self.usage = usage
+            choices = obj.get("choices")
+            if not choices:
+                return False
+            if type(choices) is not list or type(choices[0]) is not dict:
+                raise MalformedResponse("malformed choices")
+            choice = choices[0]
+            reason = choice.get("finish_reason")
+            if reason is not None:
+                if type(reason) is not str:
+                    raise _bad_finish_reason(reason)
+                if reason:
+                    self.finish_reason = reason
+            text = _choice_text(choice, self.api_style)
+        except StreamError:
+            raise
+        except Exception as exc:
+            raise MalformedResponse(f"SSE event {self.chunk_count}: {_why(exc)} {payload[:80]!r}"[:300]) from exc
         if text:
             self.pieces.append(text)
             self.content_chunk_count += 1
