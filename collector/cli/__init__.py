@@ -1,17 +1,33 @@
-"""Command line: `python -m collector {run,sim,build,report,app} ...`; errors print as one line unless --debug."""
+"""Command line: `python -m collector {run,sim,build,report,app} ...`; errors print as one line unless --debug.
+
+Ctrl-C and SIGTERM are one and the same here: either prints `interrupted` and exits 130, wherever it lands.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType, ModuleType
+from typing import Any
 
 from collector import __version__
-from collector.cli import app, build, report, run, sim
 from collector.errors import UserError
 
-COMMANDS = {"run": run, "sim": sim, "build": build, "report": report, "app": app}
+COMMAND_NAMES = ("run", "sim", "build", "report", "app")
+EXIT_INTERRUPTED = 130
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def command_module(name: str) -> ModuleType:
+    # Imported on demand, after the signal handlers are in place: the heavy imports (dbt, duckdb, pandas)
+    # take a second or more, and a Ctrl-C or SIGTERM then must not print a traceback or die silently.
+    return importlib.import_module(f"collector.cli.{name}")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,18 +39,70 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=f"tokenbench {__version__}")
     top.add_argument("--debug", action="store_true", help="Show full tracebacks and debug logs.")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS.values():
-        module.add_parser(sub)
+    for name in COMMAND_NAMES:
+        command_module(name).add_parser(sub)
     return top
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="%(levelname)s %(message)s")
+class _Interrupts:
+    """Whether an interrupt signal arrived: dbt catches KeyboardInterrupt and reports it as a failed build."""
+
+    seen = False
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    _Interrupts.seen = True
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def interrupt_handlers() -> Iterator[None]:
+    """SIGINT and SIGTERM raise KeyboardInterrupt for the duration (the sweep installs its own meanwhile)."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live on the main thread
+        yield
+        return
+    previous: dict[signal.Signals, Any] = {sig: signal.getsignal(sig) for sig in INTERRUPT_SIGNALS}
+    _Interrupts.seen = False
+    for sig in INTERRUPT_SIGNALS:
+        signal.signal(sig, _on_interrupt)
     try:
-        return int(COMMANDS[args.command].run(args))
-    except UserError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def os_error_line(exc: OSError) -> str:
+    """`<path>: <reason>` for a fault of this host (full or read-only disk, permissions, no descriptors)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [p for p in (exc.filename, exc.filename2) if p is not None]
+    return ": ".join([*(str(p) for p in paths), reason])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with interrupt_handlers():
+        debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+        try:
+            args = parser().parse_args(argv)
+            debug = args.debug
+            level = logging.DEBUG if args.debug else logging.WARNING
+            logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+            return int(command_module(args.command).run(args))
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print("interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except UserError as exc:
+            if debug:
+                raise
+            if _Interrupts.seen:  # the error is the interrupt's doing (e.g. dbt stopped by it)
+                print("interrupted", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            if debug:
+                raise
+            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            return 1
