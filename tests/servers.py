@@ -1,4 +1,8 @@
-"""Real HTTP servers on 127.0.0.1 for tests: one that misbehaves on request, chosen by the `model` field."""
+"""Real HTTP servers on 127.0.0.1 for tests: one that misbehaves on request, chosen by the `model` field.
+
+`GET /stats` answers what the server itself saw: POSTs per mode and the Accept-Encoding headers sent, so fault
+tests can count what landed against what was served.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,22 @@ import asyncio
 import contextlib
 import json
 import threading
+import urllib.request
+import zlib
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
+# JSON of the wrong shape: streamed as the second event, or as the whole non-streaming body
+BAD_SHAPES = ("bad-delta-str", "bad-delta-int", "bad-usage-str", "bad-finish-int", "bad-choices-str", "deep")
+# "ok", but with usage values that are not token counts
+BAD_USAGE = ("usage-negative", "usage-3e9", "usage-1e30", "usage-bool", "usage-string")
 MODES = (
     "ok",  # a proper SSE stream (or JSON when not streaming) with usage
+    "slow",  # "ok" after 0.3 s, so that many requests are in flight at once
     "http-500",  # a 500 with an OpenAI-style error body
+    "echo-auth",  # a 401 whose body echoes the Authorization header, as some gateways do
     "bad-json",  # 200 whose body is not JSON
     "bad-sse",  # 200 SSE whose second event is not JSON
     "error-event",  # 200 SSE carrying an error object mid-stream
@@ -19,7 +33,43 @@ MODES = (
     "cut-clean",  # close-delimited SSE that ends after two tokens without finish_reason or [DONE]
     "reset",  # the connection closes right after the request is read, no response
     "hang",  # headers never come
+    "gzip",  # "ok" with the body (JSON or the SSE stream, flushed per event) gzip-compressed
+    "deflate",  # the same, zlib-deflated
+    "huge-line-once",  # the first request of this mode gets 100 MiB without a newline (SSE or JSON); later ones "ok"
+    *BAD_SHAPES,
+    *BAD_USAGE,
 )
+
+HUGE_BYTES = 100 << 20
+OK_USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+USAGE = {
+    "usage-negative": {"prompt_tokens": 7, "completion_tokens": -5},
+    "usage-3e9": {"prompt_tokens": 7, "completion_tokens": 3_000_000_000},
+    "usage-1e30": {"prompt_tokens": 7, "completion_tokens": 1e30},
+    "usage-bool": {"prompt_tokens": True, "completion_tokens": 3},
+    "usage-string": {"prompt_tokens": "7", "completion_tokens": 3},
+}
+_DEEP = b'{"choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"  # json raises RecursionError on it
+_MESSAGE = {"role": "assistant", "content": "one two three"}
+# mode: (the bad SSE event, the bad non-streaming body)
+_SHAPES: dict[str, tuple[Any, Any]] = {
+    "bad-delta-str": ({"choices": [{"index": 0, "delta": "oops"}]}, {"choices": [{"index": 0, "message": "oops"}]}),
+    "bad-delta-int": ({"choices": [{"delta": 5}]}, {"choices": [{"message": 5}]}),
+    "bad-usage-str": (
+        {"choices": [], "usage": "x"},
+        {"choices": [{"message": _MESSAGE, "finish_reason": "stop"}], "usage": "x"},
+    ),
+    "bad-finish-int": (
+        {"choices": [{"delta": {"content": " x"}, "finish_reason": 5}]},
+        {"choices": [{"message": _MESSAGE, "finish_reason": 5}]},
+    ),
+    "bad-choices-str": ({"choices": "abc"}, {"choices": "abc"}),
+    "deep": (_DEEP, _DEEP),
+}
+
+
+def _json(obj: Any) -> bytes:
+    return obj if isinstance(obj, bytes) else json.dumps(obj).encode()
 
 
 def _chunk(data: bytes) -> bytes:
@@ -27,85 +77,145 @@ def _chunk(data: bytes) -> bytes:
 
 
 def _event(obj: object) -> bytes:
-    return b"data: " + json.dumps(obj).encode() + b"\n\n"
+    return b"data: " + _json(obj) + b"\n\n"
 
 
 def _token(text: str, finish: str | None = None) -> bytes:
     return _event({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": finish}]})
 
 
-async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode().split("\r\n")
-            length = 0
-            for line in lines[1:]:
-                if line.lower().startswith("content-length:"):
-                    length = int(line.split(":", 1)[1])
-            body = json.loads(await reader.readexactly(length)) if length else {}
-            if lines[0].startswith("GET"):
-                data = b'{"status":"ok"}'
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                    + str(len(data)).encode() + b"\r\n\r\n" + data
-                )  # fmt: skip
-                await writer.drain()
-                continue
-            mode = body.get("model", "ok")
-            stream = body.get("stream", False)
-            if mode == "reset":
-                writer.transport.abort()
-                return
-            if mode == "hang":
-                await asyncio.sleep(3600)
-            if mode == "http-500":
-                data = b'{"error":{"message":"boom","type":"server_error"}}'
-                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: " + str(len(data)).encode()
-                             + b"\r\nContent-Type: application/json\r\n\r\n" + data)  # fmt: skip
-                await writer.drain()
-                continue
-            if mode == "bad-json" or (mode == "ok" and not stream):
-                data = (
-                    b"this is not json"
-                    if mode == "bad-json"
-                    else json.dumps({
-                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "one two three"},
-                                     "finish_reason": "stop"}],
-                        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
-                    }).encode()
-                )  # fmt: skip
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-                             + str(len(data)).encode() + b"\r\n\r\n" + data)  # fmt: skip
-                await writer.drain()
-                continue
-            if mode == "cut-clean":
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
-                writer.write(_token(" one") + _token(" two"))
-                await writer.drain()
-                writer.close()
-                return
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
-            writer.write(_chunk(_token(" one")))
+def _ok_body(usage: object = OK_USAGE) -> bytes:
+    return json.dumps({
+        "choices": [{"index": 0, "message": _MESSAGE, "finish_reason": "stop"}],
+        "usage": usage,
+    }).encode()  # fmt: skip
+
+
+def _ok_tail(usage: object = OK_USAGE) -> list[bytes]:
+    """The SSE events after the first token of a proper stream."""
+    return [_token(" two"), _token(" three", "stop"), _event({"choices": [], "usage": usage}), b"data: [DONE]\n\n"]
+
+
+def _response(status: str, headers: dict[str, str], body: bytes) -> bytes:
+    head = f"HTTP/1.1 {status}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return head.encode() + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _compressor(mode: str) -> Any:
+    return zlib.compressobj(wbits=31 if mode == "gzip" else 15)  # 31: gzip framing; 15: zlib ("deflate" in HTTP)
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.posts: Counter[str] = Counter()
+        self.accept_encodings: list[str | None] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection is done."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        length = int(headers.get("content-length", 0))
+        body = json.loads(await reader.readexactly(length)) if length else {}
+        if lines[0].startswith("GET"):
+            stats = {"posts": dict(self.posts), "accept_encodings": self.accept_encodings}
+            data = json.dumps(stats if lines[0].split()[1].endswith("/stats") else {"status": "ok"}).encode()
+            writer.write(_response("200 OK", {"Content-Type": "application/json"}, data))
             await writer.drain()
-            await asyncio.sleep(0.01)
-            if mode == "cut":
-                writer.transport.abort()
-                return
-            if mode == "bad-sse":
-                writer.write(_chunk(b"data: {not json\n\n"))
-            elif mode == "error-event":
-                writer.write(_chunk(_event({"error": {"message": "overloaded", "code": 503}})))
+            return True
+        mode = body.get("model", "ok")
+        stream = body.get("stream", False)
+        self.posts[mode] += 1
+        self.accept_encodings.append(headers.get("accept-encoding"))
+        if mode == "huge-line-once" and self.posts[mode] > 1:
+            mode = "ok"
+        if mode == "slow":
+            await asyncio.sleep(0.3)
+            mode = "ok"
+        if mode == "reset":
+            writer.transport.abort()
+            return False
+        if mode == "hang":
+            await asyncio.sleep(3600)
+        if mode in ("http-500", "echo-auth"):
+            if mode == "http-500":
+                status, data = "500 Internal Server Error", b'{"error":{"message":"boom","type":"server_error"}}'
             else:
-                writer.write(_chunk(_token(" two")) + _chunk(_token(" three", "stop")))
-                usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
-                writer.write(_chunk(_event({"choices": [], "usage": usage})) + _chunk(b"data: [DONE]\n\n"))
+                key = headers.get("authorization", "")
+                status, data = "401 Unauthorized", _json({"error": {"message": f"Incorrect API key provided: {key}"}})
+            writer.write(_response(status, {"Content-Type": "application/json"}, data))
+            await writer.drain()
+            return True
+        if mode == "huge-line-once":
+            kind = "text/event-stream" if stream else "application/json"
+            writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+            piece = _chunk((b"data: " if stream else b"") + b"x" * (1 << 20))
+            for _ in range(HUGE_BYTES >> 20):
+                writer.write(piece)
+                await writer.drain()  # raises ConnectionResetError once the client gives up
             writer.write(b"0\r\n\r\n")
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        writer.close()
+            return True
+        if not stream and mode != "cut-clean" and mode not in ("bad-sse", "error-event", "cut"):
+            if mode == "bad-json":
+                data = b"this is not json"
+            elif mode in _SHAPES:
+                data = _json(_SHAPES[mode][1])
+            else:
+                data = _ok_body(USAGE.get(mode, OK_USAGE))
+            extra = {}
+            if mode in ("gzip", "deflate"):
+                compressor = _compressor(mode)
+                data = compressor.compress(data) + compressor.flush()
+                extra = {"Content-Encoding": mode}
+            writer.write(_response("200 OK", {"Content-Type": "application/json", **extra}, data))
+            await writer.drain()
+            return True
+        if mode == "cut-clean":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n")
+            writer.write(_token(" one") + _token(" two"))
+            await writer.drain()
+            writer.close()
+            return False
+        compressor = _compressor(mode) if mode in ("gzip", "deflate") else None
+
+        def chunk(data: bytes) -> bytes:
+            if compressor is not None:  # flushed per event, as a compressing server streams
+                data = compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)
+            return _chunk(data)
+
+        encoding = f"Content-Encoding: {mode}\r\n" if compressor is not None else ""
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n{encoding}Transfer-Encoding: chunked\r\n\r\n"
+        writer.write(head.encode())
+        writer.write(chunk(_token(" one")))
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        if mode == "cut":
+            writer.transport.abort()
+            return False
+        if mode == "bad-sse":
+            writer.write(chunk(b"data: {not json\n\n"))
+        elif mode == "error-event":
+            writer.write(chunk(_event({"error": {"message": "overloaded", "code": 503}})))
+        else:
+            events = _ok_tail(USAGE.get(mode, OK_USAGE))
+            if mode in _SHAPES:
+                events.insert(0, _event(_SHAPES[mode][0]))
+            writer.write(b"".join(chunk(e) for e in events))
+        if compressor is not None:
+            writer.write(_chunk(compressor.flush()))
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
 
 
 @contextmanager
@@ -116,7 +226,7 @@ def misbehaving_server() -> Iterator[str]:
     holder: dict[str, object] = {}
 
     async def main() -> None:
-        server = await asyncio.start_server(_handle, "127.0.0.1", 0)
+        server = await asyncio.start_server(_Server().handle, "127.0.0.1", 0, backlog=1024)
         holder["port"] = server.sockets[0].getsockname()[1]
         holder["server"] = server
         started.set()
@@ -131,6 +241,12 @@ def misbehaving_server() -> Iterator[str]:
     finally:
         loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
         thread.join(5)
+
+
+def server_stats(base_url: str) -> dict[str, Any]:
+    """What the server behind base_url saw: {"posts": {mode: count}, "accept_encodings": [...]}."""
+    with urllib.request.urlopen(base_url + "/stats", timeout=5) as resp:
+        return json.loads(resp.read())  # type: ignore[no-any-return]
 
 
 async def _quiet(coro: object) -> None:

@@ -39,6 +39,9 @@ EXPECTED = {
     "cut-clean": (True, "error", "stream_cut", 200),
     "reset": (True, "error", "connection_reset", None),
     "hang": (True, "error", "timeout", None),
+    # a wrong shape mid-stream, and nesting too deep for json: once a traceback that ended the run
+    "bad-delta-str": (True, "error", "malformed_response", 200),
+    "deep": (False, "error", "malformed_response", 200),
 }
 
 
