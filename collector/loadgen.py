@@ -137,9 +137,8 @@ def _client_fault(code: int, exc: BaseException) -> str:
         advice = "the collector's host ran out of local ports for new connections"
     else:
         advice = "the collector's host ran out of memory or socket buffers"
-    return f"client fault, not the endpoint's ({errno.errorcode.get(code, code)}: {what}): {advice}; {_short(exc)}"[
-        :MESSAGE_LIMIT
-    ]
+    name = errno.errorcode.get(code, str(code))
+    return f"client fault, not the endpoint's ({name}: {what}): {advice}; {_short(exc)}"[:MESSAGE_LIMIT]
 
 
 def client_session(concurrency: int) -> aiohttp.ClientSession:
@@ -243,9 +242,9 @@ async def send_one(
         code = _client_errno(exc)
         status, error_type = "error", "connection_reset" if code is None else "client_error"
         error_message = _short(exc) if code is None else _client_fault(code, exc)
-    except Exception as exc:  # nothing may escape a request but cancellation: a bug of ours, still one row
+    except Exception as exc:  # nothing but cancellation may escape a request (e.g. aiohttp refusing a header)
         status, error_type = "error", "client_error"
-        error_message = f"unexpected error in the collector (please report it): {_short(exc)}"[:MESSAGE_LIMIT]
+        error_message = f"the collector failed on this request, not the endpoint: {_short(exc)}"[:MESSAGE_LIMIT]
     finally:
         end = time.perf_counter_ns()
         if target.stream:

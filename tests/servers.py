@@ -36,6 +36,7 @@ MODES = (
     "gzip",  # "ok" with the body (JSON or the SSE stream, flushed per event) gzip-compressed
     "deflate",  # the same, zlib-deflated
     "huge-line-once",  # the first request of this mode gets 100 MiB without a newline (SSE or JSON); later ones "ok"
+    "huge-length",  # 200 JSON announcing a 100 MiB Content-Length, then 1 MiB of it and a stall
     *BAD_SHAPES,
     *BAD_USAGE,
 )
@@ -155,6 +156,13 @@ class _Server:
             writer.write(_response(status, {"Content-Type": "application/json"}, data))
             await writer.drain()
             return True
+        if mode == "huge-length":
+            writer.write(
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {HUGE_BYTES}\r\n\r\n".encode()
+            )
+            writer.write(b"x" * (1 << 20))
+            await writer.drain()
+            await asyncio.sleep(3600)
         if mode == "huge-line-once":
             kind = "text/event-stream" if stream else "application/json"
             writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())

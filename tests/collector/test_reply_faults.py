@@ -107,6 +107,15 @@ def test_a_100_mib_reply_without_newline_is_one_error_row_and_does_not_stall_the
     assert others[len(others) // 2] < 200_000_000
 
 
+def test_a_reply_announcing_a_body_over_the_bound_is_not_read() -> None:
+    with misbehaving_server() as base_url:
+        rows = _sweep(_target(base_url, "huge-length", False), concurrency=1, requests=2)
+    assert [(r.error_type, r.error_message) for r in rows] == [
+        ("malformed_response", "response of 104857600 bytes exceeds 67108864; not read")
+    ] * 2
+    assert all(r.e2e_ns < 1_000_000_000 for r in rows)  # not the 10 s timeout
+
+
 def test_an_api_key_echoed_in_an_error_body_is_stored_as_stars() -> None:
     short_key, long_key = "sk-test-0123456789abcdef", "sk-long-" + "0123456789" * 40  # the long one is cut at 300
     rows = []
@@ -129,6 +138,7 @@ def test_a_request_the_client_cannot_send_is_one_client_error_row() -> None:
         served = server_stats(base_url)["posts"]
     assert [(r.status, r.error_type) for r in rows] == [("error", "client_error")] * 4
     assert served == {}
+    assert all("not the endpoint" in (r.error_message or "") for r in rows)
     assert all("sk-test-0123456789" not in (r.error_message or "") for r in rows)
 
 
