@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 from collector.clock import RunClock  # noqa: E402
 from collector.config import InferenceParameters  # noqa: E402
 from collector.landing import RunLanding  # noqa: E402
-from collector.loadgen import Level, Target, run_level  # noqa: E402
+from collector.loadgen import Level, Target, client_session, run_level  # noqa: E402
 from collector.payloads import Prompt  # noqa: E402
 from collector.schema import RequestRow  # noqa: E402
 from collector.tokens import DEFAULT_COUNTER  # noqa: E402
@@ -87,8 +87,7 @@ async def sweep(base: str, concurrency: int, requests: int, landing: RunLanding)
 
     prompt = Prompt(0, "Say something about the sea in sixteen words.", None, 10)
     level = Level("bench", [prompt], concurrency=concurrency, requests=requests, warmup=0)
-    connector = aiohttp.TCPConnector(limit=concurrency + 8, limit_per_host=0)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+    async with client_session(concurrency) as session:  # the session `collector run` uses
         t0 = time.perf_counter()
         await run_level(session, target(base, landing.dir.name), level, RunClock(), land, asyncio.Event())
         return rows, time.perf_counter() - t0

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.errors import UserError
+from collector.warehouse import writing
 
 PROJECT_DIR = Path(__file__).resolve().parents[1] / "models_dbt"
 DEFAULT_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
@@ -102,8 +103,6 @@ def build(
     from dbt.cli.main import dbtRunner
 
     warehouse = Path(warehouse).resolve()
-    if not warehouse.exists():
-        raise UserError(f"warehouse {warehouse} not found (run `python -m collector run` or refresh it first)")
     prices = Path(pricing_dir or os.environ.get(PRICING_ENV) or DEFAULT_PRICING_DIR).resolve()
     for name in ("instance_prices.csv", "token_prices.csv"):
         if not (prices / name).is_file():
@@ -126,14 +125,17 @@ def build(
     if quiet:
         args.append("--quiet")
     started = time.perf_counter()
-    with _environment({WAREHOUSE_ENV: str(warehouse), PRICING_ENV: str(prices)}):
+    # Into a private copy, swapped in only when the build passes: readers keep the last good warehouse meanwhile.
+    with writing(warehouse) as target, _environment({WAREHOUSE_ENV: str(target), PRICING_ENV: str(prices)}):
+        if not target.exists():
+            raise UserError(f"warehouse {warehouse} not found (run `python -m collector run` or refresh it first)")
         try:
             result = dbtRunner().invoke(args)
         finally:
             _release_warehouse()
+        if not result.success:
+            raise UserError(_failure_line(result, log_path / "dbt.log"))
     elapsed = time.perf_counter() - started
-    if not result.success:
-        raise UserError(_failure_line(result, log_path / "dbt.log"))
     node_results = getattr(result.result, "results", None) or []
     return BuildResult(
         warehouse=warehouse,

@@ -1,27 +1,53 @@
 """Append-only, crash-safe landing of raw rows as JSONL files, one folder per run.
 
 Rows are buffered in memory and written as whole lines every FLUSH_INTERVAL_S by a background
-thread, so `kill -9` loses at most that much; the manifest is rewritten atomically. At the end of
-a run the JSONL files are compacted to Parquet for fast scans. Nothing here opens the warehouse.
+thread, so `kill -9` loses at most that much; a failed write is retried, and if the disk stays
+full the landing reports it (the sweep then stops) instead of dropping rows. The manifest is
+rewritten atomically by a heartbeat thread of its own. At the end of a run the JSONL files are
+compacted to Parquet, resumably. Nothing here opens the warehouse.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
+import shutil
+import socket
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import psutil
 
+from collector.errors import UserError
 from collector.schema import RAW_TABLES, RunManifest, columns
+
+log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.5
 HEARTBEAT_INTERVAL_S = 5.0
+# Waits between attempts of a failed write: about 15 s for a full disk to get space back before the sweep stops.
+WRITE_RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+CLOSE_RETRY_WAITS_S = (0.5, 1.0, 2.0)  # a stopping run tries a few more times, briefly
+RESERVE_BYTES = 256 * 1024
 STREAM_TABLES = ("requests", "telemetry_samples")
 MANIFEST_FILE = "run.json"
+# Zero-row files of every raw table, so the warehouse's glob views always match at least one file.
+SCHEMA_DIR = "_schema"
+MIN_FREE_ENV = "TOKENBENCH_MIN_FREE_MB"
+MIN_FREE_MB = 64
+BYTES_PER_ROW_ESTIMATE = 2048  # a request row is ~1 KiB of JSON, and its Parquet copy exists for a moment too
+
+
+class LandingError(UserError):
+    """Raw rows could not be written (a full or read-only disk)."""
 
 
 def raw_root(results_dir: Path) -> Path:
@@ -29,8 +55,28 @@ def raw_root(results_dir: Path) -> Path:
     return results_dir / "raw"
 
 
+def run_dirs(results_dir: Path) -> list[Path]:
+    """The run folders under raw/, oldest first (run ids start with their UTC start time)."""
+    root = raw_root(results_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+
+
 def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def check_free_space(results_dir: Path, expected_rows: int) -> None:
+    """Fail before a run starts when its folder's disk cannot hold what the run is expected to land."""
+    override = os.environ.get(MIN_FREE_ENV)
+    need_mb = float(override) if override else max(MIN_FREE_MB, expected_rows * BYTES_PER_ROW_ESTIMATE / 2**20)
+    free_mb = shutil.disk_usage(results_dir).free / 2**20
+    if free_mb < need_mb:
+        raise LandingError(
+            f"{results_dir}: {free_mb:.0f} MiB free, the run needs about {need_mb:.0f} MiB "
+            f"(free some space, or set ${MIN_FREE_ENV} to the MiB to require)"
+        )
 
 
 class RunLanding:
@@ -40,14 +86,21 @@ class RunLanding:
         self.dir = raw_root(results_dir) / run_id
         self.dir.mkdir(parents=True, exist_ok=False)  # a run id is never reused
         self._buffers: dict[str, list[str]] = {t: [] for t in STREAM_TABLES}
+        # Bytes of a write that failed part-way: written first next time, so a torn line is completed.
+        self._carry: dict[str, bytes] = dict.fromkeys(STREAM_TABLES, b"")
         self._fds = {
             t: os.open(self.dir / f"{t}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) for t in STREAM_TABLES
         }
         self._lock = threading.Lock()
-        self._manifest: RunManifest | None = None
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self.rows_written = dict.fromkeys(STREAM_TABLES, 0)
+        self._failure: OSError | None = None  # set once rows could not be written even after retries
+        self.failed = threading.Event()
+        # Space held back so that the final manifest (status failed, and why) can be written on a full disk.
+        self._reserve = self.dir / ".reserve"
+        self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
 
     # -- rows ---------------------------------------------------------------------------
     def append(self, table: str, row: Any) -> None:
@@ -57,95 +110,255 @@ class RunLanding:
         with self._lock:
             self._buffers[table].append(line)
 
-    def flush(self) -> None:
-        """Write queued rows as whole lines (one write call per table, so no torn rows)."""
+    def rows_pending(self, table: str = "requests") -> int:
+        """Rows queued or part-written but not yet whole on disk."""
         with self._lock:
-            pending = {t: b for t, b in self._buffers.items() if b}
-            for t in pending:
-                self._buffers[t] = []
-        for table, lines in pending.items():
-            data = "".join(lines).encode()
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fds[table], view)
-                view = view[written:]
-            self.rows_written[table] += len(lines)
+            return len(self._buffers[table]) + self._carry[table].count(b"\n")
+
+    def flush(self) -> None:
+        """Write queued rows as whole lines (one write call per table, so no torn rows); raise OSError on failure.
+
+        Whatever could not be written stays queued, in order, for the next attempt.
+        """
+        with self._write_lock:
+            for table in STREAM_TABLES:
+                with self._lock:
+                    lines, self._buffers[table] = self._buffers[table], []
+                    data = self._carry[table] + "".join(lines).encode()
+                    self._carry[table] = b""
+                if not data:
+                    continue
+                view = memoryview(data)
+                try:
+                    while view:
+                        written = os.write(self._fds[table], view)
+                        done = len(data) - len(view)
+                        self.rows_written[table] += data.count(b"\n", done, done + written)
+                        view = view[written:]
+                finally:
+                    if view:
+                        with self._lock:
+                            self._carry[table] = bytes(view) + self._carry[table]
+
+    def flush_with_retry(self, waits: tuple[float, ...] = WRITE_RETRY_WAITS_S, *, interruptible: bool = True) -> bool:
+        """Flush, retrying a failed write after each wait; on the last failure record `error` and set `failed`.
+
+        An interruptible retry gives up quietly when the landing is closing: close() then retries on its own.
+        """
+        if self.failed.is_set():
+            return False
+        for attempt, wait in enumerate((*waits, None), start=1):
+            try:
+                self.flush()
+                return True
+            except OSError as exc:
+                if wait is None:
+                    self._fail(exc)
+                    return False
+                log.warning("writing raw rows failed (%s); retry %d in %.1f s", exc, attempt, wait)
+                if not interruptible:
+                    time.sleep(wait)
+                elif self._stop.wait(wait):
+                    return False
+        return False  # pragma: no cover - the loop always returns
+
+    def _fail(self, exc: OSError) -> None:
+        self._failure = exc
+        self.failed.set()
+
+    @property
+    def error(self) -> str | None:
+        """One line once rows could not be written even after retries: how many landed, where, and how many not
+        (final after close(): rows of requests still in flight when the sweep stopped are counted too)."""
+        if self._failure is None:
+            return None
+        return (
+            f"cannot write raw rows to {self.dir / 'requests.jsonl'}: {self._failure.strerror or self._failure}; "
+            f"{self.rows_written['requests']} request rows landed there, {self.rows_pending('requests')} could not "
+            "be written"
+        )
 
     # -- manifest -------------------------------------------------------------------------
-    def write_manifest(self, manifest: RunManifest) -> None:
-        """Atomically replace this run's manifest (write to a temp file, then rename)."""
-        self._manifest = manifest
-        tmp = self.dir / f".{MANIFEST_FILE}.tmp"
-        tmp.write_text(_dumps(asdict(manifest)) + "\n")
-        os.replace(tmp, self.dir / MANIFEST_FILE)
+    def write_manifest(self, manifest: RunManifest, *, final: bool = False) -> None:
+        """Atomically replace this run's manifest. The final one (after close) may use the reserved space if the
+        disk is full, so a run that failed on a full disk still says so."""
+        try:
+            write_manifest(self.dir, manifest)
+        except OSError as exc:
+            if not final or exc.errno != errno.ENOSPC or not self._reserve.exists():
+                raise
+            self._reserve.unlink()
+            write_manifest(self.dir, manifest)
 
-    # -- background flushing ------------------------------------------------------------
-    def start(self, heartbeat: Any = None) -> None:
-        """Flush every FLUSH_INTERVAL_S; call `heartbeat()` every HEARTBEAT_INTERVAL_S."""
+    # -- background threads ---------------------------------------------------------------
+    def start(self, heartbeat: Callable[[], None] | None = None) -> None:
+        """Flush every FLUSH_INTERVAL_S; call `heartbeat()` every HEARTBEAT_INTERVAL_S from a thread of its own,
+        so a stuck or failed writer never stops the heartbeat, nor a failed heartbeat the writer."""
 
-        def loop() -> None:
-            since_beat = 0.0
+        def flusher() -> None:
             while not self._stop.wait(FLUSH_INTERVAL_S):
-                self.flush()
-                since_beat += FLUSH_INTERVAL_S
-                if heartbeat is not None and since_beat >= HEARTBEAT_INTERVAL_S:
-                    since_beat = 0.0
-                    heartbeat()
+                if not self.flush_with_retry():
+                    return
 
-        self._thread = threading.Thread(target=loop, name="tokenbench-landing", daemon=True)
-        self._thread.start()
+        def beater() -> None:
+            assert heartbeat is not None
+            while not self._stop.wait(HEARTBEAT_INTERVAL_S):
+                try:
+                    heartbeat()
+                except OSError as exc:  # a full disk: the rows matter more; the next beat tries again
+                    log.warning("heartbeat not written: %s", exc)
+
+        self._threads = [threading.Thread(target=flusher, name="tokenbench-landing", daemon=True)]
+        if heartbeat is not None:
+            self._threads.append(threading.Thread(target=beater, name="tokenbench-heartbeat", daemon=True))
+        for thread in self._threads:
+            thread.start()
 
     def close(self) -> None:
-        """Stop the flusher, write what is left and close the files."""
+        """Stop the threads, write what is left (with retries) and close the files."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.flush()
+        for thread in self._threads:
+            thread.join()
+        self.flush_with_retry(CLOSE_RETRY_WAITS_S, interruptible=False)
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
+
+    def release_reserve(self) -> None:
+        """Drop the reserved space once the final manifest is written."""
+        self._reserve.unlink(missing_ok=True)
+
+
+def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
+    """Atomically replace a run's manifest (write to a temp file, then rename)."""
+    tmp = run_dir / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
+    try:
+        tmp.write_text(_dumps(asdict(manifest)) + "\n")
+        os.replace(tmp, run_dir / MANIFEST_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    """A run's manifest as a dict, or None when it is missing or unreadable."""
+    try:
+        data = json.loads((run_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# -- who is running -------------------------------------------------------------------------
+
+
+def process_identity() -> tuple[str, int, str]:
+    """(hostname, pid, process start time) of this process: with all three a reused pid is told apart."""
+    started = datetime.fromtimestamp(psutil.Process().create_time(), UTC).isoformat()
+    return socket.gethostname(), os.getpid(), started
+
+
+def collector_alive(manifest: dict[str, Any]) -> bool | None:
+    """Whether the collector of a `running` manifest still runs: None when it cannot be told from here."""
+    pid, started = manifest.get("pid"), manifest.get("process_started_at")
+    if manifest.get("hostname") != socket.gethostname() or not isinstance(pid, int) or not started:
+        return None  # another host (a shared folder), or a manifest from before pids were recorded
+    try:
+        proc_started = datetime.fromtimestamp(psutil.Process(pid).create_time(), UTC)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.Error:
+        return None
+    try:
+        recorded = datetime.fromisoformat(str(started))
+    except ValueError:
+        return None
+    return abs((proc_started - recorded).total_seconds()) < 1.0  # another process reusing the pid: gone
+
+
+def reconcile_runs(results_dir: Path) -> list[str]:
+    """Mark runs whose collector is gone as `lost`, and finish compacting runs that are over; returns lost ids.
+
+    Safe to call at any moment and from several processes in turn (the caller holds the writer lock): a live run
+    is never touched, and compaction resumes wherever a kill left it.
+    """
+    lost = []
+    for run_dir in run_dirs(results_dir):
+        manifest = read_manifest(run_dir)
+        if manifest is None:
+            continue
+        if manifest.get("status") == "running":
+            if collector_alive(manifest) is not False:
+                continue
+            pid, host = manifest.get("pid"), manifest.get("hostname")
+            manifest.update(
+                status="lost",
+                ended_at=manifest.get("heartbeat_at"),
+                error_message=f"collector process {pid} on {host} ended without finishing the run (killed?)",
+            )
+            fields = set(columns(RunManifest))
+            write_manifest(run_dir, RunManifest(**{k: v for k, v in manifest.items() if k in fields}))
+            lost.append(run_dir.name)
+        compact_run(run_dir)
+    return lost
+
+
+# -- compaction and reading -----------------------------------------------------------------
 
 
 def compact_run(run_dir: Path) -> None:
     """Rewrite a finished run's JSONL files as Parquet (same columns), then drop the JSONL.
 
-    The Parquet file is complete before the JSONL goes, so a crash in between leaves both, and
-    the warehouse views read the Parquet in preference (see collector.warehouse).
+    Resumable and idempotent: the Parquet is renamed into place only when complete, so when both exist the
+    Parquet is whole and the JSONL is only removed; a temp file left by a kill is removed and redone.
     """
+    (run_dir / ".reserve").unlink(missing_ok=True)  # space held for the final manifest: the run is over
+    for table in STREAM_TABLES:
+        for stale in run_dir.glob(f".{table}.parquet.*tmp"):
+            stale.unlink(missing_ok=True)
+        src, dst = run_dir / f"{table}.jsonl", run_dir / f"{table}.parquet"
+        if not src.exists():
+            continue
+        if not dst.exists():
+            tmp = run_dir / f".{table}.parquet.{os.getpid()}.tmp"
+            con = duckdb.connect()
+            try:
+                select_json(con, table, str(src)).write_parquet(str(tmp), compression="zstd")
+                os.replace(tmp, dst)
+            finally:
+                con.close()
+                tmp.unlink(missing_ok=True)
+        src.unlink()
+
+
+def struct_of(table: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a raw table, as read_json's `columns` wants it."""
+    return columns(RAW_TABLES[table])
+
+
+def select_json(con: duckdb.DuckDBPyConnection, table: str, path: str) -> duckdb.DuckDBPyRelation:
+    """A relation over landed JSONL of a raw table (path bound, not pasted), typed by the schema, torn lines skipped."""
+    return con.sql(
+        "select * from read_json($path, format = 'newline_delimited', columns = $columns, ignore_errors = true) "
+        "where run_id is not null",  # a torn line parses as all nulls
+        params={"path": path, "columns": struct_of(table)},
+    )
+
+
+def write_schema_files(results_dir: Path) -> Path:
+    """(Re)write the zero-row files of every raw table under raw/_schema/ (JSONL, Parquet, manifest)."""
+    schema_dir = raw_root(results_dir) / SCHEMA_DIR
+    schema_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
-        for table in STREAM_TABLES:
-            src = run_dir / f"{table}.jsonl"
-            if not src.exists():
+        for table in RAW_TABLES:
+            if table == "runs":
+                (schema_dir / MANIFEST_FILE).touch()
                 continue
-            dst = run_dir / f"{table}.parquet"
-            tmp = run_dir / f".{table}.parquet.tmp"
-            con.execute(
-                f"copy ({read_json_sql(table, [src])}) to '{_sql_path(tmp)}' (format parquet, compression zstd)"
-            )
-            os.replace(tmp, dst)
-            src.unlink()
+            (schema_dir / f"{table}.jsonl").touch()
+            cols = ", ".join(f"null::{t} as {n}" for n, t in struct_of(table).items())
+            tmp = schema_dir / f".{table}.parquet.{os.getpid()}.tmp"
+            con.sql(f"select {cols} where false").write_parquet(str(tmp))
+            os.replace(tmp, schema_dir / f"{table}.parquet")
     finally:
         con.close()
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
-
-
-def sql_file_list(files: list[Path]) -> str:
-    """A DuckDB list literal of file paths, quotes escaped."""
-    return "[" + ", ".join(f"'{_sql_path(f)}'" for f in files) + "]"
-
-
-def _struct(table: str) -> str:
-    cols = ", ".join(f"'{name}': '{sql_type}'" for name, sql_type in columns(RAW_TABLES[table]).items())
-    return "{" + cols + "}"
-
-
-def read_json_sql(table: str, files: list[Path]) -> str:
-    """SELECT over landed JSONL files of a raw table, typed by the schema; torn lines are skipped."""
-    return (
-        f"select * from read_json({sql_file_list(files)}, format='newline_delimited', columns={_struct(table)}, "
-        "ignore_errors=true) where run_id is not null"  # a torn line parses as all nulls
-    )
+    return schema_dir

@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import os
 import platform
 import secrets
 import signal
-import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import duckdb
 
 from collector import __version__
 from collector.clock import RunClock, now_iso
 from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
 from collector.endpoints import api_headers, endpoint_for, health_url, wait_healthy
 from collector.errors import UserError
-from collector.landing import RunLanding, compact_run
-from collector.loadgen import Level, LevelProgress, Target, run_level
-from collector.payloads import Prompt, load_bucket
+from collector.landing import RunLanding, check_free_space, compact_run, process_identity
+from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
+from collector.payloads import Prompt, load_all
 from collector.progress import ProgressPrinter
 from collector.schema import RunManifest
 from collector.telemetry import TelemetrySampler
 from collector.tokens import DEFAULT_COUNTER
-from collector.warehouse import refresh, upsert_run_settings, warehouse_path
+from collector.warehouse import refresh, upsert_run_settings, warehouse_path, writing
 
 VERSIONED_PACKAGES = ("aiohttp", "duckdb", "dbt-core", "dbt-duckdb", "pydantic", "nvidia-ml-py", "psutil")
 
@@ -58,6 +61,7 @@ class RunOutcome:
     pricing_dir: Path
     requests: int
     errors: int
+    landing_failed: bool = False  # rows could not be written: nothing to build from this run
 
     @property
     def exit_code(self) -> int:
@@ -67,7 +71,15 @@ class RunOutcome:
 class Sweep:
     """The asynchronous part of a run: one HTTP client, experiments in order, levels in order."""
 
-    def __init__(self, config: Config, run_id: str, clock: RunClock, landing: RunLanding, log_dir: Path) -> None:
+    def __init__(
+        self,
+        config: Config,
+        run_id: str,
+        clock: RunClock,
+        landing: RunLanding,
+        log_dir: Path,
+        prompts: dict[str, list[Prompt]],
+    ) -> None:
         self.config = config
         self.run_id = run_id
         self.clock = clock
@@ -75,27 +87,44 @@ class Sweep:
         self.log_dir = log_dir
         self.stop = asyncio.Event()
         self.progress = ProgressPrinter()
-        self.prompts: dict[str, list[Prompt]] = {b.name: load_bucket(b, DEFAULT_COUNTER) for b in config.payloads}
+        self.prompts = prompts
         self.requests = 0
         self.errors = 0
 
     def land(self, row: object) -> None:
         self.landing.append("requests", row)
+        if self.landing.failed.is_set() and not self.stop.is_set():
+            self.stop.set()  # rows can no longer be written: send no more requests
 
     async def run(self) -> None:
         most = max(max(e.concurrency_levels) for e in self.config.experiments)
-        connector = aiohttp.TCPConnector(limit=most + 8, limit_per_host=0, ttl_dns_cache=300)
-        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+        async with client_session(most) as session:
             for i, exp in enumerate(self.config.experiments):
                 if self.stop.is_set():
                     return
                 await self.run_experiment(session, i, exp)
 
+    async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
+        """Await `step` unless the run is stopped first (then cancel it); True when it completed."""
+        task = asyncio.ensure_future(step)
+        stopped = asyncio.ensure_future(self.stop.wait())
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return False
+
     async def run_experiment(self, session: aiohttp.ClientSession, index: int, exp: Experiment) -> None:
         where = f"experiments[{index}]"
         headers = api_headers(exp, where)
         async with endpoint_for(exp, self.log_dir) as base_url:
-            await wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
+            healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
+            if not await self._unless_stopped(healthy):
+                return  # Ctrl-C or SIGTERM while waiting for the endpoint
             ep = exp.endpoint
             served = ep.served_model_name if isinstance(ep, OpenAIEndpoint) else exp.model_id
             target = Target(
@@ -148,6 +177,7 @@ class Run:
         self.run_id = new_run_id()
         self.clock = RunClock()
         self.landing = RunLanding(results_dir, self.run_id)
+        hostname, pid, process_started_at = process_identity()
         self.manifest = RunManifest(
             run_id=self.run_id,
             run_name=config.run_name,
@@ -165,10 +195,12 @@ class Run:
             dataset_of_interest=config.report.dataset_of_interest,
             collector_version=__version__,
             package_versions_json=package_versions(),
-            hostname=socket.gethostname(),
+            hostname=hostname,
             platform=f"{platform.system()} {platform.release()} {platform.machine()}",
             python_version=platform.python_version(),
             cpu_count=os.cpu_count() or 1,
+            pid=pid,
+            process_started_at=process_started_at,
         )
 
     def heartbeat(self) -> None:
@@ -179,7 +211,7 @@ class Run:
         self.manifest = replace(
             self.manifest, status=status, error_message=error, ended_at=now_iso(), heartbeat_at=now_iso()
         )
-        self.landing.write_manifest(self.manifest)
+        self.landing.write_manifest(self.manifest, final=True)
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, sweep: Sweep, main: asyncio.Task[None]) -> None:
@@ -206,32 +238,61 @@ async def _sweep_main(sweep: Sweep) -> None:
     await sweep.run()
 
 
+def expected_rows(config: Config) -> int:
+    """Request rows a config's sweep lands when nothing stops it early."""
+    return sum(
+        len(e.concurrency_levels) * len(e.payloads) * (e.requests_per_level + e.warmup_requests_per_level)
+        for e in config.experiments
+    )
+
+
+def _prepare_warehouse(config: Config, config_path: Path, warehouse: Path, results_dir: Path) -> None:
+    """The pre-sweep warehouse work, as one write: raw views (and lost-run marking) and this config's budgets."""
+    with writing(warehouse):
+        refresh(results_dir, warehouse)
+        upsert_run_settings(
+            warehouse,
+            config.run_name,
+            config.report.latency_budget_s,
+            config.report.cost_per_10k_txn_budget_usd,
+            config.report.error_rate_budget,
+            config.report.dataset_of_interest,
+            str(config_path),
+        )
+
+
+def _warn(what: str, exc: BaseException) -> None:
+    print(f"warning: {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+
+
 def collect(config_path: Path, results_dir: Path) -> RunOutcome:
-    """Run the sweep of one config and land everything; the warehouse is only opened before and after."""
+    """Run the sweep of one config and land everything; the warehouse is only written before and after.
+
+    Everything that can fail on bad input (config, payloads, free space, the warehouse) is checked before the run
+    folder exists; once it exists, the run always ends with a final status in its manifest, whatever stops it.
+    """
     config = load_config(config_path)
+    prompts = load_all(config)  # a bad payload file fails here, before any run folder exists
     results_dir.mkdir(parents=True, exist_ok=True)
-    run = Run(config, config_path, results_dir)
+    check_free_space(results_dir, expected_rows(config))
     warehouse = warehouse_path(results_dir)
-    run.landing.write_manifest(run.manifest)
-    refresh(results_dir, warehouse)
-    upsert_run_settings(
-        warehouse,
-        config.run_name,
-        config.report.latency_budget_s,
-        config.report.cost_per_10k_txn_budget_usd,
-        config.report.error_rate_budget,
-        config.report.dataset_of_interest,
-        str(config_path),
-    )
-    run.landing.start(heartbeat=run.heartbeat)
-    sampler = TelemetrySampler(
-        run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row)
-    )
-    sampler.start()
-    print(f"run {run.run_id}: landing raw rows in {run.landing.dir}", file=sys.stderr)
-    sweep = Sweep(config, run.run_id, run.clock, run.landing, results_dir / "logs" / run.run_id)
-    status, error = "completed", None
+    _prepare_warehouse(config, config_path, warehouse, results_dir)
+    run = Run(config, config_path, results_dir)
+    sampler: TelemetrySampler | None = None
+    sweep: Sweep | None = None
+    status = "interrupted"
+    error: str | None = "stopped before the sweep began"
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
+        run.landing.write_manifest(run.manifest)
+        run.landing.start(heartbeat=run.heartbeat)
+        sampler = TelemetrySampler(
+            run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row)
+        )
+        sampler.start()
+        print(f"run {run.run_id}: landing raw rows in {run.landing.dir}", file=sys.stderr)
+        sweep = Sweep(config, run.run_id, run.clock, run.landing, results_dir / "logs" / run.run_id, prompts)
+        status, error = "completed", None
         asyncio.run(_sweep_main(sweep))
         if sweep.stop.is_set():
             status, error = "interrupted", "stopped by signal; requests in flight were completed"
@@ -245,9 +306,35 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        sampler.stop()
+        signal.signal(signal.SIGTERM, sigterm)  # asyncio resets the handlers it installed to the defaults
+        if sampler is not None:
+            sampler.stop()
         run.landing.close()
-        run.finish(status, error)
-        compact_run(run.landing.dir)
-        refresh(results_dir, warehouse)
-    return RunOutcome(run.run_id, status, error, warehouse, config.pricing_dir, sweep.requests, sweep.errors)
+        if run.landing.error:
+            status, error = "failed", run.landing.error
+        try:
+            run.finish(status, error)
+            run.landing.release_reserve()
+        except OSError as exc:  # the next refresh marks the run lost: its process is gone by then
+            _warn(f"run manifest not finalised in {run.landing.dir}", exc)
+        if not run.landing.failed.is_set():  # on a full disk neither can work; the JSONL stays readable
+            try:
+                compact_run(run.landing.dir)
+            except (OSError, duckdb.Error) as exc:  # the next refresh compacts it
+                _warn("compaction to Parquet postponed", exc)
+            try:
+                refresh(results_dir, warehouse)
+            except (OSError, UserError) as exc:
+                _warn(f"warehouse {warehouse} not refreshed", exc)
+    requests = sweep.requests if sweep else 0
+    errors = sweep.errors if sweep else 0
+    return RunOutcome(
+        run.run_id,
+        status,
+        error,
+        warehouse,
+        config.pricing_dir,
+        requests,
+        errors,
+        landing_failed=run.landing.failed.is_set(),
+    )

@@ -97,6 +97,7 @@ class TelemetrySampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.gpus: Gpus | None = None
+        self.sample_errors = 0
 
     def sample_once(self) -> list[TelemetrySample]:
         assert self.gpus is not None
@@ -126,8 +127,13 @@ class TelemetrySampler:
     def _loop(self) -> None:
         next_at = time.monotonic()
         while True:
-            for row in self.sample_once():
-                self.land(row)
+            try:
+                for row in self.sample_once():
+                    self.land(row)
+            except Exception as exc:  # e.g. out of file descriptors: skip this sample, never end the thread
+                if not self.sample_errors:
+                    log.warning("telemetry sample failed (%s); sampling goes on", exc)
+                self.sample_errors += 1
             next_at += SAMPLE_INTERVAL_S
             if self._stop.wait(max(0.0, next_at - time.monotonic())):
                 return

@@ -1,11 +1,18 @@
 """The DuckDB warehouse file: `raw.*` views over the landed run files and the `config` settings table.
 
-The collector opens the warehouse only for short moments (before and after a sweep, never during
-one), so readers such as the app or an analyst's shell can query it while a sweep runs.
+One writer at a time, by design: every write (the views, the budgets, `dbt build`) happens under a lock file
+beside the warehouse, into a private copy that is swapped in atomically when the write succeeds. So readers
+(the app, the report, an analyst's shell) never wait for a build and never block one: they see the last
+complete warehouse until the new one replaces it. The collector never holds the file during a sweep.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+import socket
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,11 +21,20 @@ from pathlib import Path
 import duckdb
 
 from collector.errors import UserError
-from collector.landing import MANIFEST_FILE, raw_root, read_json_sql, sql_file_list
-from collector.schema import RAW_TABLES, columns
+from collector.landing import (
+    MANIFEST_FILE,
+    STREAM_TABLES,
+    raw_root,
+    reconcile_runs,
+    struct_of,
+    write_schema_files,
+)
+from collector.schema import RAW_TABLES
 
 WAREHOUSE_FILE = "tokenbench.duckdb"
-LOCK_WAIT_S = 30.0
+LOCK_WAIT_S = 30.0  # readers: only a legacy writer holding the file itself can make them wait
+WRITER_WAIT_ENV = "TOKENBENCH_WRITER_WAIT_S"
+WRITER_WAIT_S = 900.0  # a second writer waits this long for the first (a large build takes minutes)
 
 # Budgets per run_name, written from a config by `collector run` and `collector build --config`.
 # dbt prefers these to the budgets recorded in the run manifest, so an edited budget is one build away.
@@ -34,6 +50,8 @@ create table if not exists config.run_settings (
 )
 """
 
+_SESSIONS: dict[Path, Path] = {}  # warehouse -> its private copy, while this process writes it
+
 
 def warehouse_path(results_dir: Path) -> Path:
     return results_dir / WAREHOUSE_FILE
@@ -41,7 +59,10 @@ def warehouse_path(results_dir: Path) -> Path:
 
 @contextmanager
 def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the warehouse, waiting up to `wait_s` while another process holds its lock."""
+    """Open a warehouse file, waiting up to `wait_s` while another process holds its DuckDB lock.
+
+    To change the warehouse, open the path `writing()` yields, not the warehouse itself.
+    """
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -57,47 +78,161 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) ->
         con.close()
 
 
+# -- one writer at a time -------------------------------------------------------------------
+
+
+def _lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
+def _holder(lock_file: Path) -> str:
+    try:
+        return lock_file.read_text().strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+@contextmanager
+def writer_lock(path: Path, wait_s: float | None = None) -> Iterator[None]:
+    """Hold the warehouse's writer lock (a lock file beside it); wait for another writer with one message."""
+    wait_s = float(os.environ.get(WRITER_WAIT_ENV, WRITER_WAIT_S)) if wait_s is None else wait_s
+    lock_file = _lock_path(path)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise UserError(
+                        f"{path}: {_holder(lock_file)} is still writing the warehouse after {wait_s:g} s; "
+                        f"try again when it is done (or raise ${WRITER_WAIT_ENV})"
+                    ) from None
+                if not told:
+                    print(f"waiting for {_holder(lock_file)} to finish writing {path} ...", file=sys.stderr)
+                    told = True
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} ({' '.join(sys.argv[:3])})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+def _settle_wal(path: Path) -> None:
+    """A writer killed mid-write may leave a WAL beside the warehouse: replay it into the file before copying."""
+    if path.with_name(path.name + ".wal").exists():
+        with connect(path) as con:
+            con.execute("checkpoint")
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Hold the writer lock and yield a private copy of the warehouse to change; swap it in if the block succeeds.
+
+    The copy keeps the warehouse's file name (in a sibling folder), because DuckDB names the catalog after the
+    file and dbt's views refer to it. Nested calls for the same warehouse share the outer copy.
+    """
+    path = Path(path).resolve()
+    if path in _SESSIONS:
+        yield _SESSIONS[path]
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with writer_lock(path):
+        work = path.parent / f".writing-{path.name}-{os.getpid()}"
+        for stale in path.parent.glob(f".writing-{path.name}-*"):  # left by a killed writer (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        work.mkdir()
+        copy = work / path.name
+        try:
+            if path.exists():
+                _settle_wal(path)
+                shutil.copyfile(path, copy)
+            _SESSIONS[path] = copy
+            try:
+                yield copy
+            finally:
+                del _SESSIONS[path]
+            if copy.with_name(copy.name + ".wal").exists():  # a connection left open: checkpoint before the swap
+                with connect(copy) as con:
+                    con.execute("checkpoint")
+            if copy.exists():
+                with open(copy, "rb") as f:
+                    os.fsync(f.fileno())
+                os.replace(copy, path)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+# -- raw views --------------------------------------------------------------------------------
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal (for DDL, where parameters cannot be bound)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _glob_escape(path: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
+def _pattern(results_dir: Path, file_name: str) -> str:
+    """A quoted glob over one file name in every run folder (and raw/_schema/, so it always matches)."""
+    return sql_string(_glob_escape(str(raw_root(results_dir).resolve())) + "/*/" + file_name)
+
+
+def _struct_literal(table: str) -> str:
+    return "{" + ", ".join(f"{sql_string(n)}: {sql_string(t)}" for n, t in struct_of(table).items()) + "}"
+
+
+def _read_json(table: str, pattern: str) -> str:
+    return (
+        f"select * from read_json({pattern}, format = 'newline_delimited', columns = {_struct_literal(table)}, "
+        "ignore_errors = true) where run_id is not null"  # a torn line parses as all nulls
+    )
+
+
+def raw_view_sql(table: str, results_dir: Path) -> str:
+    """SELECT over every run's files of a raw table, whatever each run has at this moment.
+
+    Globs, not file lists: a run that starts, ends or is compacted after the view was made is still read. A run's
+    Parquet wins over its JSONL (both exist for a moment during compaction).
+    """
+    if table == "runs":
+        return _read_json(table, _pattern(results_dir, MANIFEST_FILE))
+    assert table in STREAM_TABLES
+    typed = ", ".join(f"{n}::{t} as {n}" for n, t in struct_of(table).items())
+    parquet = f"select {typed} from read_parquet({_pattern(results_dir, table + '.parquet')}, union_by_name = true)"
+    jsonl = _read_json(table, _pattern(results_dir, table + ".jsonl"))
+    return (
+        f"with parquet as ({parquet}), jsonl as ({jsonl}) "
+        "select * from parquet union all "
+        "select * from jsonl where not exists (select 1 from parquet where parquet.run_id = jsonl.run_id)"
+    )
+
+
 def _ensure_config(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists config")
     con.execute(RUN_SETTINGS_DDL)
 
 
-def _empty_select(table: str) -> str:
-    cols = ", ".join(f"null::{t} as {n}" for n, t in columns(RAW_TABLES[table]).items())
-    return f"select {cols} where false"
-
-
-def raw_view_sql(table: str, results_dir: Path) -> str:
-    """SELECT over every landed file of a raw table; a run's Parquet wins over its JSONL."""
-    root = raw_root(results_dir).resolve()
-    run_dirs = sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
-    if table == "runs":
-        files = [d / MANIFEST_FILE for d in run_dirs if (d / MANIFEST_FILE).exists()]
-        return read_json_sql(table, files) if files else _empty_select(table)
-    parquet = [d / f"{table}.parquet" for d in run_dirs if (d / f"{table}.parquet").exists()]
-    jsonl = [
-        d / f"{table}.jsonl"
-        for d in run_dirs
-        if (d / f"{table}.jsonl").exists() and not (d / f"{table}.parquet").exists()
-    ]
-    parts = []
-    if parquet:
-        names = ", ".join(columns(RAW_TABLES[table]))
-        parts.append(f"select {names} from read_parquet({sql_file_list(parquet)})")
-    if jsonl:
-        parts.append(read_json_sql(table, jsonl))
-    return " union all ".join(parts) if parts else _empty_select(table)
-
-
 def refresh(results_dir: Path, path: Path | None = None) -> Path:
-    """Create the warehouse if needed and point `raw.*` at the files landed so far."""
+    """Create the warehouse if needed and point `raw.*` at the landed files; mark dead runs lost.
+
+    Also finishes the compaction of any run that is over (a kill may have interrupted it).
+    """
     path = path or warehouse_path(results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with connect(path) as con:
-        con.execute("create schema if not exists raw")
-        _ensure_config(con)
-        for table in RAW_TABLES:
-            con.execute(f"create or replace view raw.{table} as {raw_view_sql(table, results_dir)}")
+    with writing(path) as target:
+        reconcile_runs(results_dir)
+        write_schema_files(results_dir)
+        with connect(target) as con:
+            con.execute("create schema if not exists raw")
+            _ensure_config(con)
+            for table in RAW_TABLES:
+                con.execute(f"create or replace view raw.{table} as {raw_view_sql(table, results_dir)}")
     return path
 
 
@@ -111,7 +246,7 @@ def upsert_run_settings(
     config_path: str,
 ) -> None:
     """Record the budgets a config gives its run_name; the next dbt build applies them."""
-    with connect(path) as con:
+    with writing(path) as target, connect(target) as con:
         _ensure_config(con)
         con.execute(
             "insert or replace into config.run_settings values (?, ?, ?, ?, ?, ?, now())",

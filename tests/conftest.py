@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from collector.landing import run_dirs
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -105,7 +107,7 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run_id = next((results / "raw").iterdir()).name
+    run_id = run_dirs(results)[0].name
     return {
         "results": results,
         "warehouse": results / "tokenbench.duckdb",

@@ -10,7 +10,7 @@ from collector import dbt_runner
 from collector.cli import options
 from collector.errors import UserError
 from collector.landing import raw_root
-from collector.warehouse import connect, refresh, upsert_run_settings
+from collector.warehouse import connect, refresh, upsert_run_settings, writing
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,27 +60,30 @@ def run(args: argparse.Namespace) -> int:
     warehouse = options.warehouse(args)
     if not raw_root(results_dir).is_dir():
         raise UserError(f"{raw_root(results_dir)}: no landed runs (run `python -m collector run` first)")
-    refresh(results_dir, warehouse)
-    config_dirs: set[Path] = set()
+    configs = []
     for path in args.config:
         from collector.config import load_config  # pydantic models load only when a config is given
 
-        cfg = load_config(path)
-        config_dirs.add(Path(cfg.pricing_dir).resolve())
-        upsert_run_settings(
+        configs.append((path, load_config(path)))  # every config is checked before anything is written
+    config_dirs = {Path(cfg.pricing_dir).resolve() for _path, cfg in configs}
+    # One write: views, budgets and the build land together, or not at all.
+    with writing(warehouse):
+        refresh(results_dir, warehouse)
+        for path, cfg in configs:
+            upsert_run_settings(
+                warehouse,
+                cfg.run_name,
+                cfg.report.latency_budget_s,
+                cfg.report.cost_per_10k_txn_budget_usd,
+                cfg.report.error_rate_budget,
+                cfg.report.dataset_of_interest,
+                str(path),
+            )
+        result = dbt_runner.build(
             warehouse,
-            cfg.run_name,
-            cfg.report.latency_budget_s,
-            cfg.report.cost_per_10k_txn_budget_usd,
-            cfg.report.error_rate_budget,
-            cfg.report.dataset_of_interest,
-            str(path),
+            pricing_dir=_pricing_dir(args, config_dirs),
+            vars={"price_source": args.price_source},
         )
-    result = dbt_runner.build(
-        warehouse,
-        pricing_dir=_pricing_dir(args, config_dirs),
-        vars={"price_source": args.price_source},
-    )
     with connect(warehouse, read_only=True) as con:
         row = con.execute(
             "select count(*), count(*) filter (where budget_source = 'run_settings') from marts.dim_runs"

@@ -40,12 +40,13 @@ def run(args: argparse.Namespace) -> int:
     if config == DEFAULT_CONFIG and not config.exists():  # outside the repo: the embedded default still works
         config = PACKAGED_DEFAULT_CONFIG
     outcome = collect(config, results_dir)
+    failed = outcome.status == "failed"
     print(
         f"run {outcome.run_id} {outcome.status}: {outcome.requests} requests, {outcome.errors} errors"
-        + (f" ({outcome.error})" if outcome.error else ""),
+        + (f" ({outcome.error})" if outcome.error and not failed else ""),
         file=sys.stderr,
     )
-    if not args.no_build and outcome.requests:
+    if not args.no_build and outcome.requests and not outcome.landing_failed:
         from collector import dbt_runner, summary
 
         print("building the marts (dbt build) ...", file=sys.stderr)
@@ -57,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report_md} (and report.html beside it)")
     print(f"raw rows: {results_dir / 'raw' / outcome.run_id}")
     print(f"warehouse: {outcome.warehouse} (raw.runs, raw.requests, raw.telemetry_samples; marts.*)")
-    if outcome.status == "failed" and outcome.error:
+    if failed and outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
     return outcome.exit_code

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import psutil
 
+from collector.landing import run_dirs
 from collector.warehouse import refresh
 from tests.conftest import REPO, config_dict, sim_experiment, write_config
 
@@ -67,12 +68,16 @@ def test_kill_9_loses_at_most_the_last_two_seconds(tmp_path: Path) -> None:
     count, last_end, statuses = con.execute(
         "select count(*), max(epoch(started_at) + e2e_ns / 1e9), list(distinct status) from raw.requests"
     ).fetchone()
-    run_status = con.execute("select status from raw.runs").fetchone()[0]
+    run_status, run_error = con.execute("select status, error_message from raw.runs").fetchone()
     con.close()
     assert count >= 30 and statuses == ["success"]
     # requests finish many times a second here, so the newest landed one shows how much was lost
     assert killed_at - last_end < 2.0
-    assert run_status == "running"  # the manifest cannot be finalised by a killed process
+    # the next refresh sees the collector's process is gone: lost at once, not after a minute of heartbeat age,
+    # and the run's rows are compacted by that refresh
+    assert run_status == "lost" and f"collector process {proc.pid}" in run_error
+    run_dir = run_dirs(results)[0]
+    assert (run_dir / "requests.parquet").exists() and not (run_dir / "requests.jsonl").exists()
 
 
 def test_ctrl_c_finishes_in_flight_requests_and_marks_the_run_interrupted(tmp_path: Path) -> None:
@@ -91,7 +96,7 @@ def test_ctrl_c_finishes_in_flight_requests_and_marks_the_run_interrupted(tmp_pa
         proc.kill()
     assert proc.returncode == 130
     assert "interrupted: finishing the requests in flight" in err
-    run_dir = next((results / "raw").iterdir())
+    run_dir = run_dirs(results)[0]
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["ended_at"]
     con = duckdb.connect(str(results / "tokenbench.duckdb"), read_only=True)
