@@ -2,6 +2,7 @@ with
 
 experiments as (
     select * from {{ ref('stg_raw__run_experiments') }}
+    where not is_excluded
 ),
 
 instance_prices as (

@@ -6,7 +6,7 @@ windows as (
 
 gpu_samples as (
     select * from {{ ref('stg_raw__telemetry_samples') }}
-    where is_gpu
+    where is_gpu and not is_excluded
 ),
 
 segments as (
@@ -64,16 +64,20 @@ segment_energy as (
         gpu_index,
         overlap_s,
         -- The energy counter's increase over the segment, pro rata to the overlap; else the trapezoid of the
-        -- power linearly interpolated at the overlap's ends.
+        -- power linearly interpolated at the overlap's ends. A counter that went down (a driver reload resets
+        -- it) says nothing about the segment, so the power is used there.
         coalesce(
-            (end_energy_j - start_energy_j) * (overlap_end_fraction - overlap_start_fraction),
+            case
+                when end_energy_j >= start_energy_j
+                    then (end_energy_j - start_energy_j) * (overlap_end_fraction - overlap_start_fraction)
+            end,
             (
                 start_power_w + (end_power_w - start_power_w) * overlap_start_fraction
                 + start_power_w + (end_power_w - start_power_w) * overlap_end_fraction
             ) / 2 * overlap_s
         ) as energy_j,
         case
-            when start_energy_j is not null and end_energy_j is not null then 'energy_counter'
+            when end_energy_j >= start_energy_j then 'energy_counter'
             when start_power_w is not null and end_power_w is not null then 'power_trapezoid'
         end as energy_method
     from interpolated

@@ -1,7 +1,9 @@
 with
 
 requests as (
+    -- Rows with an insane raw value are left out of every metric (marts.fct_quarantined_rows lists them).
     select * from {{ ref('stg_raw__requests') }}
+    where not is_excluded
 ),
 
 timed as (
@@ -41,7 +43,8 @@ timed as (
         completion_tokens,
         token_count_source,
         chunk_count,
-        content_chunk_count
+        content_chunk_count,
+        data_issue
     from requests
 )
 

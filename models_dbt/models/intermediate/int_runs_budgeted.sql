@@ -2,6 +2,7 @@ with
 
 runs as (
     select * from {{ ref('stg_raw__runs') }}
+    where not is_excluded
 ),
 
 settings as (
@@ -22,6 +23,8 @@ budgeted as (
         runs.config_json,
         runs.collector_version,
         runs.hostname,
+        runs.pid,
+        runs.process_started_at,
         coalesce(settings.latency_budget_s, runs.latency_budget_s) as latency_budget_s,
         coalesce(settings.cost_per_10k_txn_budget_usd, runs.cost_per_10k_txn_budget_usd)
             as cost_per_10k_txn_budget_usd,

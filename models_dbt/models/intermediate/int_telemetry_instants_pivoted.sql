@@ -2,6 +2,7 @@ with
 
 samples as (
     select * from {{ ref('stg_raw__telemetry_samples') }}
+    where not is_excluded
 ),
 
 pivoted as (

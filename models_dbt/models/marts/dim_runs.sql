@@ -1,67 +1,43 @@
 with
 
 runs as (
-    select * from {{ ref('int_runs_budgeted') }}
-),
-
-experiments as (
-    select * from {{ ref('int_experiments_priced') }}
-),
-
-requests as (
-    select * from {{ ref('int_requests_timed') }}
-),
-
-experiment_counts as (
-    select
-        run_id,
-        count(*) as experiment_count,
-        string_agg(distinct price_source, ', ' order by price_source) as price_source
-    from experiments
-    group by run_id
-),
-
-request_counts as (
-    select
-        run_id,
-        count(*) as request_count,
-        count(*) filter (where not is_success) as error_count
-    from requests
-    group by run_id
+    select * from {{ ref('int_runs_summarised') }}
 ),
 
 final as (
     select
-        runs.run_id,
-        runs.run_name,
-        -- A killed collector cannot finalise its manifest; its heartbeat (every 5 s) tells.
+        run_id,
+        run_name,
+        -- Judged each time the view is read, so a run killed after the last build shows as lost without a
+        -- rebuild: its manifest still says running but its heartbeat (every 5 s) stopped over 60 s ago. The
+        -- collector also records lost itself when it finds a run's process gone.
         case
-            when runs.status = 'running' and runs.heartbeat_at < current_timestamp - interval 60 second then 'lost'
-            else runs.status
+            when recorded_status = 'running' and heartbeat_at < current_timestamp - interval 60 second then 'lost'
+            else recorded_status
         end as status,
-        runs.status as recorded_status,
-        runs.started_at,
-        runs.ended_at,
-        runs.heartbeat_at,
-        runs.error_message,
-        runs.config_path,
-        runs.config_json,
-        runs.collector_version,
-        runs.hostname,
-        runs.latency_budget_s,
-        runs.cost_per_10k_txn_budget_usd,
-        runs.error_rate_budget,
-        runs.dataset_of_interest,
-        runs.budget_source,
-        experiment_counts.price_source,
-        coalesce(experiment_counts.experiment_count, 0) as experiment_count,
-        coalesce(request_counts.request_count, 0) as request_count,
-        coalesce(request_counts.error_count, 0) as error_count
+        recorded_status,
+        started_at,
+        ended_at,
+        heartbeat_at,
+        error_message,
+        config_path,
+        config_json,
+        collector_version,
+        hostname,
+        pid,
+        process_started_at,
+        latency_budget_s,
+        cost_per_10k_txn_budget_usd,
+        error_rate_budget,
+        dataset_of_interest,
+        budget_source,
+        price_source,
+        experiment_count,
+        request_count,
+        error_count,
+        excluded_request_count,
+        flagged_request_count
     from runs
-    left join experiment_counts
-        on runs.run_id = experiment_counts.run_id
-    left join request_counts
-        on runs.run_id = request_counts.run_id
 )
 
 select * from final

@@ -45,6 +45,7 @@ costed as (
         requests.token_count_source,
         requests.chunk_count,
         requests.content_chunk_count,
+        requests.data_issue,
         prices.pricing_kind,
         prices.price_source,
         -- Failed requests are attributed no cost: instance time spent on them is already spread over the

@@ -42,8 +42,60 @@ renamed as (
         client_prompt_tokens,
         client_completion_tokens,
         token_counter,
+        data_issue,
         schema_version
     from source
+),
+
+checked as (
+    -- Every value a metric, a level key or a mart test relies on. Timings within a request cannot exceed its
+    -- end-to-end time (all are perf-counter deltas from the same send), so one that does is a bad row too.
+    select
+        *,
+        concat_ws(
+            '; ',
+            {{ missing_reason('request_id') }},
+            {{ missing_reason('experiment_name') }},
+            {{ missing_reason('payload_file') }},
+            {{ missing_reason('is_warmup') }},
+            case
+                when status is null then 'status missing'
+                when status not in ('success', 'error') then 'status ''' || status || ''' is not success or error'
+            end,
+            {{ range_reason('concurrency', 1, var('max_sane_concurrency')) }},
+            {{ range_reason('instance_count', 1, var('max_sane_instance_count')) }},
+            {{ range_reason('start_offset_ns', 0, var('max_sane_duration_ns')) }},
+            {{ range_reason('e2e_ns', 0, var('max_sane_duration_ns')) }},
+            {{ range_reason('first_chunk_ns', 0, 'e2e_ns', required_when='false') }},
+            {{ range_reason('first_content_ns', 0, 'e2e_ns', required_when='false') }},
+            {{ range_reason('last_content_ns', 0, 'e2e_ns', required_when='false') }},
+            -- A failed request may have no token counts; a successful one always has both.
+            {{ range_reason('prompt_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }},
+            {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }}
+        ) as value_problems
+    from renamed
+),
+
+deduplicated as (
+    -- A copied run folder lands its rows twice: one copy counts (a sane one first), the others are excluded.
+    select
+        *,
+        request_id is not null
+        and row_number() over (
+            partition by request_id
+            order by value_problems = '' desc, started_at asc, e2e_ns asc
+        ) > 1 as is_duplicate
+    from checked
+),
+
+validated as (
+    select
+        * exclude (value_problems, is_duplicate),
+        nullif(
+            concat_ws('; ', nullif(value_problems, ''), case when is_duplicate then 'duplicate request_id' end), ''
+        ) as exclusion_reason,
+        exclusion_reason is not null as is_excluded
+    from deduplicated
 )
 
-select * from renamed
+select * from validated

@@ -15,6 +15,7 @@ renamed as (
         error_message,
         config_path,
         config_json,
+        experiments_json,
         latency_budget_s,
         cost_per_10k_txn_budget_usd,
         error_rate_budget,
@@ -24,8 +25,30 @@ renamed as (
         platform,
         python_version,
         cpu_count,
+        pid,
+        process_started_at,
         schema_version
     from source
+),
+
+deduplicated as (
+    -- A copied run folder lands a second manifest with the same run_id: the last rewritten one counts.
+    select
+        *,
+        row_number() over (
+            partition by run_id
+            order by heartbeat_at desc nulls last, ended_at desc nulls last, status asc
+        ) > 1 as is_duplicate
+    from renamed
+),
+
+validated as (
+    select
+        * exclude (is_duplicate),
+        case when is_duplicate then 'duplicate run_id (the most recently rewritten manifest is used)' end
+            as exclusion_reason,
+        is_duplicate as is_excluded
+    from deduplicated
 )
 
-select * from renamed
+select * from validated

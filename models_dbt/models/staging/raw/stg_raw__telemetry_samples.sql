@@ -24,6 +24,49 @@ renamed as (
         gpu_energy_j,
         schema_version
     from source
+),
+
+checked as (
+    select
+        *,
+        concat_ws(
+            '; ',
+            {{ range_reason('offset_ns', 0, var('max_sane_duration_ns')) }},
+            {{ missing_reason('device') }},
+            {{ range_reason('gpu_index', 0, required_when='false') }},
+            {{ range_reason('cpu_percent', 0, required_when='false') }},
+            {{ range_reason('memory_used_bytes', 0, required_when='false') }},
+            {{ range_reason('memory_total_bytes', 0, required_when='false') }},
+            {{ range_reason('gpu_utilization_percent', 0, required_when='false') }},
+            {{ range_reason('gpu_memory_used_bytes', 0, required_when='false') }},
+            {{ range_reason('gpu_memory_total_bytes', 0, required_when='false') }},
+            {{ range_reason('gpu_power_w', 0, required_when='false') }},
+            {{ range_reason('gpu_energy_j', 0, required_when='false') }}
+        ) as value_problems
+    from renamed
+),
+
+deduplicated as (
+    select
+        *,
+        row_number() over (
+            partition by run_id, offset_ns, device
+            order by value_problems = '' desc, sampled_at asc
+        ) > 1 as is_duplicate
+    from checked
+),
+
+validated as (
+    select
+        * exclude (value_problems, is_duplicate),
+        nullif(
+            concat_ws(
+                '; ', nullif(value_problems, ''), case when is_duplicate then 'duplicate run_id, offset_ns, device' end
+            ),
+            ''
+        ) as exclusion_reason,
+        exclusion_reason is not null as is_excluded
+    from deduplicated
 )
 
-select * from renamed
+select * from validated
