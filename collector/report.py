@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import re
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ class Colored:
     bold: bool = False
 
 
+class Markup(str):
+    """Report-written Markdown (headings, sentences with escaped values): rendered, not escaped.
+
+    Any other string is data (names, model ids, messages from the marts) and is escaped in both outputs.
+    """
+
+
 Cell = str | Colored
 
 
@@ -58,7 +66,10 @@ class Document:
     def frame(self, frame: pd.DataFrame, index_name: str | None = None) -> None:
         if index_name is not None:
             frame = frame.reset_index().rename(columns={"index": index_name})
-        self.table([str(c) for c in frame.columns], [[str(v) for v in row] for row in frame.itertuples(index=False)])
+        rows: list[list[Cell]] = [
+            [v if isinstance(v, Markup) else str(v) for v in row] for row in frame.itertuples(index=False)
+        ]
+        self.table([str(c) for c in frame.columns], rows)
 
     def image(self, alt_text: str, filename: str, chart: charts.AnyChart) -> None:
         import vl_convert
@@ -81,7 +92,7 @@ class Document:
                 out.append(f"{value}\n")
             elif kind == "table":
                 columns, rows = value
-                out.append("| " + " | ".join(_md_escape(c) for c in columns) + " |")
+                out.append("| " + " | ".join(_md_cell(Markup(c)) for c in columns) + " |")
                 out.append("|" + "|".join("---" for _ in columns) + "|")
                 out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows)
                 out.append("")
@@ -90,7 +101,9 @@ class Document:
                 out.append(f"![{alt_text}]({filename})\n")
             elif kind == "code":
                 language, text = value
-                out.append(f"```{language}\n{text.rstrip()}\n```\n")
+                # A fence longer than any backtick run inside, so no value can close it early.
+                fence = "`" * max(3, 1 + max((len(r) for r in re.findall(r"`+", text)), default=0))
+                out.append(f"{fence}{language}\n{text.rstrip()}\n{fence}\n")
         return "\n".join(out)
 
     # ---- HTML -----------------------------------------------------------------------------------------
@@ -105,7 +118,7 @@ class Document:
                 body.append(f"<p>{_inline(value)}</p>")
             elif kind == "table":
                 columns, rows = value
-                head = "".join(f"<th>{_inline(c)}</th>" for c in columns)
+                head = "".join(f"<th>{_inline(Markup(c))}</th>" for c in columns)
                 trs = "".join("<tr>" + "".join(f"<td>{_html_cell(c)}</td>" for c in row) + "</tr>" for row in rows)
                 body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
             elif kind == "image":
@@ -132,42 +145,77 @@ _CSS = (
 )
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+# Characters that could start a link, an image, raw HTML, a code span, emphasis or a table cell in Markdown.
+# An underscore inside a word (transactions_per_minute) cannot start emphasis, so it stays readable.
+_MD_ACTIVE = re.compile(r"([\\`\[\]<>|!*])|(?<![A-Za-z0-9])(_)|(_)(?![A-Za-z0-9])")
+
+
+def md_text(value: object) -> Markup:
+    """A data value as Markdown that shows it literally: no link, HTML or code span can start inside it."""
+    text = re.sub(r"[\r\n\t]+", " ", str(value)).replace(_PH_OPEN, "").replace(_PH_CLOSE, "")
+    return Markup(_MD_ACTIVE.sub(lambda m: "\\" + m.group(0), text))
+
+
+def md_code(value: object) -> Markup:
+    """A data value as an inline code span (literal in Markdown); one holding a backtick falls back to text."""
+    text = re.sub(r"[\r\n\t]+", " ", str(value)).replace(_PH_OPEN, "").replace(_PH_CLOSE, "")
+    if "`" in text or "|" in text or not text.strip():
+        return md_text(text)
+    return Markup(f"`{text}`")
 
 
 def _md_cell(cell: Cell) -> str:
     if isinstance(cell, Colored):
-        inner = f"**{cell.text}**" if cell.bold else cell.text
+        inner = f"**{md_text(cell.text)}**" if cell.bold else md_text(cell.text)
         return f"<span style='color:{cell.color}'>{inner}</span>"
-    return _md_escape(cell)
+    if isinstance(cell, Markup):
+        return str(cell).replace("\n", " ")
+    return md_text(cell)
 
 
 def _html_cell(cell: Cell) -> str:
     if isinstance(cell, Colored):
         inner = f"<b>{html.escape(cell.text)}</b>" if cell.bold else html.escape(cell.text)
         return f'<span style="color:{cell.color}">{inner}</span>'
-    return _inline(cell)
+    if isinstance(cell, Markup):
+        return _inline(cell)
+    return html.escape(str(cell))
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+# Placeholders (private-use characters, removed from data first) hold escaped characters and code spans
+# while the inline rules run, so nothing inside them can turn into markup.
+_PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
+_PROTECTED = re.compile(r"\\([\\`\[\]<>|!*_#])|`([^`]+)`")
+# Links go to an anchor of this report or a file beside it: never a scheme (javascript:, data:, http:).
+_LINK = re.compile(r"\[([^\]]+)\]\((#[a-z0-9-]+|[A-Za-z0-9_-][A-Za-z0-9_.-]*\.(?:html|png|md))\)")
+
+
 def _inline(text: str) -> str:
-    """The little Markdown the report writes inline: `code`, **bold**, _italic_ and [text](#anchor or file)."""
-    out = html.escape(str(text), quote=False)
-    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    """The little Markdown the report writes inline: `code`, **bold**, _italic_, [text](#anchor or file), \\x."""
+    kept: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        escaped, code = match.groups()
+        kept.append(html.escape(escaped) if escaped is not None else f"<code>{html.escape(code)}</code>")
+        return f"{_PH_OPEN}{len(kept) - 1}{_PH_CLOSE}"
+
+    out = str(text).replace(_PH_OPEN, "").replace(_PH_CLOSE, "")
+    out = html.escape(_PROTECTED.sub(keep, out))
     out = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", out)
     out = re.sub(r"(?<![\w])_([^_]+)_(?![\w])", r"<i>\1</i>", out)
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', out)
+    out = _LINK.sub(r'<a href="\2">\1</a>', out)
+    return re.sub(f"{_PH_OPEN}(\\d+){_PH_CLOSE}", lambda m: kept[int(m.group(1))], out)
 
 
 # ---- sections ------------------------------------------------------------------------------------------
 
 
 def _codes(values: list[str]) -> str:
-    return ", ".join(f"`{v}`" for v in values)
+    return ", ".join(md_code(v) for v in values)
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
@@ -222,10 +270,10 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     buckets = sorted(levels["payload_file"].astype(str).unique())
     doi_name = str(run["dataset_of_interest"])
 
-    doc.heading(1, f"Results for performance benchmarking {', '.join(models)}")
+    doc.heading(1, f"Results for performance benchmarking {', '.join(md_text(m) for m in models)}")
     doc.table(
         ["**Last modified (UTC)**", "**tokenbench version**", "**Run**", "**Run status**"],
-        [[str(datetime.now(UTC).replace(tzinfo=None)), __version__, f"`{run_id}`", str(run["status"])]],
+        [[str(datetime.now(UTC).replace(tzinfo=None)), __version__, md_code(run_id), str(run["status"])]],
     )
 
     # Summary
@@ -238,16 +286,16 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     if best.empty:
         doc.para(
             f"{intro}; no experiment met every configured budget ({tables.criteria_sentence(budgets)}) "
-            f"on the dataset of interest `{doi_name}`, so there is no best price performance to report."
+            f"on the dataset of interest {md_code(doi_name)}, so there is no best price performance to report."
         )
     else:
         row = best.iloc[0]
-        doc.para(f"{intro}. {row['best_price_performance_sentence']}")
+        doc.para(f"{intro}. {md_text(row['best_price_performance_sentence'])}")
         doc.frame(tables.information_table(row))
     if not doi.empty:
         chart = charts.price_performance(doi, budgets["latency_budget_s"], budgets["cost_per_10k_txn_budget_usd"])
         doc.para(
-            f"The price performance comparison of every experiment and concurrency level for the `{doi_name}` "
+            f"The price performance comparison of every experiment and concurrency level for the {md_code(doi_name)} "
             "dataset is presented below (bubble size: transactions per minute; the box: the budgets). An "
             "interactive version of this chart is available [here](price_performance.html)."
         )
@@ -258,7 +306,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     doc.heading(3, "Latency Metrics Analysis")
     doc.para(
         "The following table provides token latency metrics including the overall latency, Time To First Token "
-        f"(TTFT), and Time Per Output Token (TPOT) for the `{doi_name}` dataset, in seconds."
+        f"(TTFT), and Time Per Output Token (TPOT) for the {md_code(doi_name)} dataset, in seconds."
     )
     if doi.empty or doi["ttft_p50"].isna().all():
         doc.para(
@@ -329,7 +377,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     )
     rec_table = tables.recommendation_table(recs)
     for column in ("Dataset", "Experiment", "Instance type"):
-        rec_table[column] = "`" + rec_table[column] + "`"
+        rec_table[column] = rec_table[column].map(md_code)
     doc.frame(rec_table)
 
     # Plots
@@ -371,7 +419,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     try:
         samples = data.telemetry_samples(warehouse, run_id)
     except data.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
-        doc.para(f"No telemetry time series: {exc.reason} {exc.hint}")
+        doc.para(f"No telemetry time series: {md_text(exc.reason)} {md_text(exc.hint)}")
         samples = pd.DataFrame()
     if not samples.empty:
         doc.para(
@@ -391,14 +439,17 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     # Configuration file
     doc.heading(2, "Configuration file")
     doc.para(
-        f"Budgets applied (source: {run['budget_source']}): {criteria}; dataset of interest `{doi_name}`. "
+        f"Budgets applied (source: {md_text(run['budget_source'])}): {criteria}; dataset of interest "
+        f"{md_code(doi_name)}. "
         f"Prices applied: {_prices_line(costs)}."
     )
     config, source = _run_config(run, results_dir)
     if config is None:
-        doc.para(f"_The resolved configuration was found neither in marts.dim_runs.config_json nor in {source}._")
+        doc.para(
+            f"_The resolved configuration was found neither in marts.dim_runs.config_json nor in {md_text(source)}._"
+        )
     else:
-        doc.para(f"The resolved configuration of the run (from `{source}`, secrets redacted):")
+        doc.para(f"The resolved configuration of the run (from {md_code(source)}, secrets redacted):")
         doc.code("yaml", yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     return doc
 
@@ -416,7 +467,7 @@ def _prices_line(costs: pd.DataFrame) -> str:
             price = "no price"
         read_on = row.get("price_read_on")
         when = "" if read_on is None or pd.isna(read_on) else f", read on {pd.Timestamp(read_on).date()}"
-        parts.append(f"`{row['experiment_name']}` {price} ({row['price_source']}{when})")
+        parts.append(f"{md_code(row['experiment_name'])} {price} ({md_text(row['price_source'])}{when})")
     return "; ".join(parts) or "none"
 
 
@@ -431,16 +482,50 @@ def write_report(
     warehouse = Path(warehouse)
     run = _pick_run(warehouse, run_id)
     rid = str(run["run_id"])
+    if data.level_metrics(warehouse, [rid]).empty:
+        raise UserError(
+            f"run {rid} ({run['status']}) has no measured requests in {warehouse} (marts.fct_concurrency_metrics): "
+            "nothing to report; pick another with --run"
+        )
     results_dir = Path(results_dir) if results_dir is not None else warehouse.parent
     out = Path(out_dir) if out_dir is not None else results_dir / "reports" / rid
     doc = build_document(warehouse, run, results_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _mkdir(out)
     for filename, png in doc.images.items():
-        (out / filename).write_bytes(png)
+        _write(out / filename, png)
     if doc.interactive is not None:
-        doc.interactive.save(str(out / "price_performance.html"), format="html", inline=True)
+        _write(out / "price_performance.html", _chart_html(doc.interactive))
     md_path = out / "report.md"
-    md_path.write_text(doc.markdown(), encoding="utf-8")
+    _write(md_path, doc.markdown().encode("utf-8"))
     title = f"tokenbench report {rid}"
-    (out / "report.html").write_text(doc.html(title), encoding="utf-8")
+    _write(out / "report.html", doc.html(title).encode("utf-8"))
     return md_path
+
+
+def _mkdir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(exc.filename or path)) from exc
+
+
+def _write(path: Path, content: bytes) -> None:
+    """Write a file; an error (full or read-only disk) names the file, as a bare write() error would not."""
+    try:
+        path.write_bytes(content)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+
+
+def _chart_html(chart: charts.AnyChart) -> bytes:
+    """The interactive chart as one self-contained page, with '<' in the embedded spec escaped as \\u003c.
+
+    Altair writes the spec as raw JSON inside <script>; a model id holding `</script>` would end it there.
+    """
+    buffer = io.StringIO()
+    chart.save(buffer, format="html", inline=True)
+    page = buffer.getvalue()
+    spec = json.dumps(chart.to_dict())
+    if spec in page:  # the JSON as Altair embedded it: swap in a copy that cannot close the script
+        page = page.replace(spec, spec.replace("<", "\\u003c").replace(">", "\\u003e"))
+    return page.encode("utf-8")

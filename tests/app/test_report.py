@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import html
 import re
+import resource
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
 from app_helpers import mart
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from collector import report as report_module
 from collector.cli import report as report_cli
 from collector.errors import UserError
-from collector.report import write_report
+from collector.report import md_code, md_text, write_report
+from tests.conftest import REPO, config_dict, sim_experiment, write_config
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +140,119 @@ def test_report_on_an_empty_warehouse_is_a_one_line_user_error(tmp_path: Path) -
     assert "no marts yet" in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(UserError, match="No warehouse"):
         write_report(tmp_path / "absent.duckdb", None, tmp_path / "out")
+
+
+# ---- user-supplied text is data, never markup ----------------------------------------------------------
+
+HOSTILE_MODEL_ID = "[x](javascript:alert(1)) <script>alert(2)</script> <img src=x onerror=alert(3)> a|b `tick` _em_"
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs", "Co"), blacklist_characters="\r\n\t")))
+@settings(max_examples=300, deadline=None)
+def test_report_markdown_escaping_renders_any_value_literally_in_html(value: str) -> None:
+    assert report_module._inline(md_text(value)) == html.escape(value)
+    assert report_module._inline(md_code(value)) in (html.escape(value), f"<code>{html.escape(value)}</code>")
+
+
+def test_report_links_only_go_to_anchors_or_files_beside_it() -> None:
+    doc = report_module.Document()
+    doc.para("[ok](#summary) [chart](price_performance.html) [bad](javascript:alert(1)) [web](https://x.org/a)")
+    page = doc.html("t")
+    assert re.findall(r'href="([^"]*)"', page) == ["#summary", "price_performance.html"]
+
+
+def _outside_code(markdown: str) -> str:
+    """The Markdown a viewer renders as markup: fenced blocks and code spans removed."""
+    markdown = re.sub(r"^(`{3,})[^\n]*\n.*?^\1\s*$", "", markdown, flags=re.M | re.S)
+    return re.sub(r"(?<!\\)`[^`\n]+`", "", markdown)
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A real sweep on the simulator whose (free-text) model_id is a Markdown link and HTML, then its report."""
+    work = tmp_path_factory.mktemp("hostile")
+    exp = sim_experiment(model_id=HOSTILE_MODEL_ID, concurrency_levels=[2], requests_per_level=4)
+    cfg = write_config(work / "hostile.yml", config_dict([exp]))
+    results = work / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report_md,) = results.glob("reports/*/report.md")
+    return {"results": results, "warehouse": results / "tokenbench.duckdb", "report": report_md}
+
+
+@pytest.mark.slow
+def test_report_shows_a_hostile_model_id_as_text_with_no_link_or_html(hostile_run: dict[str, Any]) -> None:
+    report_md: Path = hostile_run["report"]
+    markdown = report_md.read_text()
+    assert f"# Results for performance benchmarking {md_text(HOSTILE_MODEL_ID)}\n" in markdown
+    rendered = _outside_code(markdown)
+    assert "](javascript:" not in rendered.replace("\\]", "")
+    assert not re.search(r"(?<!\\)<(script|img)", rendered)
+    page = (report_md.parent / "report.html").read_text()
+    assert "javascript:" not in "".join(re.findall(r'href="([^"]*)"', page))
+    assert "<script" not in page and "<img src=x" not in page
+    assert html.escape(HOSTILE_MODEL_ID) in page  # shown, literally, once escaped
+    chart = (report_md.parent / "price_performance.html").read_text()
+    assert "alert(2)</script>" not in chart and "<img src=x" not in chart
+
+
+def _report_cli(*args: str, preexec: Any = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "collector", "report", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=preexec,
+    )
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode in (1, 2), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+    return lines[0]
+
+
+@pytest.mark.slow
+def test_report_on_a_full_disk_is_one_line_naming_the_file(hostile_run: dict[str, Any], tmp_path: Path) -> None:
+    def small_file_limit() -> None:  # a file-size limit stands in for a full disk: writes past it fail (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    out = tmp_path / "out"
+    proc = _report_cli("--results-dir", str(hostile_run["results"]), "--out", str(out), preexec=small_file_limit)
+    line = _one_error_line(proc)
+    assert re.fullmatch(rf"error: {re.escape(str(out))}/\S+: File too large", line), line
+
+
+@pytest.mark.slow
+def test_report_into_an_unwritable_folder_is_one_line_naming_it(hostile_run: dict[str, Any], tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = _report_cli("--results-dir", str(hostile_run["results"]), "--out", str(blocker / "out"))
+    assert _one_error_line(proc) == f"error: {blocker / 'out'}: Not a directory"
+
+
+@pytest.mark.slow
+def test_report_on_a_run_with_no_requests_is_one_line(hostile_run: dict[str, Any], tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(hostile_run["results"], results, ignore=shutil.ignore_patterns(".dbt", "reports"))
+    endpoint = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model_name": "m", "startup_timeout_s": 1}
+    down = sim_experiment(name="down", endpoint=endpoint)
+    cfg = write_config(tmp_path / "down.yml", config_dict([down]))
+    cli = [sys.executable, "-m", "collector"]
+    run = subprocess.run(
+        [*cli, "run", "--config", str(cfg), "--results-dir", str(results)], cwd=REPO, capture_output=True
+    )
+    assert run.returncode == 1  # the endpoint never answered: a run with no request at all
+    build = subprocess.run([*cli, "build", "--results-dir", str(results)], cwd=REPO, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    line = _one_error_line(_report_cli("--results-dir", str(results)))
+    assert "has no measured requests" in line and "(failed)" in line
