@@ -15,6 +15,19 @@ from collector.config import Experiment, OpenAIEndpoint, SimulatedEndpoint
 from collector.errors import ConfigError, EndpointError
 
 READY_RE = re.compile(r"listening on (http://\S+)")
+UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def simulator_log_path(log_dir: Path, experiment_name: str) -> Path:
+    """The simulator's log file for an experiment, always directly inside `log_dir`.
+
+    The config already restricts names; this holds even for a config object built without validation.
+    """
+    safe = re.sub(r"\.{2,}", "_", UNSAFE_FILE_CHARS.sub("_", experiment_name)).lstrip(".")[:100] or "experiment"
+    path = log_dir / f"simulator-{safe}.log"
+    if path.resolve().parent != log_dir.resolve():  # pragma: no cover - impossible with the characters kept
+        raise ConfigError(f"experiment name {experiment_name!r} cannot name a log file in {log_dir}")
+    return path
 
 
 def api_headers(exp: Experiment, where: str) -> dict[str, str]:
@@ -118,7 +131,7 @@ def _cause(exc: BaseException) -> str:
 async def endpoint_for(exp: Experiment, log_dir: Path):
     """Yield the base URL of the experiment's endpoint, starting and stopping the simulator if needed."""
     if isinstance(exp.endpoint, SimulatedEndpoint):
-        sim = Simulator(exp, log_dir / f"simulator-{exp.name}.log")
+        sim = Simulator(exp, simulator_log_path(log_dir, exp.name))
         try:
             yield await sim.start()
         finally:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from collector.config import load_config
+from collector.endpoints import simulator_log_path
 from collector.errors import ConfigError
 from tests.conftest import REPO, config_dict, sim_experiment, write_config
 
@@ -148,3 +149,11 @@ def test_model_id_stays_free_text(work: Path) -> None:
     hostile = "[x](javascript:alert(1)) <script>alert(1)</script> ../../x"
     cfg = config_dict([sim_experiment(model_id=hostile)])
     assert load_config(write_config(work / "ok.yml", cfg)).experiments[0].model_id == hostile
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/etc/passwd", "..", "a/../../b", "[x](javascript:alert(1))", "é"])
+def test_simulator_log_stays_inside_the_log_folder_whatever_the_name(work: Path, name: str) -> None:
+    log_dir = work / "logs" / "run"
+    path = simulator_log_path(log_dir, name)
+    assert path.parent == log_dir and path.name.startswith("simulator-") and path.name.endswith(".log")
+    assert "/" not in path.name and ".." not in path.name.removesuffix(".log")
