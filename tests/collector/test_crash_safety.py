@@ -121,3 +121,53 @@ def test_a_later_run_never_overwrites_an_earlier_one(tmp_path: Path) -> None:
     assert per_run == [(first.run_id, 4), (second.run_id, 4)]
     assert runs == [(first.run_id, "completed"), (second.run_id, "completed")]
     os.sync()
+
+
+def test_sigterm_mid_sweep_finishes_in_flight_requests_like_ctrl_c(tmp_path: Path) -> None:
+    proc, results = _start(tmp_path, speedup=4)
+    try:
+        _wait_for_rows(results, 8)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err
+    manifest = json.loads((run_dirs(results)[0] / "run.json").read_text())
+    assert manifest["status"] == "interrupted"
+
+
+def test_sigterm_while_waiting_for_the_endpoint_ends_the_run_interrupted_at_once(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exp = sim_experiment(
+        endpoint={"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "served_model_name": "m",
+                  "startup_timeout_s": 120},
+    )  # fmt: skip
+    cfg = write_config(tmp_path / "down.yml", config_dict([exp]))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not run_dirs(results) or not (run_dirs(results)[0] / "run.json").exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(1.0)  # into the health wait
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert took < 10  # not the 120 s health timeout
+    manifest = json.loads((run_dirs(results)[0] / "run.json").read_text())
+    assert manifest["status"] == "interrupted"
