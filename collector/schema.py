@@ -106,7 +106,9 @@ class RunManifest:
 
     run_id: str = col("VARCHAR", "Unique run id: UTC start time plus a random suffix.")
     run_name: str = col("VARCHAR", "run_name from the config.")
-    status: str = col("VARCHAR", "running, completed, interrupted, failed, or lost (the collector died without finishing).")
+    status: str = col(
+        "VARCHAR", "running, completed, interrupted, failed, or lost (the collector died without finishing)."
+    )
     started_at: str = col("TIMESTAMPTZ", "Wall-clock start of the run.")
     ended_at: str | None = col("TIMESTAMPTZ", "Wall-clock end; null while running or after a kill.")
     heartbeat_at: str = col("TIMESTAMPTZ", "Last time the running collector rewrote this manifest.")
