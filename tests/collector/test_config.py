@@ -118,12 +118,18 @@ def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(levels=st.lists(st.integers(min_value=-3, max_value=600), min_size=1, max_size=6))
-def test_concurrency_levels_accepted_iff_positive_and_distinct(tmp_path_factory, levels: list[int]) -> None:
+@given(
+    levels=st.lists(
+        st.one_of(st.integers(min_value=-3, max_value=600), st.integers(min_value=99_990, max_value=2**40)),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_concurrency_levels_accepted_iff_between_1_and_100k_and_distinct(tmp_path_factory, levels: list[int]) -> None:
     path = write_config(
         tmp_path_factory.mktemp("h") / "c.yml", config_dict([sim_experiment(concurrency_levels=levels)])
     )
-    ok = all(c >= 1 for c in levels) and len(set(levels)) == len(levels)
+    ok = all(1 <= c <= 100_000 for c in levels) and len(set(levels)) == len(levels)
     if ok:
         assert load_config(path).experiments[0].concurrency_levels == levels
     else:
