@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from collector.errors import UserError
+from collector.landing import collector_alive
 
 LOCK_RETRY_S = 2.0
 RUN_HINT = "Run `python -m collector run` to benchmark an endpoint"
@@ -119,8 +120,26 @@ def _frame(warehouse: str | Path, sql: str, params: dict[str, Any] | None = None
 
 
 def runs(warehouse: str | Path) -> pd.DataFrame:
-    """dim_runs, newest first."""
-    return _frame(warehouse, "select * from marts.dim_runs order by started_at desc nulls last, run_id desc")
+    """dim_runs, newest first; a run recorded as running whose collector is gone from this host shows as lost."""
+    frame = _frame(warehouse, "select * from marts.dim_runs order by started_at desc nulls last, run_id desc")
+    return _judge_liveness(frame)
+
+
+def _judge_liveness(frame: pd.DataFrame) -> pd.DataFrame:
+    """Where the collector's host is this one, its process decides (no build needed): gone is lost now, alive is
+    running even when the heartbeat frozen at the last build is old. Elsewhere dim_runs' heartbeat rule stands."""
+    if frame.empty or "pid" not in frame.columns:
+        return frame
+    for i, row in frame[frame["recorded_status"] == "running"].iterrows():
+        manifest = {
+            "hostname": row["hostname"],
+            "pid": None if pd.isna(row["pid"]) else int(row["pid"]),
+            "process_started_at": None if pd.isna(row["process_started_at"]) else row["process_started_at"].isoformat(),
+        }
+        alive = collector_alive(manifest)
+        if alive is not None:
+            frame.at[i, "status"] = "running" if alive else "lost"
+    return frame
 
 
 def level_metrics(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame:
