@@ -83,8 +83,15 @@ def test_signal_during_run_start_up_prints_interrupted_exits_130_and_leaves_no_r
     assert not (results / "raw").exists()
 
 
+def _dbt_log_exists(results: Path) -> bool:
+    try:
+        return any(results.rglob("dbt.log"))
+    except OSError:  # a temporary folder vanished mid-walk
+        return False
+
+
 def _wait_for_dbt(results: Path, proc: subprocess.Popen[str]) -> None:
-    _wait_for(lambda: any(results.rglob("dbt.log")), proc, "dbt started")
+    _wait_for(lambda: _dbt_log_exists(results), proc, "dbt started")
     time.sleep(1.5)  # well into parsing and building
     assert proc.poll() is None, "the build ended before the signal; the test proves nothing"
 
