@@ -133,6 +133,8 @@ def build(
             result = dbtRunner().invoke(args)
         finally:
             _release_warehouse()
+        if isinstance(result.exception, KeyboardInterrupt):  # dbt's runner catches it with everything else
+            raise KeyboardInterrupt from result.exception
         if not result.success:
             raise UserError(_failure_line(result, log_path / "dbt.log"))
     elapsed = time.perf_counter() - started

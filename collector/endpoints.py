@@ -37,6 +37,11 @@ def api_headers(exp: Experiment, where: str) -> dict[str, str]:
         key = os.environ.get(endpoint.api_key_env)
         if not key:
             raise ConfigError(f"{where}.endpoint.api_key_env: environment variable {endpoint.api_key_env} is not set")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in key) or key != key.strip():
+            raise ConfigError(
+                f"{where}.endpoint.api_key_env: {endpoint.api_key_env} holds whitespace or a control character "
+                "(a trailing newline?); it cannot be sent in a header"
+            )
         return {"Authorization": f"Bearer {key}"}
     return {}
 

@@ -273,6 +273,8 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     """
     config = load_config(config_path)
     prompts = load_all(config)  # a bad payload file fails here, before any run folder exists
+    for i, exp in enumerate(config.experiments):
+        api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
     results_dir.mkdir(parents=True, exist_ok=True)
     check_free_space(results_dir, expected_rows(config))
     warehouse = warehouse_path(results_dir)
@@ -282,7 +284,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     sweep: Sweep | None = None
     status = "interrupted"
     error: str | None = "stopped before the sweep began"
-    sigterm = signal.getsignal(signal.SIGTERM)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         run.landing.write_manifest(run.manifest)
         run.landing.start(heartbeat=run.heartbeat)
@@ -306,7 +308,8 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        signal.signal(signal.SIGTERM, sigterm)  # asyncio resets the handlers it installed to the defaults
+        for sig, handler in handlers.items():  # asyncio resets the handlers it installed to the defaults
+            signal.signal(sig, handler)
         if sampler is not None:
             sampler.stop()
         run.landing.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -157,3 +158,18 @@ def test_simulator_log_stays_inside_the_log_folder_whatever_the_name(work: Path,
     path = simulator_log_path(log_dir, name)
     assert path.parent == log_dir and path.name.startswith("simulator-") and path.name.endswith(".log")
     assert "/" not in path.name and ".." not in path.name.removesuffix(".log")
+
+
+def test_an_api_key_with_a_trailing_newline_is_one_line_before_any_run_folder(tmp_path: Path) -> None:
+    exp = sim_experiment(
+        endpoint={"type": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model_name": "m",
+                  "api_key_env": "TB_TEST_KEY"},
+    )  # fmt: skip
+    cfg = write_config(tmp_path / "c.yml", config_dict([exp]))
+    proc = subprocess.run(
+        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(tmp_path / "r")],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "TB_TEST_KEY": "sk-secret\n"},
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "experiments[0].endpoint.api_key_env: TB_TEST_KEY holds whitespace" in proc.stderr
+    assert "sk-secret" not in proc.stderr and not (tmp_path / "r" / "raw").exists()
