@@ -11,6 +11,7 @@ import pytest
 import vl_convert
 
 from collector.cli import app as app_cli
+from collector.cli import options
 from streamlit_app import charts, tables
 from streamlit_app.ui import escape_dollars
 
@@ -183,16 +184,12 @@ def test_latency_chart_draws_one_point_per_percentile_and_the_budget() -> None:
     assert budget[0]["latency_budget_s"] == 0.3
 
 
-def test_app_command_passes_the_warehouse_after_the_double_dash(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    calls: list[list[str]] = []
-    monkeypatch.setattr(app_cli.subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+def test_app_command_passes_the_warehouse_after_the_double_dash(tmp_path: Path) -> None:
+    # the command `collector app` serves (tests/test_signals.py runs the real server and stops it)
     parser = argparse.ArgumentParser()
     app_cli.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["app", "--results-dir", str(tmp_path), "--port", "8765"])
-    assert app_cli.run(args) == 0
-    (cmd,) = calls
+    cmd = app_cli.command(options.warehouse(args), args.port, args.address)
     assert cmd[1:4] == ["-m", "streamlit", "run"] and cmd[4].endswith("streamlit_app/app.py")
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"  # this machine only, no external IP lookup
