@@ -284,7 +284,10 @@ def test_run_picker_follows_the_run_in_the_url(app_on: Callable[..., AppTest], e
 def test_a_lost_run_is_flagged_as_stopped_without_finishing(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    warehouse = _warehouse_copy(e2e_run, tmp_path, "update marts.dim_runs set status = 'lost'")
+    # dim_runs is a view over this table: what a manifest marked lost by the collector builds into
+    warehouse = _warehouse_copy(
+        e2e_run, tmp_path, "update intermediate.int_runs_summarised set recorded_status = 'lost'"
+    )
     at = _run(app_on(warehouse), "summary")
     assert any("collector stopped without finishing" in w.value for w in at.warning)
     assert not any("still collecting" in i.value for i in at.info)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from collector.config import applied_prices, load_config
 from collector.errors import ConfigError
+from collector.landing import run_dirs
 from tests.conftest import REPO, config_dict, sim_experiment, write_config
 
 
@@ -174,7 +175,7 @@ def test_cli_unreachable_endpoint_fails_with_the_url_and_keeps_the_run(tmp_path:
     assert proc.returncode == 1
     assert "endpoint http://127.0.0.1:9/v1/models not healthy within 1 s" in proc.stderr
     assert "Traceback" not in proc.stderr
-    manifest = yaml.safe_load(next((tmp_path / "r" / "raw").glob("*/run.json")).read_text())
+    manifest = yaml.safe_load((run_dirs(tmp_path / "r")[0] / "run.json").read_text())
     assert manifest["status"] == "failed" and "127.0.0.1:9" in manifest["error_message"]
 
 
