@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -161,3 +162,28 @@ def test_a_build_killed_mid_way_leaves_the_last_warehouse_readable_and_the_next_
     again = CollectorProcess("build", "--results-dir", str(results))
     assert again.wait(300) == 0, again.stderr[-2000:]
     assert not list(results.glob(".writing-*"))  # the killed build's copy is cleared by the next writer
+
+
+@pytest.mark.parametrize("fault", ["full", "read-only"])
+def test_run_and_build_on_a_full_or_read_only_disk_are_one_line_each(tmp_path: Path, fault: str) -> None:
+    with tmpfs(tmp_path / "disk", 16) as disk, counting_server() as server:
+        results = disk / "results"
+        land_run(results, run_a())
+        refresh(results)
+        if fault == "full":
+            fill(disk)
+        else:
+            subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        cfg = openai_config(tmp_path / "c.yml", server.base_url, requests=10)
+        build = CollectorProcess("build", "--results-dir", str(results), env={"TOKENBENCH_MIN_FREE_MB": "0"})
+        run = CollectorProcess(
+            "run", "--config", str(cfg), "--results-dir", str(results), env={"TOKENBENCH_MIN_FREE_MB": "0"}
+        )
+        codes = [build.wait(300), run.wait(300)]
+        before = len(run_dirs(results))
+    cause = "No space left on device" if fault == "full" else "Read-only file system"
+    for proc, code in zip((build, run), codes, strict=True):
+        assert code != 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert [line for line in proc.err if line.strip()] == proc.error_lines(), proc.stderr
+        assert len(proc.error_lines()) == 1 and cause in proc.error_lines()[0]
+    assert before == 1 and server.served == 0  # no run folder, no request sent
