@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,18 @@ import yaml
 from collector.landing import run_dirs
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m collector ARGS` from the repo root, as a user types it; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "collector", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env} if env else None,
+    )
 
 
 def sim_experiment(name: str = "sim", **overrides: Any) -> dict[str, Any]:
@@ -93,19 +108,10 @@ def e2e_config() -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One real CLI run (sweep, dbt build, summary) shared by the end-to-end and app tests."""
-    import subprocess
-    import sys
-
     work = tmp_path_factory.mktemp("e2e")
     cfg = write_config(work / "e2e.yml", e2e_config())
     results = work / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_cli("run", "--config", str(cfg), "--results-dir", str(results), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id = run_dirs(results)[0].name
     return {

@@ -22,7 +22,7 @@ from collector import report as report_module
 from collector.cli import report as report_cli
 from collector.errors import UserError
 from collector.report import md_code, md_text, write_report
-from tests.conftest import REPO, config_dict, sim_experiment, write_config
+from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
 
 
 @pytest.fixture(scope="module")
@@ -174,13 +174,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     exp = sim_experiment(model_id=HOSTILE_MODEL_ID, concurrency_levels=[2], requests_per_level=4)
     cfg = write_config(work / "hostile.yml", config_dict([exp]))
     results = work / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_cli("run", "--config", str(cfg), "--results-dir", str(results), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (report_md,) = results.glob("reports/*/report.md")
     return {"results": results, "warehouse": results / "tokenbench.duckdb", "report": report_md}

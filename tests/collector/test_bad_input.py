@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ import pytest
 from collector.config import load_config
 from collector.endpoints import simulator_log_path
 from collector.errors import ConfigError
-from tests.conftest import REPO, config_dict, sim_experiment, write_config
+from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
 
 Case = Callable[[Path, dict[str, Any]], Path]
 
@@ -120,13 +117,7 @@ def test_cli_run_on_bad_input_prints_one_line_and_creates_no_run_folder(work: Pa
     make, expected = CASES[case]
     path = make(work, config_dict([sim_experiment()]))
     results = work / "results"
-    proc = subprocess.run(
-        [sys.executable, "-m", "collector", "run", "--config", str(path), "--results-dir", str(results)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_cli("run", "--config", str(path), "--results-dir", str(results))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
@@ -166,10 +157,9 @@ def test_an_api_key_with_a_trailing_newline_is_one_line_before_any_run_folder(tm
                   "api_key_env": "TB_TEST_KEY"},
     )  # fmt: skip
     cfg = write_config(tmp_path / "c.yml", config_dict([exp]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(tmp_path / "r")],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env={**os.environ, "TB_TEST_KEY": "sk-secret\n"},
-    )  # fmt: skip
+    proc = run_cli(
+        "run", "--config", str(cfg), "--results-dir", str(tmp_path / "r"), env={"TB_TEST_KEY": "sk-secret\n"}
+    )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "experiments[0].endpoint.api_key_env: TB_TEST_KEY holds whitespace" in proc.stderr
     assert "sk-secret" not in proc.stderr and not (tmp_path / "r" / "raw").exists()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from hypothesis import strategies as st
 from collector.config import applied_prices, load_config
 from collector.errors import ConfigError
 from collector.landing import run_dirs
-from tests.conftest import REPO, config_dict, sim_experiment, write_config
+from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
 
 
 def test_default_config_is_the_simulated_reference_setup() -> None:
@@ -138,17 +136,11 @@ def test_concurrency_levels_accepted_iff_between_1_and_100k_and_distinct(tmp_pat
             load_config(path)
 
 
-def _cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "collector", *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
-
-
 def test_cli_prints_one_line_and_no_traceback_for_a_bad_config(tmp_path: Path) -> None:
     cfg = config_dict([sim_experiment()])
     cfg["experiments"][0]["warmup"] = 2
     path = write_config(tmp_path / "typo.yml", cfg)
-    proc = _cli("run", "--config", str(path), "--results-dir", str(tmp_path / "r"))
+    proc = run_cli("run", "--config", str(path), "--results-dir", str(tmp_path / "r"))
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {path}: experiments[0].warmup: unknown key"
     assert "Traceback" not in proc.stderr
@@ -156,7 +148,7 @@ def test_cli_prints_one_line_and_no_traceback_for_a_bad_config(tmp_path: Path) -
 
 
 def test_cli_debug_shows_the_traceback(tmp_path: Path) -> None:
-    proc = _cli("--debug", "run", "--config", str(tmp_path / "none.yml"))
+    proc = run_cli("--debug", "run", "--config", str(tmp_path / "none.yml"))
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "config file not found" in proc.stderr
 
 
@@ -171,7 +163,7 @@ def test_cli_unreachable_endpoint_fails_with_the_url_and_keeps_the_run(tmp_path:
         },
     )
     path = write_config(tmp_path / "down.yml", config_dict([exp]))
-    proc = _cli("run", "--config", str(path), "--results-dir", str(tmp_path / "r"), "--no-build")
+    proc = run_cli("run", "--config", str(path), "--results-dir", str(tmp_path / "r"), "--no-build")
     assert proc.returncode == 1
     assert "endpoint http://127.0.0.1:9/v1/models not healthy within 1 s" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -190,5 +182,5 @@ def test_every_command_explains_each_of_its_options() -> None:
     for name, command in sub.choices.items():
         for action in command._actions:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
-    run_help = _cli("run", "--help").stdout
+    run_help = run_cli("run", "--help").stdout
     assert "--config" in run_help and "embedded simulated endpoint" in run_help and "--results-dir" in run_help

@@ -37,20 +37,25 @@ def _raw_count(results: Path, sql: str = "select count(*) from raw.requests") ->
         con.close()
 
 
+def _run_landing(cfg: Path, results: Path) -> tuple[CollectorProcess, Path]:
+    """A `collector run --no-build` that has landed its first 50 rows (free-space check off)."""
+    run = CollectorProcess(
+        "run", "--config", str(cfg), "--results-dir", str(results), "--no-build", env={"TOKENBENCH_MIN_FREE_MB": "1"}
+    )
+    run.wait_for_stderr("landing raw rows in")
+    run_dir = run_dirs(results)[0]
+    deadline = time.monotonic() + 60
+    while landed_request_lines(run_dir) < 50:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return run, run_dir
+
+
 def test_a_disk_that_stays_full_stops_the_run_with_one_line_and_counts_every_row(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "disk", 24) as disk, counting_server() as server:
         cfg = openai_config(tmp_path / "c.yml", server.base_url, concurrency=4, requests=100_000)
         results = disk / "results"
-        run = CollectorProcess(
-            "run", "--config", str(cfg), "--results-dir", str(results), "--no-build",
-            env={"TOKENBENCH_MIN_FREE_MB": "1"},
-        )  # fmt: skip
-        run.wait_for_stderr("landing raw rows in")
-        run_dir = run_dirs(results)[0]
-        deadline = time.monotonic() + 60
-        while landed_request_lines(run_dir) < 50:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        run, run_dir = _run_landing(cfg, results)
         filler = fill(disk)
         started = time.monotonic()
         code = run.wait(120)
@@ -74,16 +79,7 @@ def test_a_disk_that_frees_up_during_the_retries_loses_no_row(tmp_path: Path) ->
     with tmpfs(tmp_path / "disk", 24) as disk, counting_server(delay_s=0.01) as server:
         cfg = openai_config(tmp_path / "c.yml", server.base_url, concurrency=4, requests=1500)
         results = disk / "results"
-        run = CollectorProcess(
-            "run", "--config", str(cfg), "--results-dir", str(results), "--no-build",
-            env={"TOKENBENCH_MIN_FREE_MB": "1"},
-        )  # fmt: skip
-        run.wait_for_stderr("landing raw rows in")
-        run_dir = run_dirs(results)[0]
-        deadline = time.monotonic() + 60
-        while landed_request_lines(run_dir) < 50:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        run, run_dir = _run_landing(cfg, results)
         filler = fill(disk)
         run.wait_for_stderr("retry 2", timeout_s=30)
         filler.unlink()
