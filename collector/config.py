@@ -13,52 +13,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from collector.config_base import (  # noqa: F401 - re-exported: the names config users import from here
+    BUCKET_NAME_RE,
+    MAX_CONCURRENCY,
+    MAX_CONFIG_BYTES,
+    MAX_INSTANCES,
+    MAX_PROMPTS,
+    MAX_REQUESTS_PER_LEVEL,
+    MAX_SECONDS,
+    MAX_TOKENS,
+    NAME_RE,
+    NAME_RULE,
+    SafeName,
+    Strict,
+    _finite,
+)
 from collector.errors import ConfigError
 
 REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
-# Names end up in file names, SQL values and the report, so they are kept to a plain set: no path
-# separators, no leading dot (hidden files, `..`), nothing Markdown or HTML would read as markup.
-NAME_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}$")
-BUCKET_NAME_RE = NAME_RE
-NAME_RULE = "may only hold letters, digits, '_', '.', '-' (at most 100, not starting with '.')"
-
-# Sane maxima: far beyond any real sweep, but small enough that every count fits the raw tables'
-# 32-bit integer columns and a typo (an extra zero or three) is caught before a run starts.
-MAX_CONCURRENCY = 100_000
-MAX_REQUESTS_PER_LEVEL = 10_000_000
-MAX_TOKENS = 10_000_000
-MAX_INSTANCES = 10_000
-MAX_SECONDS = 7 * 24 * 3600
-MAX_PROMPTS = 1_000_000
-MAX_CONFIG_BYTES = 10 * 1024 * 1024
-
-
-class Strict(BaseModel):
-    # allow_inf_nan=False: `.inf` or `.nan` in any float field is an error, not a timeout that never fires.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-def _check_name(value: str) -> str:
-    if not NAME_RE.match(value):
-        raise ValueError(f"{value!r} {NAME_RULE}")
-    return value
-
-
-SafeName = Annotated[str, AfterValidator(_check_name)]
-
-
-def _finite(value: Any, where: str = "") -> None:
-    """Reject inf and nan anywhere in free-form data (JSON cannot carry them to a server)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where or 'value'} must be a finite number, not {value}")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _finite(item, f"{where}.{key}" if where else str(key))
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _finite(item, f"{where}[{i}]")
 
 
 class SyntheticPayload(Strict):
