@@ -101,7 +101,13 @@ class OpenAIEndpoint(Strict):
 
     type: Literal["openai"] = Field(description="Endpoint kind.")
     base_url: str = Field(description="Base URL up to and including /v1, e.g. http://127.0.0.1:8000/v1.")
-    api_style: Literal["completions", "chat"] = Field(default="chat", description="Which API to call.")
+    api_style: Literal["completions", "chat", "tgi", "djl", "triton"] = Field(
+        default="chat",
+        description="Wire format: completions or chat (OpenAI /completions, /chat/completions under base_url), "
+        "tgi (TGI /generate, /generate_stream), djl (DJL LMI /invocations) or triton (Triton "
+        "/v2/models/<model>/generate, /generate_stream); those three under the server root (a trailing /v1 "
+        "of base_url is dropped).",
+    )
     served_model_name: str = Field(description="The `model` field sent with each request.")
     stream: bool = Field(default=True, description="Stream responses (SSE); needed for TTFT and TPOT.")
     api_key_env: str | None = Field(
@@ -130,7 +136,13 @@ class SimulatedEndpoint(Strict):
 
     type: Literal["simulated"] = Field(description="Endpoint kind.")
     model: str = Field(default="llama-3.1-8b", description="Model profile of the simulator (collector/sim/profiles).")
-    api_style: Literal["completions", "chat"] = Field(default="chat", description="Which API to call.")
+    api_style: Literal["completions", "chat", "tgi", "djl", "triton"] = Field(
+        default="chat",
+        description="Wire format: completions or chat (OpenAI /completions, /chat/completions under base_url), "
+        "tgi (TGI /generate, /generate_stream), djl (DJL LMI /invocations) or triton (Triton "
+        "/v2/models/<model>/generate, /generate_stream); those three under the server root (a trailing /v1 "
+        "of base_url is dropped).",
+    )
     stream: bool = Field(default=True, description="Stream responses (SSE).")
     mean_output_tokens: float = Field(
         default=40,
