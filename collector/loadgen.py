@@ -16,21 +16,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from types import ModuleType
+from typing import Any
 
 import aiohttp
 
+from collector.apis import MalformedResponse, StreamError, Usage, request_url, wire_format
 from collector.clock import RunClock, iso_utc
 from collector.config import InferenceParameters
 from collector.fdlimit import raise_open_file_limit
-from collector.openai_api import (
-    MalformedResponse,
-    StreamError,
-    StreamState,
-    Usage,
-    parse_completion,
-    request_body,
-    request_path,
-)
 from collector.payloads import Prompt
 from collector.schema import RequestRow
 from collector.tokens import TokenCounter
@@ -64,9 +58,14 @@ class Target:
     timeout: aiohttp.ClientTimeout
     counter: TokenCounter
 
-    @property
+    @cached_property
+    def wire(self) -> ModuleType:
+        """The wire-format module of api_style (collector/apis)."""
+        return wire_format(self.api_style)
+
+    @cached_property
     def url(self) -> str:
-        return self.base_url.rstrip("/") + request_path(self.api_style)
+        return request_url(self.base_url, self.api_style, self.served_model_name, self.stream)
 
     @cached_property
     def request_headers(self) -> dict[str, str]:
@@ -171,10 +170,11 @@ async def send_one(
     Every failure becomes an error row; only cancellation propagates, after its row has landed.
     """
     # Serialised before the clock starts: TTFT should time the endpoint, not our JSON encoder.
+    wire = target.wire
     body = json.dumps(
-        request_body(target.api_style, target.served_model_name, prompt, target.params, target.stream)
+        wire.request_body(target.api_style, target.served_model_name, prompt, target.params, target.stream)
     ).encode()
-    state = StreamState(target.api_style)
+    state = wire.StreamState(target.api_style)
     status, http_status, error_type, error_message = "success", None, None, None
     first_chunk = first_content = last_content = None
     text, finish_reason, usage = "", None, None
@@ -195,14 +195,18 @@ async def send_one(
                 # read to the end: a body left unread after [DONE] would cost the connection its reuse.
                 pending = b""
                 received = 0
+                sse = wire.SSE  # else jsonlines: every non-blank line is an event
                 async for data in resp.content.iter_any():
                     now = time.perf_counter_ns() - t0
                     received += len(data)
                     lines = (pending + data).split(b"\n")
                     pending = lines.pop()
                     for line in lines:
-                        if not line.startswith(b"data:"):
-                            continue  # event separators, comments
+                        if sse:
+                            if not line.startswith(b"data:"):
+                                continue  # event separators, comments
+                        elif not line.strip():
+                            continue
                         if first_chunk is None:
                             first_chunk = now
                         if state.feed(line):
@@ -217,9 +221,9 @@ async def send_one(
                     state.feed(pending)
                 if not state.complete:
                     status, error_type = "error", "stream_cut"
-                    error_message = f"stream ended after {state.chunk_count} events without [DONE] or finish_reason"
+                    error_message = f"stream ended after {state.chunk_count} events without {_END[target.api_style]}"
             else:
-                text, finish_reason, usage = parse_completion(await _read_bounded(resp), target.api_style)
+                text, finish_reason, usage = wire.parse_completion(await _read_bounded(resp), target.api_style)
     except asyncio.CancelledError:
         status, error_type, error_message = "error", "cancelled", "run interrupted before the response completed"
         raise
@@ -260,6 +264,16 @@ async def send_one(
     return row
 
 
+# What marks a whole stream, per api_style (Triton's has no marker: a cleanly ended body is whole).
+_END = {
+    "completions": "[DONE] or finish_reason",
+    "chat": "[DONE] or finish_reason",
+    "tgi": "the final event (generated_text, details)",
+    "djl": "the final line (generated_text, details)",
+    "triton": "its end",
+}
+
+
 def _oversized(line_bytes: int, received: int) -> str:
     if received > MAX_RESPONSE_BYTES:
         return f"response longer than {MAX_RESPONSE_BYTES} bytes; stopped reading"
@@ -295,7 +309,7 @@ def _row(
     first_chunk: int | None,
     first_content: int | None,
     last_content: int | None,
-    state: StreamState,
+    state: Any,
     status: str,
     http_status: int | None,
     error_type: str | None,
@@ -307,7 +321,9 @@ def _row(
     client_completion = target.counter.count(text) if (text or status == "success") else None
     server_prompt = usage.prompt_tokens if usage is not None else None
     server_completion = usage.completion_tokens if usage is not None else None
-    from_server = server_prompt is not None and server_completion is not None
+    # Each count is the server's where it gave one (TGI's /generate and DJL report only generated tokens); the
+    # row says "server" when its completion count is the server's.
+    from_server = server_completion is not None
     return RequestRow(
         run_id=target.run_id,
         request_id=request_id,
@@ -339,7 +355,7 @@ def _row(
         error_type=error_type,
         error_message=error_message,
         finish_reason=finish_reason,
-        prompt_tokens=server_prompt if from_server else prompt.client_tokens,
+        prompt_tokens=server_prompt if server_prompt is not None else prompt.client_tokens,
         completion_tokens=server_completion if from_server else client_completion,
         token_count_source="server" if from_server else "client",
         client_prompt_tokens=prompt.client_tokens,

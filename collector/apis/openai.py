@@ -1,6 +1,5 @@
-"""The OpenAI-compatible wire format: request bodies, and defensive parsing of JSON and SSE responses.
-
-Whatever a server sends either parses or raises MalformedResponse / StreamError, never anything else.
+"""The OpenAI-compatible wire format (api_style completions and chat): request bodies, and defensive parsing
+of JSON and SSE responses. Whatever a server sends either parses or raises MalformedResponse / StreamError.
 """
 
 from __future__ import annotations
@@ -9,26 +8,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.apis.common import MalformedResponse, StreamError, Usage, checked_usage, decode, why
+from collector.apis.common import raw as _raw
 from collector.config import InferenceParameters
 from collector.payloads import Prompt
 
-# Decoding str with a reused decoder skips json.loads' per-call encoding detection on bytes.
-_decode = json.JSONDecoder().decode
-
-# Usage counts outside [0, 1e9] are not token counts (and would not fit the INTEGER column).
-MAX_TOKEN_COUNT = 1_000_000_000
-_USAGE_KEYS = ("prompt_tokens", "completion_tokens")
+_decode = decode
+_why = why
+SSE = True  # the stream is server-sent events: only `data:` lines carry events
 
 
-class MalformedResponse(Exception):
-    """The body or an SSE event is not the JSON the API promises."""
-
-
-class StreamError(Exception):
-    """The server reported an error inside an otherwise well-formed stream."""
-
-
-def request_path(api_style: str) -> str:
+def request_path(api_style: str, model: str = "", stream: bool = False) -> str:
     return "/chat/completions" if api_style == "chat" else "/completions"
 
 
@@ -50,14 +40,6 @@ def request_body(
         body["stream_options"] = {"include_usage": True}
     body.update(params.extra)
     return body
-
-
-def _raw(value: object) -> str:
-    """A server value as it looked on the wire, short enough for a message."""
-    try:
-        return json.dumps(value)[:80]
-    except (TypeError, ValueError, RecursionError):
-        return repr(value)[:80]
 
 
 def _choice_text(choice: dict[str, Any], api_style: str) -> str:
@@ -83,33 +65,16 @@ def _bad_finish_reason(reason: object) -> MalformedResponse:
     return MalformedResponse(f"finish_reason is {_raw(reason)}, expected a string")
 
 
-@dataclass
-class Usage:
-    """The server's token counts; `issue` says which value was set aside (and the counts are then not used)."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    issue: str | None = None
-
-
 def _usage(obj: dict[str, Any]) -> Usage | None:
     usage = obj.get("usage")
     if usage is None:
         return None  # OpenAI sends "usage": null on every chunk but the last
     if type(usage) is not dict:
         raise MalformedResponse(f"usage is {_raw(usage)}, expected an object")
-    counts: list[int | None] = []
-    for key in _USAGE_KEYS:
-        value = usage.get(key)
-        if value is None:
-            counts.append(None)
-        elif type(value) is not int:  # bool is an int subclass, 3e9 a float: neither is a count
-            return Usage(issue=f"usage.{key}={_raw(value)} is not an integer; client count used")
-        elif not 0 <= value <= MAX_TOKEN_COUNT:
-            return Usage(issue=f"usage.{key}={_raw(value)} out of range [0, 1e9]; client count used")
-        else:
-            counts.append(value)
-    return Usage(counts[0], counts[1])
+    get = usage.get
+    return checked_usage(
+        ("usage.prompt_tokens", get("prompt_tokens")), ("usage.completion_tokens", get("completion_tokens"))
+    )
 
 
 def parse_completion(raw: bytes, api_style: str) -> tuple[str, str | None, Usage | None]:
@@ -132,16 +97,6 @@ def parse_completion(raw: bytes, api_style: str) -> tuple[str, str | None, Usage
         raise
     except Exception as exc:  # whatever the shape (deep nesting raises RecursionError): the server's fault
         raise MalformedResponse(f"response: {_why(exc)}"[:300]) from exc
-
-
-def _why(exc: Exception) -> str:
-    if isinstance(exc, MalformedResponse):
-        return str(exc)
-    if isinstance(exc, RecursionError):
-        return "JSON nested too deeply to parse"
-    if isinstance(exc, ValueError):  # JSONDecodeError, UnicodeDecodeError
-        return f"not JSON ({exc})"
-    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
