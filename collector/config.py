@@ -31,6 +31,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
     _finite,
 )
 from collector.errors import ConfigError
+from collector.launch.settings import LaunchSettings
 
 REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
 
@@ -228,6 +229,10 @@ class Config(Strict):
         default=REPO_PRICING_DIR,
         description="Folder with instance_prices.csv and token_prices.csv; a relative path is resolved against "
         "the config file's folder. Default: the project's pricing/.",
+    )
+    launch: LaunchSettings | None = Field(
+        default=None,
+        description="EC2 provisioning for `collector launch` (an instance per experiment); `collector run` ignores it.",
     )
 
     @model_validator(mode="after")
