@@ -32,6 +32,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
 )
 from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
+from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
 REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
 
@@ -160,7 +161,9 @@ class SimulatedEndpoint(Strict):
     )
 
 
-Endpoint = Annotated[OpenAIEndpoint | SimulatedEndpoint, Field(discriminator="type")]
+Endpoint = Annotated[
+    OpenAIEndpoint | SimulatedEndpoint | ContainerEndpoint | ProcessEndpoint, Field(discriminator="type")
+]
 
 
 class Experiment(Strict):
@@ -259,7 +262,7 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("openai", "simulated"):  # the discriminated union's branch, not a key
+        elif part in ("openai", "simulated", "container", "process"):  # the union's branch, not a key
             continue
         else:
             out += f".{part}" if out else str(part)
