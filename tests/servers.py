@@ -1,7 +1,9 @@
 """Real HTTP servers on 127.0.0.1 for tests: one that misbehaves on request, chosen by the `model` field.
 
-`GET /stats` answers what the server itself saw: POSTs per mode and the Accept-Encoding headers sent, so fault
-tests can count what landed against what was served.
+It also speaks TGI (/generate, /generate_stream), DJL (/invocations) and Triton (/v2/models/<m>/generate…) under
+a first path segment that names the mode (NATIVE_MODES): base URL http://127.0.0.1:PORT/<mode>.
+`GET /stats` answers what the server itself saw: POSTs per mode, the Accept-Encoding headers sent and the last
+request bodies, so fault tests can count what landed against what was served.
 """
 
 from __future__ import annotations
@@ -39,6 +41,16 @@ MODES = (
     "huge-length",  # 200 JSON announcing a 100 MiB Content-Length, then 1 MiB of it and a stall
     *BAD_SHAPES,
     *BAD_USAGE,
+)
+
+# Modes of the native formats (tgi, djl, triton)
+NATIVE_MODES = (
+    "ok",  # three tokens " one two three" and the server's counts (prompt 7 where the format has it, completion 3)
+    "bad-json",  # the body (or the second event) is not JSON
+    "bad-shape",  # JSON of the wrong shape: a token that is a string, a text that is a number
+    "error-event",  # an error reported mid-stream (or in a 200 body)
+    "cut",  # the connection drops after the first token
+    "usage-negative",  # "ok" with a completion count of -5
 )
 
 HUGE_BYTES = 100 << 20
@@ -106,10 +118,75 @@ def _compressor(mode: str) -> Any:
     return zlib.compressobj(wbits=31 if mode == "gzip" else 15)  # 31: gzip framing; 15: zlib ("deflate" in HTTP)
 
 
+def _native_format(path: str) -> str | None:
+    if "/v2/models/" in path:
+        return "triton"
+    if path.endswith(("/generate", "/generate_stream")):
+        return "tgi"
+    if path.endswith("/invocations"):
+        return "djl"
+    return None
+
+
+_WORDS = (" one", " two", " three")
+
+
+def _native_events(fmt: str, mode: str) -> list[bytes]:
+    """The streamed events (SSE for tgi and triton, JSON lines for djl) of a native-format reply in `mode`."""
+    completion = -5 if mode == "usage-negative" else 3
+    out: list[Any] = []
+    for i, word in enumerate(_WORDS):
+        last = i == len(_WORDS) - 1
+        if fmt == "triton":
+            event: dict[str, Any] = {"model_name": "m", "model_version": "1", "text_output": word}
+            if last:
+                event.update(num_input_tokens=7, num_output_tokens=completion)
+        else:
+            token: dict[str, Any] = {"id": i, "text": word, "special": False}
+            event = {"token": token, "generated_text": None, "details": None}
+            if last:
+                details = {"finish_reason": "length", "generated_tokens": completion}
+                event.update(generated_text="".join(_WORDS), details=details)
+        out.append(event)
+    if mode == "bad-json":
+        out[1] = b"{not json"
+    elif mode == "bad-shape":
+        out[1] = {"text_output": 5} if fmt == "triton" else {"token": "oops"}
+    elif mode == "error-event":
+        if fmt == "djl":  # LMI reports a failure mid-generation as a last line with finish_reason error
+            out[1] = {"token": {"id": -1, "text": "", "special_token": True}, "generated_text": "",
+                      "details": {"finish_reason": "error", "generated_tokens": None}}  # fmt: skip
+        else:
+            out[1] = {"error": "overloaded", "error_type": "overloaded"}
+        del out[2:]
+    if fmt == "djl":
+        return [_json(e) + b"\n" for e in out]
+    return [b"data:" + _json(e) + b"\n\n" for e in out]
+
+
+def _native_body(fmt: str, mode: str) -> bytes:
+    completion = -5 if mode == "usage-negative" else 3
+    text = "".join(_WORDS)
+    if mode == "bad-json":
+        return b"this is not json"
+    if mode == "error-event":
+        return _json({"error": "overloaded"})
+    if fmt == "triton":
+        body: dict[str, Any] = {"model_name": "m", "model_version": "1", "text_output": text}
+        body.update(num_input_tokens=7, num_output_tokens=completion)
+        if mode == "bad-shape":
+            body["text_output"] = 5
+        return _json(body)
+    details = {"finish_reason": "length", "generated_tokens": completion}
+    reply: Any = {"generated_text": 5 if mode == "bad-shape" else text, "details": details}
+    return _json([reply] if fmt == "djl" else reply)  # DJL with tgi_compat answers a list of one
+
+
 class _Server:
     def __init__(self) -> None:
         self.posts: Counter[str] = Counter()
         self.accept_encodings: list[str | None] = []
+        self.bodies: list[Any] = []  # the last few request bodies, newest last
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -128,11 +205,16 @@ class _Server:
         length = int(headers.get("content-length", 0))
         body = json.loads(await reader.readexactly(length)) if length else {}
         if lines[0].startswith("GET"):
-            stats = {"posts": dict(self.posts), "accept_encodings": self.accept_encodings}
+            stats = {"posts": dict(self.posts), "accept_encodings": self.accept_encodings, "bodies": self.bodies}
             data = json.dumps(stats if lines[0].split()[1].endswith("/stats") else {"status": "ok"}).encode()
             writer.write(_response("200 OK", {"Content-Type": "application/json"}, data))
             await writer.drain()
             return True
+        self.bodies = [*self.bodies[-19:], body]
+        path = lines[0].split()[1]
+        fmt = _native_format(path)
+        if fmt is not None:
+            return await self._native(writer, fmt, path)
         mode = body.get("model", "ok")
         stream = body.get("stream", False)
         self.posts[mode] += 1
@@ -222,6 +304,30 @@ class _Server:
         if compressor is not None:
             writer.write(_chunk(compressor.flush()))
         writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return True
+
+    async def _native(self, writer: asyncio.StreamWriter, fmt: str, path: str) -> bool:
+        mode = path.split("/")[1]
+        self.posts[f"{fmt}:{mode}"] += 1
+        stream = path.endswith("/generate_stream") or (fmt == "djl" and self.bodies[-1].get("stream") is True)
+        if not stream:
+            if mode == "cut":
+                writer.transport.abort()
+                return False
+            writer.write(_response("200 OK", {"Content-Type": "application/json"}, _native_body(fmt, mode)))
+            await writer.drain()
+            return True
+        kind = "application/jsonlines" if fmt == "djl" else "text/event-stream"
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        events = _native_events(fmt, mode)
+        writer.write(_chunk(events[0]))
+        await writer.drain()
+        await asyncio.sleep(0.01)
+        if mode == "cut":
+            writer.transport.abort()
+            return False
+        writer.write(b"".join(_chunk(e) for e in events[1:]) + b"0\r\n\r\n")
         await writer.drain()
         return True
 

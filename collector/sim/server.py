@@ -1,5 +1,7 @@
-"""OpenAI-compatible HTTP front end of the simulator (aiohttp.web): /v1/completions, /v1/chat/completions,
-/v1/models, /health and a vLLM-style /metrics, with each streamed token written when the engine makes it.
+"""HTTP front end of the simulator (aiohttp.web), each streamed token written when the engine makes it: OpenAI's
+/v1/completions, /v1/chat/completions and /v1/models, TGI's /generate and /generate_stream, DJL LMI's
+/invocations, Triton's /v2/models/<model>/generate and /generate_stream, the health paths of each (/health,
+/ping, /v2/health/ready) and a vLLM-style /metrics.
 
 Token accounting: prompt tokens are counted with `collector.tokens.DEFAULT_COUNTER`. A chat prompt counts
 its message contents plus 4 tokens per message (role header and separators) plus 3 for the template's
@@ -278,6 +280,188 @@ async def _chat_completions(request: web.Request) -> web.StreamResponse:
     return await _generate(request, chat=True)
 
 
+# Native (non-OpenAI) formats: the default max tokens of each server when the request names none.
+_NATIVE_DEFAULT_MAX_TOKENS = {"tgi": 100, "djl": 30, "triton": 16}
+# The engine's finish reasons as TGI names them (DJL LMI uses the same names).
+_TGI_REASONS = {"stop": "eos_token", "length": "length"}
+
+
+@dataclass(frozen=True)
+class _Native:
+    prompt_tokens: int
+    max_tokens: int
+    stream: bool
+    ignore_eos: bool
+    details: bool  # TGI / DJL: parameters.details; Triton: return_num_*_tokens
+
+
+def _native_error(fmt: str, exc: _RequestError) -> web.Response:
+    if fmt == "tgi":
+        body: dict[str, Any] = {"error": exc.message, "error_type": "validation"}
+        return web.json_response(body, status=422 if exc.status == 400 else exc.status)
+    if fmt == "djl":
+        return web.json_response({"error": exc.message, "code": exc.status}, status=exc.status)
+    return web.json_response({"error": exc.message}, status=exc.status)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _bad(f"'{name}' must be an integer >= 1", name)
+    return value
+
+
+def _parse_native(body: Any, fmt: str, stream_route: bool) -> _Native:
+    if not isinstance(body, dict):
+        raise _bad("request body must be a JSON object")
+    key = "text_input" if fmt == "triton" else "inputs"
+    text = body.get(key)
+    if not isinstance(text, str):
+        raise _bad(f"'{key}' must be a string", key)
+    default = _NATIVE_DEFAULT_MAX_TOKENS[fmt]
+    if fmt == "triton":  # top-level fields are the model's inputs; `parameters` are request parameters
+        params = {**(body.get("parameters") or {}), **body}
+        max_tokens = _positive_int(params.get("max_tokens", default), "max_tokens")
+        ignore_eos = params.get("ignore_eos", False) is True
+        details = params.get("return_num_output_tokens") is True
+        stream = stream_route
+    else:
+        params = body.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise _bad("'parameters' must be an object", "parameters")
+        max_tokens = _positive_int(params.get("max_new_tokens", default), "max_new_tokens")
+        ignore_eos = fmt == "djl" and params.get("ignore_eos_token", False) is True
+        details = params.get("details", False) is True
+        stream = stream_route if fmt == "tgi" else body.get("stream", False) is True
+    if fmt == "tgi":  # TGI validates these, and rejects what it cannot honour
+        if "temperature" in params and not (
+            isinstance(params["temperature"], (int, float)) and params["temperature"] > 0
+        ):
+            raise _bad("`temperature` must be strictly positive", "temperature")
+        if "top_p" in params and not (isinstance(params["top_p"], (int, float)) and 0 < params["top_p"] < 1):
+            raise _bad("`top_p` must be > 0.0 and < 1.0", "top_p")
+    return _Native(DEFAULT_COUNTER.count(text), max_tokens, stream, ignore_eos, details)
+
+
+def _native_event(
+    fmt: str, model: str, index: int, text: str, final: tuple[str, str, int, int] | None
+) -> dict[str, Any]:
+    """One streamed event; `final` = (generated_text, engine finish_reason, prompt_tokens, generated) on the last."""
+    if fmt == "triton":
+        out: dict[str, Any] = {"model_name": model, "model_version": "1", "text_output": text}
+        return out
+    token: dict[str, Any] = {"id": index, "text": text}
+    if fmt == "tgi":
+        token.update(logprob=0.0, special=False)
+        out = {"index": index + 1, "token": token, "generated_text": None, "details": None}
+    else:
+        token["log_prob"] = 0.0
+        out = {"token": token}
+    if final is not None:
+        generated_text, reason, prompt_tokens, generated = final
+        out["generated_text"] = generated_text
+        details: dict[str, Any] = {"finish_reason": _TGI_REASONS[reason], "generated_tokens": generated}
+        if fmt == "tgi":
+            details.update(seed=None, input_length=prompt_tokens)
+        else:
+            details["inputs"] = None
+        out["details"] = details
+    return out
+
+
+def _native_full(fmt: str, model: str, parsed: _Native, text: str, reason: str, generated: int) -> dict[str, Any]:
+    if fmt == "triton":
+        out: dict[str, Any] = {"model_name": model, "model_version": "1", "text_output": text}
+        if parsed.details:
+            out.update(num_input_tokens=parsed.prompt_tokens, num_output_tokens=generated, finish_reason=[reason])
+        return out
+    out = {"generated_text": text}
+    if parsed.details:
+        details: dict[str, Any] = {"finish_reason": _TGI_REASONS[reason], "generated_tokens": generated}
+        extra: dict[str, Any] = {"seed": None, "prefill": [], "tokens": []} if fmt == "tgi" else {"inputs": None}
+        details.update(extra)
+        out["details"] = details
+    return out
+
+
+async def _native_stream(
+    request: web.Request, stream: RequestStream, fmt: str, model: str, parsed: _Native
+) -> web.StreamResponse:
+    content_type = "application/jsonlines" if fmt == "djl" else "text/event-stream"
+    response = web.StreamResponse(headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    texts: list[str] = []
+    try:
+        while True:
+            event = await stream.events.get()
+            texts.append(event.text)
+            final = None
+            if event.finish_reason is not None and fmt != "triton":
+                final = ("".join(texts), event.finish_reason, parsed.prompt_tokens, len(texts))
+            obj = _native_event(fmt, model, len(texts) - 1, event.text, final)
+            if fmt == "triton" and event.finish_reason is not None and parsed.details:
+                obj.update(num_input_tokens=parsed.prompt_tokens, num_output_tokens=len(texts))
+                obj["finish_reason"] = [event.finish_reason]
+            line = json.dumps(obj, separators=(",", ":"))
+            await response.write(f"{line}\n".encode() if fmt == "djl" else _sse(line))
+            if event.finish_reason is not None:
+                break
+        await response.write_eof()
+    except ConnectionResetError:
+        pass
+    return response
+
+
+async def _native(request: web.Request, fmt: str, stream_route: bool = False) -> web.StreamResponse:
+    runtime = request.app[ENGINE_KEY]
+    served = request.app[SERVED_MODEL_KEY]
+    try:
+        if fmt == "triton" and request.match_info["model"] != served:
+            raise _RequestError(404, f"Request for unknown model: '{request.match_info['model']}' is not found", "")
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from exc
+        parsed = _parse_native(body, fmt, stream_route)
+        try:
+            stream = runtime.submit(parsed.prompt_tokens, parsed.max_tokens, parsed.ignore_eos)
+        except RequestRejected as exc:
+            raise _bad(str(exc), "max_tokens", "context_length_exceeded") from exc
+    except _RequestError as exc:
+        return _native_error(fmt, exc)
+    try:
+        if parsed.stream:
+            return await _native_stream(request, stream, fmt, served, parsed)
+        texts: list[str] = []
+        while True:
+            event = await stream.events.get()
+            texts.append(event.text)
+            if event.finish_reason is not None:
+                body = _native_full(fmt, served, parsed, "".join(texts), event.finish_reason, len(texts))
+                return web.json_response(body)
+    finally:
+        runtime.cancel(stream)
+
+
+async def _tgi_generate(request: web.Request) -> web.StreamResponse:
+    return await _native(request, "tgi")
+
+
+async def _tgi_generate_stream(request: web.Request) -> web.StreamResponse:
+    return await _native(request, "tgi", stream_route=True)
+
+
+async def _djl_invocations(request: web.Request) -> web.StreamResponse:
+    return await _native(request, "djl")
+
+
+async def _triton_generate(request: web.Request) -> web.StreamResponse:
+    return await _native(request, "triton")
+
+
+async def _triton_generate_stream(request: web.Request) -> web.StreamResponse:
+    return await _native(request, "triton", stream_route=True)
+
+
 async def _models(request: web.Request) -> web.Response:
     entry = {"id": request.app[SERVED_MODEL_KEY], "object": "model", "created": 0, "owned_by": "tokenbench-sim"}
     return web.json_response({"object": "list", "data": [entry]})
@@ -326,7 +510,15 @@ def create_app(settings: SimSettings) -> web.Application:
     app.router.add_post("/v1/completions", _completions)
     app.router.add_post("/v1/chat/completions", _chat_completions)
     app.router.add_get("/v1/models", _models)
-    app.router.add_get("/health", _health)
+    app.router.add_get("/health", _health)  # OpenAI servers (vLLM) and TGI
+    app.router.add_post("/generate", _tgi_generate)
+    app.router.add_post("/generate_stream", _tgi_generate_stream)
+    app.router.add_post("/invocations", _djl_invocations)
+    app.router.add_get("/ping", _health)  # DJL Serving
+    # Triton model names hold no '/', but the simulator serves whatever model id it was given, slashes and all.
+    app.router.add_post("/v2/models/{model:.+}/generate", _triton_generate)
+    app.router.add_post("/v2/models/{model:.+}/generate_stream", _triton_generate_stream)
+    app.router.add_get("/v2/health/ready", _health)
     app.router.add_get("/metrics", _metrics)
     return app
 
