@@ -257,6 +257,33 @@ def assert_openai_error(response: httpx.Response, status: int, code: str) -> dic
     return error
 
 
+@pytest.mark.parametrize("path", ["/ping", "/v2/health/ready"])
+def test_the_health_paths_of_djl_and_triton_answer_200(client, path):
+    assert client.get(path).status_code == 200
+
+
+def test_tgi_stream_ends_with_an_event_carrying_generated_text_and_the_servers_counts(client):
+    body = {"inputs": PROMPT_837, "parameters": {"max_new_tokens": 5, "details": True}}
+    with client.stream("POST", "/generate_stream", json=body) as response:
+        events = [json.loads(p) for p in sse_payloads(response)]
+    assert len(events) <= 5 and all(e["token"]["special"] is False for e in events)
+    assert [e["generated_text"] for e in events[:-1]] == [None] * (len(events) - 1)
+    last = events[-1]
+    assert last["generated_text"] == "".join(e["token"]["text"] for e in events)
+    assert last["details"]["generated_tokens"] == len(events)
+    assert last["details"]["input_length"] == DEFAULT_COUNTER.count(PROMPT_837) == 837
+
+
+def test_tgi_rejects_temperature_0_as_tgi_does_with_422(client):
+    response = client.post("/generate", json={"inputs": "hi", "parameters": {"temperature": 0}})
+    assert response.status_code == 422 and "temperature" in response.json()["error"]
+
+
+def test_triton_answers_an_unknown_model_with_404_and_an_error_object(client):
+    response = client.post("/v2/models/nope/generate", json={"text_input": "hi", "max_tokens": 2})
+    assert response.status_code == 404 and "nope" in response.json()["error"]
+
+
 def test_bad_json_gives_400_openai_error(client):
     response = client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
     assert_openai_error(response, 400, "invalid_json")
