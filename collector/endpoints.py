@@ -1,4 +1,4 @@
-"""Endpoints under test: start the simulator for `type: simulated`, and wait until an endpoint is healthy."""
+"""Endpoints under test: start the simulator or an engine (`type: process` / `container`), wait until healthy."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import aiohttp
 
 from collector.config import Experiment, OpenAIEndpoint, SimulatedEndpoint
 from collector.errors import ConfigError, EndpointError
+from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
 READY_RE = re.compile(r"listening on (http://\S+)")
 UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
@@ -105,6 +106,9 @@ class Simulator:
 def health_url(exp: Experiment, base_url: str) -> str:
     if isinstance(exp.endpoint, OpenAIEndpoint):
         return base_url.rstrip("/") + exp.endpoint.health_path
+    if isinstance(exp.endpoint, ContainerEndpoint | ProcessEndpoint):
+        root = re.match(r"^https?://[^/]+", base_url)
+        return (root.group(0) if root else base_url.rstrip("/")) + (exp.endpoint.health_path or "/health")
     return base_url.rstrip("/").removesuffix("/v1") + "/health"
 
 
@@ -132,10 +136,32 @@ def _cause(exc: BaseException) -> str:
     return text.lower() if "refused" in text.lower() else text
 
 
+def preflight(exp: Experiment, where: str) -> None:
+    """Faults an engine endpoint would meet at start, found before the run folder exists (nothing started)."""
+    import shutil
+
+    ep = exp.endpoint
+    if isinstance(ep, ContainerEndpoint) and shutil.which("docker") is None:
+        raise EndpointError(f"{where}.endpoint: docker not found on PATH (type: container needs the docker CLI)")
+    if isinstance(ep, ContainerEndpoint | ProcessEndpoint) and ep.hf_token_env and not os.environ.get(ep.hf_token_env):
+        raise ConfigError(f"{where}.endpoint.hf_token_env: environment variable {ep.hf_token_env} is not set")
+
+
 @contextlib.asynccontextmanager
-async def endpoint_for(exp: Experiment, log_dir: Path):
-    """Yield the base URL of the experiment's endpoint, starting and stopping the simulator if needed."""
-    if isinstance(exp.endpoint, SimulatedEndpoint):
+async def endpoint_for(exp: Experiment, log_dir: Path, stop: asyncio.Event | None = None):
+    """Yield the base URL of the experiment's endpoint, starting and stopping the simulator or engine if needed.
+
+    `stop` (the run's stop event) ends the wait for a starting engine early; what was started is still torn down.
+    """
+    if isinstance(exp.endpoint, ContainerEndpoint | ProcessEndpoint):
+        from collector.engine_process import Engine
+
+        engine = Engine(exp, log_dir, stop)
+        try:
+            yield await engine.start()
+        finally:
+            await asyncio.shield(engine.stop())  # a second Ctrl-C must not leave the engine behind
+    elif isinstance(exp.endpoint, SimulatedEndpoint):
         sim = Simulator(exp, simulator_log_path(log_dir, exp.name))
         try:
             yield await sim.start()
