@@ -24,6 +24,7 @@ from tests.servers import misbehaving_server, server_stats
 NATIVE = ("tgi", "djl", "triton")
 
 
+@pytest.mark.slow  # six simulators, one per format and streaming or not
 def test_a_sweep_in_each_native_format_lands_the_simulators_token_counts(tmp_path: Path) -> None:
     experiments = [
         sim_experiment(
