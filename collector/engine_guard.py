@@ -32,7 +32,7 @@ def say(line: str) -> None:
 
 def watch_stdin(closed: threading.Event) -> None:
     with contextlib.suppress(OSError, ValueError):
-        while sys.stdin.buffer.read1(4096):
+        while os.read(sys.stdin.fileno(), 4096):
             pass
     closed.set()
 

@@ -65,9 +65,11 @@ class _EngineEndpoint(Strict):
     @model_validator(mode="before")
     @classmethod
     def _stack_defaults(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("stack") in stacks():
-            stack = stacks()[data["stack"]]
-            data = {"api_style": stack.api_style, "health_path": stack.health_path, **data}
+        if isinstance(data, dict):
+            stack = stacks().get(data.get("stack") or "")
+            defaults = {"api_style": stack.api_style, "health_path": stack.health_path} if stack else {}
+            # Without a stack (a command given): an OpenAI-compatible server with /health, unless said otherwise.
+            data = {"api_style": "chat", "health_path": "/health", **defaults, **data}
         return data
 
 
@@ -75,7 +77,7 @@ class ContainerEndpoint(_EngineEndpoint):
     """A serving stack started with `docker run` on this host, waited for, measured, then stopped and removed."""
 
     type: Literal["container"] = Field(description="Endpoint kind.")
-    stack: str = Field(  # type: ignore[assignment]
+    stack: str = Field(
         description=f"Serving stack from collector/stacks/stacks.yml: {', '.join(STACK_NAMES)}."
     )
     image: str | None = Field(

@@ -138,7 +138,7 @@ def test_container_run_lands_rows_and_stops_and_removes_exactly_the_container_it
     assert ["stop", "-t", "10", cid] in calls and ["rm", "-f", cid] in calls
     assert all(c[-1] == cid for c in calls if c[0] in ("stop", "rm", "logs", "inspect"))
     assert "--served-model-name" in run
-    record = json.loads(next((outcome_dir := run_dirs(tmp_path / "res")[0]).rglob("launch-box.json")).read_text())
+    record = json.loads(next((outcome_dir := tmp_path / "res").rglob("launch-box.json")).read_text())
     assert record["container_id"] == cid and record["image_digest"].startswith("vllm/vllm-openai@sha256:")
     assert "HF_TOKEN" in record["launch_command"] and SECRET not in json.dumps(record)
     assert "listening on" in next(outcome_dir.rglob("engine-box.log")).read_text()
@@ -150,7 +150,8 @@ def test_process_run_lands_rows_and_leaves_no_engine_running(tmp_path) -> None:
                          concurrency_levels=[2], requests_per_level=6)  # fmt: skip
     proc = run_in_tmp(tmp_path, exp, {})
     assert proc.returncode == 0, proc.stderr
-    record = json.loads(next(run_dirs(tmp_path / "res")[0].rglob("launch-proc.json")).read_text())
+    record = json.loads(next((tmp_path / "res").rglob("launch-proc.json")).read_text())
+    assert run_dirs(tmp_path / "res")
     assert not psutil.pid_exists(record["pid"]) or psutil.Process(record["pid"]).status() == "zombie"
     assert "ready after" in proc.stderr
 
