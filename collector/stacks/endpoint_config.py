@@ -77,9 +77,7 @@ class ContainerEndpoint(_EngineEndpoint):
     """A serving stack started with `docker run` on this host, waited for, measured, then stopped and removed."""
 
     type: Literal["container"] = Field(description="Endpoint kind.")
-    stack: str = Field(
-        description=f"Serving stack from collector/stacks/stacks.yml: {', '.join(STACK_NAMES)}."
-    )
+    stack: str = Field(description=f"Serving stack from collector/stacks/stacks.yml: {', '.join(STACK_NAMES)}.")
     image: str | None = Field(
         default=None, pattern=r"^[^\s-][^\s]*$", description="Image to run instead of the stack's (pin a tag)."
     )
