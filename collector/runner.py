@@ -22,7 +22,8 @@ import duckdb
 from collector import __version__
 from collector.clock import RunClock, now_iso
 from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
-from collector.endpoints import api_headers, endpoint_for, health_url, wait_healthy
+from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
+from collector.engine_process import launch_records
 from collector.errors import UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
@@ -121,7 +122,7 @@ class Sweep:
     async def run_experiment(self, session: aiohttp.ClientSession, index: int, exp: Experiment) -> None:
         where = f"experiments[{index}]"
         headers = api_headers(exp, where)
-        async with endpoint_for(exp, self.log_dir) as base_url:
+        async with endpoint_for(exp, self.log_dir, self.stop) as base_url:
             healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
             if not await self._unless_stopped(healthy):
                 return  # Ctrl-C or SIGTERM while waiting for the endpoint
@@ -133,7 +134,7 @@ class Sweep:
                 model_id=exp.model_id,
                 endpoint_type=exp.endpoint.type,
                 base_url=base_url,
-                api_style=exp.endpoint.api_style,
+                api_style=exp.endpoint.api_style or "chat",  # engine kinds fill it from their stack
                 served_model_name=served,
                 stream=exp.endpoint.stream,
                 headers={"Content-Type": "application/json", **headers},
@@ -207,9 +208,14 @@ class Run:
         self.manifest = replace(self.manifest, heartbeat_at=now_iso())
         self.landing.write_manifest(self.manifest)
 
-    def finish(self, status: str, error: str | None) -> None:
+    def finish(self, status: str, error: str | None, engines: list[dict[str, Any]]) -> None:
         self.manifest = replace(
-            self.manifest, status=status, error_message=error, ended_at=now_iso(), heartbeat_at=now_iso()
+            self.manifest,
+            status=status,
+            error_message=error,
+            ended_at=now_iso(),
+            heartbeat_at=now_iso(),
+            engines_json=engines,
         )
         self.landing.write_manifest(self.manifest, final=True)
 
@@ -275,11 +281,13 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     prompts = load_all(config)  # a bad payload file fails here, before any run folder exists
     for i, exp in enumerate(config.experiments):
         api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
+        preflight(exp, f"experiments[{i}]")  # and an engine that cannot start (no docker, no token)
     results_dir.mkdir(parents=True, exist_ok=True)
     check_free_space(results_dir, expected_rows(config))
     warehouse = warehouse_path(results_dir)
     _prepare_warehouse(config, config_path, warehouse, results_dir)
     run = Run(config, config_path, results_dir)
+    log_dir = results_dir / "logs" / run.run_id
     sampler: TelemetrySampler | None = None
     sweep: Sweep | None = None
     status = "interrupted"
@@ -293,7 +301,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         )
         sampler.start()
         print(f"run {run.run_id}: landing raw rows in {run.landing.dir}", file=sys.stderr)
-        sweep = Sweep(config, run.run_id, run.clock, run.landing, results_dir / "logs" / run.run_id, prompts)
+        sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts)
         status, error = "completed", None
         asyncio.run(_sweep_main(sweep))
         if sweep.stop.is_set():
@@ -316,7 +324,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         if run.landing.error:
             status, error = "failed", run.landing.error
         try:
-            run.finish(status, error)
+            run.finish(status, error, launch_records(log_dir))
             run.landing.release_reserve()
         except OSError as exc:  # the next refresh marks the run lost: its process is gone by then
             _warn(f"run manifest not finalised in {run.landing.dir}", exc)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 2  # 2: requests.data_issue, runs.pid and runs.process_started_at
+SCHEMA_VERSION = 2  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 
 
 def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
@@ -131,6 +131,12 @@ class RunManifest:
     platform: str = col("VARCHAR", "OS and machine of that host.")
     python_version: str = col("VARCHAR", "Python version of the collector.")
     cpu_count: int = col("INTEGER", "Logical CPUs of the collector's host.")
+    engines_json: list[dict[str, Any]] | None = col(
+        "JSON",
+        "Per engine the collector started (type: container or process): stack, redacted launch command, container "
+        "id or pid, image digest, engine version, log file. Written when the run ends.",
+        None,
+    )
     pid: int | None = col(
         "INTEGER", "Process id of the collector; with hostname and process_started_at, tells a live run.", None
     )
