@@ -31,9 +31,17 @@ def _run_dir(results_dir: Path) -> Path | None:
     return runs[-1] if runs else None
 
 
-def _count_lines(path: Path) -> int:
+def _count_requests(run_dir: Path) -> int:
+    """Rows the run has landed so far: lines while it runs, the compacted Parquet file once it is over."""
+    parquet = run_dir / "requests.parquet"
+    if parquet.is_file():
+        import duckdb
+
+        with duckdb.connect() as con:
+            row = con.execute("select count(*) from read_parquet(?)", [parquet.as_posix()]).fetchone()
+        return int(row[0]) if row else 0
     try:
-        with path.open("rb") as f:
+        with (run_dir / "requests.jsonl").open("rb") as f:
             return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
     except OSError:
         return 0
@@ -48,7 +56,7 @@ def _state(args: argparse.Namespace, phase: str, **extra: Any) -> dict[str, Any]
     run_dir = _run_dir(Path(args.results_dir))
     if run_dir is not None:
         state["run_id"] = run_dir.name
-        state["requests"] = _count_lines(run_dir / "requests.jsonl")
+        state["requests"] = _count_requests(run_dir)
     state.update(extra)
     return state
 

@@ -3,6 +3,7 @@ user-data script here, with stand-in `aws` and `shutdown` executables, and check
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 import boto3
 import duckdb
 import pytest
+import yaml
 from moto.server import ThreadedMotoServer
 
 from collector.launch.aws import Aws
@@ -181,8 +183,8 @@ def test_launch_runs_two_instance_types_in_parallel_and_lands_both_runs_in_one_w
     for t in threads:
         t.join()
     out, err = proc.communicate(timeout=600)
-    assert "raw rows:" in out
     assert proc.returncode == 0, err[-3000:]
+    assert "raw rows:" in out
     assert error_lines(err) == []
 
     ec2 = boto3.client("ec2")
@@ -205,8 +207,17 @@ def test_launch_runs_two_instance_types_in_parallel_and_lands_both_runs_in_one_w
     runs = sorted(p.name for p in (results / "raw").iterdir() if not p.name.startswith(("_", ".")))
     assert len(runs) == 2
     expected_rows = (4 + 1) * 2  # (requests + warm-up) per level, two levels, one bucket
+    # What each instance counted before uploading (its final state record) is what landed here.
+    s3 = boto3.client("s3")
+    bucket = yaml.safe_load(config.read_text())["launch"]["bucket"]
+    state_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"] if o["Key"].endswith("state.json")]
+    counted = {}
+    for key in state_keys:
+        state = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        assert state["phase"] == "uploaded" and state["exit_code"] == 0
+        counted[state["run_id"]] = state["requests"]
+    assert counted == dict.fromkeys(runs, expected_rows)
     for run_id in runs:
-        assert len((results / "raw" / run_id / "requests.jsonl").read_text().splitlines()) == expected_rows
         assert FAKE_SECRET not in (results / "raw" / run_id / "run.json").read_text()
     with duckdb.connect(str(results / "tokenbench.duckdb"), read_only=True) as con:
         landed = con.execute("select run_id, status from raw.runs order by run_id").fetchall()
