@@ -98,6 +98,16 @@ class InferenceParameters(Strict):
         return self
 
 
+# Where each wire format's servers answer a health probe (OpenAI-compatible servers: the model list).
+DEFAULT_HEALTH_PATHS = {
+    "chat": "/models",
+    "completions": "/models",
+    "tgi": "/health",
+    "djl": "/ping",
+    "triton": "/v2/health/ready",
+}
+
+
 class OpenAIEndpoint(Strict):
     """Any OpenAI-compatible server (vLLM, SGLang, TGI, llama.cpp, a hosted API)."""
 
@@ -117,10 +127,12 @@ class OpenAIEndpoint(Strict):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of the environment variable holding the API key (never the key itself).",
     )
-    health_path: str = Field(
-        default="/models",
+    health_path: str | None = Field(
+        default=None,
         pattern=r"^/\S*$",
-        description="Path under base_url polled (GET, 2xx) before the sweep starts.",
+        description="Path under base_url polled (GET, 2xx) before the sweep starts. Default by api_style: "
+        + ", ".join(f"{path} ({style})" for style, path in DEFAULT_HEALTH_PATHS.items())
+        + ".",
     )
     startup_timeout_s: float = Field(
         default=30, gt=0, le=MAX_SECONDS, description="How long to wait for the endpoint to be healthy."

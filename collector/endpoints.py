@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
-from collector.config import Experiment, OpenAIEndpoint, SimulatedEndpoint
+from collector.config import DEFAULT_HEALTH_PATHS, Experiment, OpenAIEndpoint, SimulatedEndpoint
 from collector.errors import ConfigError, EndpointError
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
@@ -105,7 +105,8 @@ class Simulator:
 
 def health_url(exp: Experiment, base_url: str) -> str:
     if isinstance(exp.endpoint, OpenAIEndpoint):
-        return base_url.rstrip("/") + exp.endpoint.health_path
+        ep = exp.endpoint
+        return base_url.rstrip("/") + (ep.health_path or DEFAULT_HEALTH_PATHS[ep.api_style])
     if isinstance(exp.endpoint, ContainerEndpoint | ProcessEndpoint):
         root = re.match(r"^https?://[^/]+", base_url)
         return (root.group(0) if root else base_url.rstrip("/")) + (exp.endpoint.health_path or "/health")

@@ -65,7 +65,11 @@ class RequestRow:
     completion_tokens: int | None = col(
         "INTEGER", "Completion tokens: the server's usage if reported, else client_completion_tokens."
     )
-    token_count_source: str = col("VARCHAR", "Where prompt_tokens/completion_tokens came from: server or client.")
+    token_count_source: str = col(
+        "VARCHAR",
+        "server when completion_tokens is the server's count (prompt_tokens falls back to the client's count when "
+        "the server reports none, as TGI's /generate), else client.",
+    )
     client_prompt_tokens: int = col("INTEGER", "Prompt tokens counted by the collector's token counter.")
     client_completion_tokens: int | None = col("INTEGER", "Tokens of the received text, counted by the collector.")
     token_counter: str = col("VARCHAR", "Name of the collector's token counter.")

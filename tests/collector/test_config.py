@@ -184,3 +184,24 @@ def test_every_command_explains_each_of_its_options() -> None:
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
     run_help = run_cli("run", "--help").stdout
     assert "--config" in run_help and "embedded simulated endpoint" in run_help and "--results-dir" in run_help
+
+
+@pytest.mark.parametrize(
+    ("api_style", "path"),
+    [
+        ("chat", "/models"),
+        ("completions", "/models"),
+        ("tgi", "/health"),
+        ("djl", "/ping"),
+        ("triton", "/v2/health/ready"),
+    ],
+)
+def test_an_openai_type_endpoint_is_probed_where_its_wire_format_answers(
+    tmp_path: Path, api_style: str, path: str
+) -> None:
+    from collector.endpoints import health_url
+
+    exp = sim_experiment(endpoint={"type": "openai", "base_url": "http://127.0.0.1:8080", "served_model_name": "m",
+                                   "api_style": api_style})  # fmt: skip
+    cfg = load_config(write_config(tmp_path / "c.yml", config_dict([exp])))
+    assert health_url(cfg.experiments[0], "http://127.0.0.1:8080") == "http://127.0.0.1:8080" + path
