@@ -6,13 +6,63 @@ Whatever a server sends either parses or raises MalformedResponse / StreamError,
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from typing import Any
 
 # Usage counts outside [0, 1e9] are not token counts (and would not fit the INTEGER column).
 MAX_TOKEN_COUNT = 1_000_000_000
 
 # Decoding str with a reused decoder skips json.loads' per-call encoding detection on bytes.
-decode = json.JSONDecoder().decode
+_decode_str = json.JSONDecoder().decode
+# JSON this short cannot nest near the recursion limit (~1000) and is parsed at once (most streamed events are);
+# longer JSON is measured first.
+SHALLOW_CHARS = 512
+MAX_NESTING = 200  # real replies nest a handful of levels; the parser's own limit is the recursion limit (~1000)
+_STRUCTURE = re.compile(r'[\[\]{}"\\]')
+
+
+def nesting_exceeds(text: str, limit: int = MAX_NESTING) -> bool:
+    """Whether JSON text nests arrays/objects deeper than `limit` (brackets inside strings do not count).
+
+    Checked before parsing, so absurd nesting never takes the parser to the interpreter's recursion limit, where
+    anything else that runs (a finalizer, a warning) would fail too, out of reach of our error handling.
+    """
+    depth = 0
+    in_string = False
+    skip_at = -1  # position of a character escaped by a backslash
+    for match in _STRUCTURE.finditer(text):
+        pos, char = match.start(), match.group()
+        if pos == skip_at:
+            continue
+        if in_string:
+            if char == "\\":
+                skip_at = pos + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def decode(text: str) -> Any:
+    """Parse JSON text; RecursionError (caught as malformed by every caller) when it nests absurdly deep."""
+    if len(text) > SHALLOW_CHARS and nesting_exceeds(text):
+        raise RecursionError(f"JSON nested deeper than {MAX_NESTING} levels")
+    return _decode_str(text)
+
+
+def loads(raw: bytes) -> Any:
+    """Parse a JSON body (bytes, any UTF encoding json accepts), as `decode` does."""
+    if len(raw) > SHALLOW_CHARS and nesting_exceeds(raw.decode("utf-8", "replace")):
+        raise RecursionError(f"JSON nested deeper than {MAX_NESTING} levels")
+    return json.loads(raw)
 
 
 class MalformedResponse(Exception):

@@ -4,11 +4,10 @@ of JSON and SSE responses. Whatever a server sends either parses or raises Malfo
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.apis.common import MalformedResponse, StreamError, Usage, checked_usage, decode, why
+from collector.apis.common import MalformedResponse, StreamError, Usage, checked_usage, decode, loads, why
 from collector.apis.common import raw as _raw
 from collector.config import InferenceParameters
 from collector.payloads import Prompt
@@ -80,7 +79,7 @@ def _usage(obj: dict[str, Any]) -> Usage | None:
 def parse_completion(raw: bytes, api_style: str) -> tuple[str, str | None, Usage | None]:
     """(text, finish_reason, usage) of a non-streaming response body."""
     try:
-        obj = json.loads(raw)
+        obj = loads(raw)
         if type(obj) is not dict:
             raise MalformedResponse("JSON is not an object")
         if "error" in obj and "choices" not in obj:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ from collector.apis.common import (
     checked_usage,
     decode,
     finish_field,
+    loads,
     raw,
     text_field,
     why,
@@ -88,7 +88,7 @@ def parse_object(obj: Any) -> tuple[str, str | None, Usage | None]:
 
 def parse_completion(body: bytes, api_style: str) -> tuple[str, str | None, Usage | None]:
     try:
-        return parse_object(json.loads(body))
+        return parse_object(loads(body))
     except StreamError:
         raise
     except Exception as exc:

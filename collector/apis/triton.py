@@ -6,7 +6,6 @@ num_output_tokens outputs when the server adds them.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from collector.apis.common import (
     checked_usage,
     decode,
     finish_field,
+    loads,
     text_field,
     why,
 )
@@ -65,7 +65,7 @@ def _finish(obj: dict[str, Any]) -> str | None:
 
 def parse_completion(body: bytes, api_style: str) -> tuple[str, str | None, Usage | None]:
     try:
-        obj = json.loads(body)
+        obj = loads(body)
         if type(obj) is not dict:
             raise MalformedResponse("JSON is not an object")
         if "error" in obj:

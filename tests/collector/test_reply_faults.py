@@ -267,3 +267,17 @@ def test_running_out_of_file_descriptors_lands_client_error_rows_and_the_level_c
     # one warning line about the limit, and no traceback
     assert child.stderr.strip().splitlines() == [child.stderr.strip()]
     assert child.stderr.startswith("warning: concurrency 100 needs about 164 open files but this process may open 64")
+
+
+def test_json_nesting_is_measured_outside_strings_and_absurd_nesting_is_refused_before_parsing() -> None:
+    import json as _json
+
+    from collector.apis.common import MAX_NESTING, decode, nesting_exceeds
+
+    # brackets inside strings, escaped quotes and escaped backslashes do not count
+    text = _json.dumps({"text": "[" * 5000 + '\\"{{' + "\\", "usage": [[1]]})
+    assert not nesting_exceeds(text, 3) and decode(text)["usage"] == [[1]]
+    assert nesting_exceeds("[" * 4 + "]" * 4, 3)
+    deep = '{"choices": ' + "[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1) + "}"
+    with pytest.raises(RecursionError, match="nested deeper than"):  # every caller reports it as malformed
+        decode(deep)
