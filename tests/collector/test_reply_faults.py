@@ -278,6 +278,6 @@ def test_json_nesting_is_measured_outside_strings_and_absurd_nesting_is_refused_
     text = _json.dumps({"text": "[" * 5000 + '\\"{{' + "\\", "usage": [[1]]})
     assert not nesting_exceeds(text, 3) and decode(text)["usage"] == [[1]]
     assert nesting_exceeds("[" * 4 + "]" * 4, 3)
-    deep = "{\"choices\": " + "[" * (MAX_NESTING + 300) + "]" * (MAX_NESTING + 300) + "}"  # long enough to be measured
+    deep = '{"choices": ' + "[" * (MAX_NESTING + 300) + "]" * (MAX_NESTING + 300) + "}"  # long enough to be measured
     with pytest.raises(RecursionError, match="nested deeper than"):  # every caller reports it as malformed
         decode(deep)
