@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Usage counts outside [0, 1e9] are not token counts (and would not fit the INTEGER column).
@@ -132,3 +132,19 @@ def finish_field(obj: dict, key: str, where: str) -> str | None:
     if value is not None and type(value) is not str:
         raise MalformedResponse(f"{where}{key} is {raw(value)}, expected a string")
     return value or None
+
+
+@dataclass
+class StreamStateBase:
+    """What a streamed reply has delivered so far, in every format; each format's `feed(line) -> bool` fills it."""
+
+    api_style: str
+    pieces: list[str] = field(default_factory=list)
+    chunk_count: int = 0
+    content_chunk_count: int = 0
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    done: bool = False
+
+    def text(self) -> str:
+        return "".join(self.pieces)

@@ -4,10 +4,19 @@ of JSON and SSE responses. Whatever a server sends either parses or raises Malfo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from collector.apis.common import MalformedResponse, StreamError, Usage, checked_usage, decode, loads, why
+from collector.apis.common import (
+    MalformedResponse,
+    StreamError,
+    StreamStateBase,
+    Usage,
+    checked_usage,
+    decode,
+    loads,
+    why,
+)
 from collector.apis.common import raw as _raw
 from collector.config import InferenceParameters
 from collector.payloads import Prompt
@@ -99,16 +108,8 @@ def parse_completion(raw: bytes, api_style: str) -> tuple[str, str | None, Usage
 
 
 @dataclass
-class StreamState:
+class StreamState(StreamStateBase):
     """What an SSE stream has delivered so far; fed one line at a time."""
-
-    api_style: str
-    pieces: list[str] = field(default_factory=list)
-    chunk_count: int = 0
-    content_chunk_count: int = 0
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    done: bool = False
 
     def feed(self, line: bytes) -> bool:
         """Consume one line; True when it carried non-empty content. This runs for every streamed token.
@@ -159,6 +160,3 @@ class StreamState:
     def complete(self) -> bool:
         """A stream is whole once [DONE] arrived, or a finish_reason did (some servers send no [DONE])."""
         return self.done or self.finish_reason is not None
-
-    def text(self) -> str:
-        return "".join(self.pieces)

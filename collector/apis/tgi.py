@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from collector.apis.common import (
     MalformedResponse,
     StreamError,
+    StreamStateBase,
     Usage,
     checked_usage,
     decode,
@@ -96,16 +97,9 @@ def parse_completion(body: bytes, api_style: str) -> tuple[str, str | None, Usag
 
 
 @dataclass
-class StreamState:
+class StreamState(StreamStateBase):
     """What a TGI-style token stream has delivered so far; fed one line at a time (SSE `data:` or a JSON line)."""
 
-    api_style: str
-    pieces: list[str] = field(default_factory=list)
-    chunk_count: int = 0
-    content_chunk_count: int = 0
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    done: bool = False
     what = "SSE event"
 
     def feed(self, line: bytes) -> bool:
@@ -149,6 +143,3 @@ class StreamState:
     def complete(self) -> bool:
         """Whole once the final event (generated_text or details) arrived."""
         return self.done
-
-    def text(self) -> str:
-        return "".join(self.pieces)

@@ -6,13 +6,14 @@ num_output_tokens outputs when the server adds them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from collector.apis.common import (
     MalformedResponse,
     StreamError,
+    StreamStateBase,
     Usage,
     checked_usage,
     decode,
@@ -80,16 +81,8 @@ def parse_completion(body: bytes, api_style: str) -> tuple[str, str | None, Usag
 
 
 @dataclass
-class StreamState:
+class StreamState(StreamStateBase):
     """What a generate_stream SSE stream has delivered so far; each event holds the new text_output."""
-
-    api_style: str
-    pieces: list[str] = field(default_factory=list)
-    chunk_count: int = 0
-    content_chunk_count: int = 0
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    done: bool = False
 
     def feed(self, line: bytes) -> bool:
         if not line.startswith(b"data:"):
@@ -123,6 +116,3 @@ class StreamState:
     def complete(self) -> bool:
         """Triton sends no end marker: a stream whose body ended cleanly is whole (a cut one raised already)."""
         return True
-
-    def text(self) -> str:
-        return "".join(self.pieces)
