@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -52,3 +52,12 @@ def _finite(value: Any, where: str = "") -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _finite(item, f"{where}[{i}]")
+
+
+# The wire formats the load path speaks (collector/apis/), one Literal for every endpoint kind.
+ApiStyle = Literal["completions", "chat", "tgi", "djl", "triton"]
+API_STYLE_DOC = (
+    "Wire format: completions or chat (OpenAI /completions, /chat/completions under base_url), tgi (TGI /generate, "
+    "/generate_stream), djl (DJL LMI /invocations) or triton (Triton /v2/models/<model>/generate, /generate_stream); "
+    "those three under the server root (a trailing /v1 of base_url is dropped)."
+)

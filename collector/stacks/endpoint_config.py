@@ -8,11 +8,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from collector.config_base import MAX_SECONDS, MAX_TOKENS, Strict
+from collector.config_base import MAX_SECONDS, MAX_TOKENS, ApiStyle, Strict
 from collector.stacks.catalog import STACK_NAMES, check_settings, stacks
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-ApiStyle = Literal["completions", "chat", "tgi", "djl", "triton"]
 Dtype = Literal["auto", "float16", "bfloat16", "float32"]
 
 
