@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from collector.config_base import (  # noqa: F401 - re-exported: the names config users import from here
+    API_STYLE_DOC,
     BUCKET_NAME_RE,
     MAX_CONCURRENCY,
     MAX_CONFIG_BYTES,
@@ -26,6 +27,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
     MAX_TOKENS,
     NAME_RE,
     NAME_RULE,
+    ApiStyle,
     SafeName,
     Strict,
     _finite,
@@ -113,13 +115,7 @@ class OpenAIEndpoint(Strict):
 
     type: Literal["openai"] = Field(description="Endpoint kind.")
     base_url: str = Field(description="Base URL up to and including /v1, e.g. http://127.0.0.1:8000/v1.")
-    api_style: Literal["completions", "chat", "tgi", "djl", "triton"] = Field(
-        default="chat",
-        description="Wire format: completions or chat (OpenAI /completions, /chat/completions under base_url), "
-        "tgi (TGI /generate, /generate_stream), djl (DJL LMI /invocations) or triton (Triton "
-        "/v2/models/<model>/generate, /generate_stream); those three under the server root (a trailing /v1 "
-        "of base_url is dropped).",
-    )
+    api_style: ApiStyle = Field(default="chat", description=API_STYLE_DOC)
     served_model_name: str = Field(description="The `model` field sent with each request.")
     stream: bool = Field(default=True, description="Stream responses (SSE); needed for TTFT and TPOT.")
     api_key_env: str | None = Field(
@@ -150,13 +146,7 @@ class SimulatedEndpoint(Strict):
 
     type: Literal["simulated"] = Field(description="Endpoint kind.")
     model: str = Field(default="llama-3.1-8b", description="Model profile of the simulator (collector/sim/profiles).")
-    api_style: Literal["completions", "chat", "tgi", "djl", "triton"] = Field(
-        default="chat",
-        description="Wire format: completions or chat (OpenAI /completions, /chat/completions under base_url), "
-        "tgi (TGI /generate, /generate_stream), djl (DJL LMI /invocations) or triton (Triton "
-        "/v2/models/<model>/generate, /generate_stream); those three under the server root (a trailing /v1 "
-        "of base_url is dropped).",
-    )
+    api_style: ApiStyle = Field(default="chat", description=API_STYLE_DOC)
     stream: bool = Field(default=True, description="Stream responses (SSE).")
     mean_output_tokens: float = Field(
         default=40,
@@ -178,6 +168,19 @@ Endpoint = Annotated[
 ]
 
 
+class InlinePrice(Strict):
+    """An hourly price given in the config, for a server pricing/ does not list (local or on-premises)."""
+
+    usd_per_hour: float = Field(ge=0, description="USD per hour of one instance (multiplied by instance_count).")
+
+
+def telemetry_host(endpoint_type: str) -> str:
+    """Whose host the run's telemetry describes: the collector samples the machine it runs on, which is the
+    endpoint's host when tokenbench starts the endpoint there (simulated, process, container, and `collector
+    launch`, whose collector runs on the GPU instance); a remote `type: openai` endpoint's host is not sampled."""
+    return "collector" if endpoint_type == "openai" else "endpoint"
+
+
 class Experiment(Strict):
     """One serving setup to sweep: a model on an endpoint, over concurrency levels and payload buckets."""
 
@@ -189,7 +192,18 @@ class Experiment(Strict):
     endpoint: Endpoint = Field(description="Where requests go.")
     instance_type: str | None = Field(
         default=None,
-        description="Instance type serving the model (the hourly-price key). Leave empty for token-priced APIs.",
+        description="Instance type serving the model (the hourly-price key in pricing/). Leave empty for "
+        "token-priced APIs; it may be empty or unknown to pricing/ when `price` or `unpriced` is given.",
+    )
+    price: InlinePrice | None = Field(
+        default=None,
+        description="An hourly price given here instead of pricing/, e.g. {usd_per_hour: 3.2}, for a local or "
+        "on-premises server; recorded in the run manifest with price source `config`.",
+    )
+    unpriced: bool = Field(
+        default=False,
+        description="Benchmark without any price: cost columns are null, the cost budget is not judged "
+        "(verdicts and recommendations use latency and errors only), and the report says so.",
     )
     instance_count: int = Field(
         default=1, ge=1, le=MAX_INSTANCES, description="Number of instances behind the endpoint."
@@ -218,6 +232,8 @@ class Experiment(Strict):
     def _levels(self) -> Experiment:
         if len(set(self.concurrency_levels)) != len(self.concurrency_levels):
             raise ValueError("concurrency_levels has duplicates")
+        if self.unpriced and self.price is not None:
+            raise ValueError("give either price or unpriced: true, not both")
         return self
 
 
@@ -430,9 +446,12 @@ def read_prices(pricing_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str,
 
 
 def check_prices(config: Config, path: Path) -> None:
-    """Every experiment must be priced: by its instance type, or by its model id for token-priced APIs."""
+    """Every experiment must be priced: inline, by its instance type, or by its model id for token-priced
+    APIs, unless it says `unpriced: true`."""
     instance_prices, token_prices = read_prices(config.pricing_dir)
     for i, exp in enumerate(config.experiments):
+        if exp.unpriced or exp.price is not None:
+            continue
         if exp.instance_type is not None:
             if exp.instance_type not in instance_prices:
                 known = ", ".join(sorted(instance_prices)[:6])
@@ -459,11 +478,21 @@ def applied_prices(config: Config) -> list[dict[str, Any]]:
             "instance_type": exp.instance_type,
             "instance_count": exp.instance_count,
             "pricing_kind": "instance" if exp.instance_type else "token",
+            "price_source": "pricing",
             "usd_per_hour": None,
             "usd_per_1m_input_tokens": None,
             "usd_per_1m_output_tokens": None,
             "price_read_on": None,
+            "telemetry_host": telemetry_host(exp.endpoint.type),
         }
+        if exp.unpriced:
+            row.update(pricing_kind="unpriced", price_source=None)
+            out.append(row)
+            continue
+        if exp.price is not None:
+            row.update(pricing_kind="instance", price_source="config", usd_per_hour=exp.price.usd_per_hour)
+            out.append(row)
+            continue
         if exp.instance_type:
             price = instance_prices[exp.instance_type]
             row["usd_per_hour"] = float(price["usd_per_hour"])

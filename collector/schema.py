@@ -122,8 +122,10 @@ class RunManifest:
     experiments_json: list[dict[str, Any]] = col(
         "JSON",
         "Per experiment: experiment_name, model_id, endpoint_type, instance_type, instance_count, "
-        "pricing_kind (instance|token) and the prices applied (usd_per_hour, usd_per_1m_input_tokens, "
-        "usd_per_1m_output_tokens, price_read_on).",
+        "pricing_kind (instance|token|unpriced), price_source (pricing: from pricing/, config: given inline; "
+        "null when unpriced), the prices applied (usd_per_hour, usd_per_1m_input_tokens, "
+        "usd_per_1m_output_tokens, price_read_on) and telemetry_host (endpoint: telemetry describes the "
+        "endpoint's host; collector: only the collector's host, the endpoint being remote).",
     )
     latency_budget_s: float = col("DOUBLE", "Latency budget from the config (compared with p95 latency), s.")
     cost_per_10k_txn_budget_usd: float = col("DOUBLE", "Cost budget per 10,000 transactions, USD.")

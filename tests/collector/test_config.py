@@ -205,3 +205,37 @@ def test_an_openai_type_endpoint_is_probed_where_its_wire_format_answers(
                                    "api_style": api_style})  # fmt: skip
     cfg = load_config(write_config(tmp_path / "c.yml", config_dict([exp])))
     assert health_url(cfg.experiments[0], "http://127.0.0.1:8080") == "http://127.0.0.1:8080" + path
+
+
+REMOTE = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model_name": "m"}
+
+
+def test_an_inline_price_or_unpriced_needs_no_pricing_row(tmp_path: Path) -> None:
+    on_prem = sim_experiment(name="on-prem", endpoint=REMOTE, instance_type="dgx-basement", price={"usd_per_hour": 3.2})
+    laptop = sim_experiment(name="laptop", endpoint=REMOTE, instance_type=None, model_id="my/own-model", unpriced=True)
+    cfg = load_config(write_config(tmp_path / "c.yml", config_dict([on_prem, laptop])))
+    rows = {r["experiment_name"]: r for r in applied_prices(cfg)}
+    assert (rows["on-prem"]["pricing_kind"], rows["on-prem"]["price_source"], rows["on-prem"]["usd_per_hour"]) == (
+        "instance",
+        "config",
+        3.2,
+    )
+    assert (rows["laptop"]["pricing_kind"], rows["laptop"]["price_source"], rows["laptop"]["usd_per_hour"]) == (
+        "unpriced",
+        None,
+        None,
+    )
+    assert {r["telemetry_host"] for r in rows.values()} == {"collector"}  # both endpoints are remote
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"price": {"usd_per_hour": 3.2}, "unpriced": True}, "give either price or unpriced: true, not both"),
+        ({"price": {"usd_per_hour": -1}}, "experiments[0].price.usd_per_hour"),
+        ({"price": {"usd_per_hour": 3.2, "per": "hour"}}, "experiments[0].price.per"),
+    ],
+)
+def test_a_bad_inline_price_is_named(tmp_path: Path, change: dict, expected: str) -> None:
+    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(endpoint=REMOTE, **change))
+    assert expected in msg, msg

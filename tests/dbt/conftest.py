@@ -45,10 +45,14 @@ class Experiment:
     usd_per_1m_input_tokens: float | None = None
     usd_per_1m_output_tokens: float | None = None
     endpoint_type: str = "simulated"
+    unpriced: bool = False
+    price_source: str = "pricing"  # where the recorded price came from: pricing/ or the config ("config")
 
     @property
     def pricing_kind(self) -> str:
-        return "instance" if self.instance_type else "token"
+        if self.unpriced:
+            return "unpriced"
+        return "instance" if self.instance_type or self.price_source == "config" else "token"
 
 
 @dataclass
@@ -126,6 +130,8 @@ def manifest(spec: RunSpec) -> RunManifest:
                 "instance_type": e.instance_type,
                 "instance_count": e.instance_count,
                 "pricing_kind": e.pricing_kind,
+                "price_source": None if e.unpriced else e.price_source,
+                "telemetry_host": "collector" if e.endpoint_type == "openai" else "endpoint",
                 "usd_per_hour": e.usd_per_hour,
                 "usd_per_1m_input_tokens": e.usd_per_1m_input_tokens,
                 "usd_per_1m_output_tokens": e.usd_per_1m_output_tokens,

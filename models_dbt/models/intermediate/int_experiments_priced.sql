@@ -31,6 +31,8 @@ candidates as (
         classified.instance_type,
         classified.instance_count,
         classified.resolved_pricing_kind as pricing_kind,
+        classified.recorded_price_source,
+        classified.telemetry_host,
         case
             when classified.resolved_pricing_kind = 'instance'
                 then instance_prices.usd_per_hour is not null
@@ -64,9 +66,13 @@ chosen as (
     -- With price_source `current`, something missing from pricing/ falls back to the price its manifest
     -- recorded (price_source says which was applied), so a price file that lost a row cannot un-price old
     -- runs. With `recorded`, only recorded prices apply.
+    -- A price given in the config is the experiment's own (pricing/ has no say), under either setting; an
+    -- experiment benchmarked unpriced has no price at all.
     select
         *,
         case
+            when pricing_kind = 'unpriced' then 'none'
+            when recorded_price_source = 'config' and has_recorded_price then 'config'
             when '{{ validated_price_source() }}' = 'current' and has_current_price then 'current'
             when has_recorded_price then 'recorded'
             else 'none'
@@ -84,24 +90,25 @@ priced as (
         instance_count,
         pricing_kind,
         price_source,
+        telemetry_host,
         case
             when pricing_kind != 'instance' then null
             when price_source = 'current' then current_usd_per_hour
-            when price_source = 'recorded' then recorded_usd_per_hour
+            when price_source in ('recorded', 'config') then recorded_usd_per_hour
         end as usd_per_hour,
         case
             when pricing_kind != 'token' then null
             when price_source = 'current' then current_usd_per_1m_input_tokens
-            when price_source = 'recorded' then recorded_usd_per_1m_input_tokens
+            when price_source in ('recorded', 'config') then recorded_usd_per_1m_input_tokens
         end as usd_per_1m_input_tokens,
         case
             when pricing_kind != 'token' then null
             when price_source = 'current' then current_usd_per_1m_output_tokens
-            when price_source = 'recorded' then recorded_usd_per_1m_output_tokens
+            when price_source in ('recorded', 'config') then recorded_usd_per_1m_output_tokens
         end as usd_per_1m_output_tokens,
         case
             when price_source = 'current' then current_price_read_on
-            when price_source = 'recorded' then recorded_price_read_on
+            when price_source in ('recorded', 'config') then recorded_price_read_on
         end as price_read_on
     from chosen
 )

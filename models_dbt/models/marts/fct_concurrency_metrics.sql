@@ -50,11 +50,18 @@ judged as (
         runs.budget_source,
         runs.dataset_of_interest,
         coalesce(contains(priced.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest,
-        -- A level with no successful request has no latency or price and fails every budget.
+        -- A level with no successful request has no latency or price and fails every budget. An experiment
+        -- benchmarked unpriced is not judged on cost (null), neither passing nor failing it.
         coalesce(priced.success_count > 0 and priced.latency_p95 <= runs.latency_budget_s, false)
             as meets_latency_budget,
-        coalesce(priced.success_count > 0 and 10000 * priced.price_per_txn <= runs.cost_per_10k_txn_budget_usd, false)
-            as meets_cost_budget,
+        case
+            when priced.pricing_kind != 'unpriced' or priced.pricing_kind is null
+                then
+                    coalesce(
+                        priced.success_count > 0 and 10000 * priced.price_per_txn <= runs.cost_per_10k_txn_budget_usd,
+                        false
+                    )
+        end as meets_cost_budget,
         coalesce(priced.success_count > 0 and priced.error_rate <= runs.error_rate_budget, false)
             as meets_error_budget
     from priced
@@ -94,7 +101,7 @@ final as (
         meets_latency_budget,
         meets_cost_budget,
         meets_error_budget,
-        meets_latency_budget and meets_cost_budget and meets_error_budget as meets_all_budgets,
+        meets_latency_budget and coalesce(meets_cost_budget, true) and meets_error_budget as meets_all_budgets,
         success_count,
         success_prompt_tokens,
         success_completion_tokens,

@@ -12,6 +12,10 @@ energy as (
     select * from {{ ref('int_gpu_energy_metered') }}
 ),
 
+experiments as (
+    select * from {{ ref('int_experiments_priced') }}
+),
+
 summarised as (
     -- Every sampling instant inside the level's window (first measured request start to last end).
     select
@@ -58,6 +62,8 @@ summarised as (
 final as (
     select
         summarised.*,
+        -- Whose host these samples describe: the endpoint's, or only the collector's (a remote endpoint).
+        coalesce(experiments.telemetry_host, 'endpoint') as telemetry_host,
         energy.gpu_energy_j,
         energy.gpu_energy_method,
         energy.gpu_energy_metered_s,
@@ -68,6 +74,10 @@ final as (
             summarised.run_id = energy.run_id
             and summarised.experiment_name = energy.experiment_name
             and summarised.concurrency = energy.concurrency
+    left join experiments
+        on
+            summarised.run_id = experiments.run_id
+            and summarised.experiment_name = experiments.experiment_name
 )
 
 select * from final

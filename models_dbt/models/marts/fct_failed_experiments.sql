@@ -24,7 +24,7 @@ failed as (
         error_rate_budget,
         is_dataset_of_interest,
         not meets_latency_budget as misses_latency_budget,
-        not meets_cost_budget as misses_cost_budget,
+        not meets_cost_budget as misses_cost_budget,  -- null: not judged (unpriced)
         not meets_error_budget as misses_error_budget,
         concat_ws(
             ', ',

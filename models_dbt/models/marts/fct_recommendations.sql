@@ -17,6 +17,7 @@ candidates as (
         model_id,
         instance_type,
         instance_count,
+        pricing_kind,
         count(*) as concurrency_level_count,
         count(*) filter (where meets_all_budgets) as passing_level_count
     from levels
@@ -26,7 +27,8 @@ candidates as (
         payload_file,
         model_id,
         instance_type,
-        instance_count
+        instance_count,
+        pricing_kind
 ),
 
 best_levels as (
@@ -67,7 +69,7 @@ joined as (
         best_levels.price_per_txn,
         best_levels.price_per_token,
         best_levels.cost_per_10k_txn,
-        best_levels.pricing_kind,
+        candidates.pricing_kind,
         best_levels.price_source,
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
@@ -75,15 +77,22 @@ joined as (
         runs.dataset_of_interest,
         coalesce(contains(candidates.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest,
         case
+            when candidates.pricing_kind = 'unpriced' and candidates.instance_type is null then 'an unpriced endpoint'
             when candidates.instance_type is null then 'the ' || candidates.model_id || ' API'
             when candidates.instance_count > 1
                 then candidates.instance_count || ' × ' || candidates.instance_type
             else 'a ' || candidates.instance_type
         end as serving_phrase,
         'a latency budget of ' || printf('%g', runs.latency_budget_s) || ' seconds'
-        || ' (with a cost budget of $' || printf('%g', runs.cost_per_10k_txn_budget_usd)
-        || ' per 10k transactions and an error-rate budget of ' || printf('%g', runs.error_rate_budget) || ')'
-            as budget_phrase
+        || case
+            when candidates.pricing_kind = 'unpriced'
+                then ' (with an error-rate budget of ' || printf('%g', runs.error_rate_budget)
+                    || '; unpriced, so cost is not judged)'
+            else
+                ' (with a cost budget of $' || printf('%g', runs.cost_per_10k_txn_budget_usd)
+                || ' per 10k transactions and an error-rate budget of ' || printf('%g', runs.error_rate_budget)
+                || ')'
+        end as budget_phrase
     from candidates
     left join best_levels
         on
@@ -94,16 +103,25 @@ joined as (
         on candidates.run_id = runs.run_id
 ),
 
+rankable as (
+    -- A row without a cost (unpriced) has no price performance to rank.
+    select
+        *,
+        coalesce(has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null, false)
+            as is_rankable
+    from joined
+),
+
 ranked as (
-    -- Best price performance, one stated rule: among the recommended rows for the dataset of interest,
-    -- the lowest cost per 10k transactions; ties go to more transactions per minute, then to the
+    -- Best price performance, one stated rule: among the recommended, priced rows for the dataset of
+    -- interest, the lowest cost per 10k transactions; ties go to more transactions per minute, then to the
     -- experiment name and payload file in alphabetical order.
     select
         *,
         case
-            when has_recommendation and is_dataset_of_interest
+            when is_rankable
                 then row_number() over (
-                        partition by run_id, has_recommendation and is_dataset_of_interest
+                        partition by run_id, is_rankable
                         order by
                             cost_per_10k_txn asc,
                             transactions_per_minute desc,
@@ -111,7 +129,7 @@ ranked as (
                             payload_file asc
                     )
         end as price_performance_rank
-    from joined
+    from rankable
 ),
 
 described as (

@@ -25,6 +25,8 @@ extracted as (
         json_extract_string(experiment, '$.instance_type') as instance_type,
         try_cast(json_extract_string(experiment, '$.instance_count') as integer) as instance_count,
         json_extract_string(experiment, '$.pricing_kind') as raw_pricing_kind,
+        json_extract_string(experiment, '$.price_source') as raw_price_source,
+        json_extract_string(experiment, '$.telemetry_host') as raw_telemetry_host,
         json_extract_string(experiment, '$.usd_per_hour') as raw_usd_per_hour,
         json_extract_string(experiment, '$.usd_per_1m_input_tokens') as raw_usd_per_1m_input_tokens,
         json_extract_string(experiment, '$.usd_per_1m_output_tokens') as raw_usd_per_1m_output_tokens,
@@ -41,8 +43,8 @@ checked as (
         {{ price_reason('raw_usd_per_1m_output_tokens', 'usd_per_1m_output_tokens') }}
             as usd_per_1m_output_tokens_problem,
         case
-            when raw_pricing_kind not in ('instance', 'token')
-                then 'pricing_kind ''' || raw_pricing_kind || ''' is not instance or token'
+            when raw_pricing_kind not in ('instance', 'token', 'unpriced')
+                then 'pricing_kind ''' || raw_pricing_kind || ''' is not instance, token or unpriced'
         end as pricing_kind_problem,
         case
             when experiment_name is null then 'experiment_name missing'
@@ -64,6 +66,14 @@ validated as (
         instance_type,
         instance_count,
         case when pricing_kind_problem is null then raw_pricing_kind end as pricing_kind,
+        -- Where the recorded price came from: the config (inline) or pricing/ (also older manifests).
+        case when raw_price_source = 'config' then 'config' else 'pricing' end as recorded_price_source,
+        -- Whose host the telemetry describes; older manifests do not say: derived from the endpoint type.
+        case
+            when raw_telemetry_host in ('endpoint', 'collector') then raw_telemetry_host
+            when endpoint_type = 'openai' then 'collector'
+            else 'endpoint'
+        end as telemetry_host,
         case when usd_per_hour_problem is null then try_cast(raw_usd_per_hour as double) end as usd_per_hour,
         case
             when usd_per_1m_input_tokens_problem is null then try_cast(raw_usd_per_1m_input_tokens as double)
