@@ -302,6 +302,9 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         doc.image("Price performance comparison", "business_summary.png", chart)
         doc.interactive = chart
 
+    if unpriced := tables.unpriced_note(levels, md_code):
+        doc.para(unpriced)
+
     # Latency metrics analysis
     doc.heading(3, "Latency Metrics Analysis")
     doc.para(
@@ -347,6 +350,9 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         "telemetry samples inside each level's window (host CPU %, host memory GiB, and GPU utilisation %, "
         "memory GiB and power W where an NVIDIA driver was present)."
     )
+    remote_note = tables.remote_telemetry_note(endpoint, md_code)
+    if remote_note:
+        doc.para(remote_note)
     endpoint_rows = tables.endpoint_table(endpoint)
     if endpoint_rows.empty:
         doc.para("_No telemetry sample fell inside a concurrency window._")
@@ -366,6 +372,9 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         f"last request, warm-up included; or the tokens billed). The total cost for running all experiments is "
         f"{tables.fmt_usd(total)}."
     )
+    unpriced = tables.unpriced_note(levels, md_code)
+    if unpriced:
+        doc.para(unpriced)
     doc.frame(tables.cost_table(costs))
 
     # Per instance results

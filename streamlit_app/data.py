@@ -281,11 +281,12 @@ _PREVIEW_LEVELS_SQL = """
         levels.*,
         coalesce(levels.success_count > 0 and levels.latency_p95 <= $latency_budget_s, false)
             as preview_meets_latency_budget,
-        coalesce(levels.success_count > 0 and levels.cost_per_10k_txn <= $cost_budget_usd, false)
-            as preview_meets_cost_budget,
+        case when levels.pricing_kind is distinct from 'unpriced' then
+            coalesce(levels.success_count > 0 and levels.cost_per_10k_txn <= $cost_budget_usd, false)
+        end as preview_meets_cost_budget,
         coalesce(levels.success_count > 0 and levels.error_rate <= $error_rate_budget, false)
             as preview_meets_error_budget,
-        preview_meets_latency_budget and preview_meets_cost_budget and preview_meets_error_budget
+        preview_meets_latency_budget and coalesce(preview_meets_cost_budget, true) and preview_meets_error_budget
             as preview_meets_all_budgets
     from marts.fct_concurrency_metrics as levels
     where levels.run_id = $run_id
@@ -323,6 +324,7 @@ def preview_recommendations(
         candidates as (
             select run_id, experiment_name, payload_file, any_value(model_id) as model_id,
                 any_value(instance_type) as instance_type, any_value(instance_count) as instance_count,
+                any_value(pricing_kind) as pricing_kind,
                 bool_or(is_dataset_of_interest) as is_dataset_of_interest,
                 count(*) filter (where preview_meets_all_budgets) as passing_level_count
             from levels
@@ -347,8 +349,9 @@ def preview_recommendations(
         ),
         ranked as (
             select *,
-                case when has_recommendation and is_dataset_of_interest then row_number() over (
-                    partition by has_recommendation and is_dataset_of_interest
+                case when has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null
+                then row_number() over (
+                    partition by has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null
                     order by cost_per_10k_txn asc, transactions_per_minute desc, experiment_name, payload_file
                 ) end as price_performance_rank
             from joined

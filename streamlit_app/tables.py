@@ -7,6 +7,7 @@ the page and report.md show the same figures with the same rounding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -52,9 +53,12 @@ def fmt_usd(value: Any) -> str:
 
 
 def serving(row: pd.Series | dict) -> str:
-    """Instance type with its count (`2 × g5.4xlarge`), or the model's API when token-priced."""
+    """Instance type with its count (`2 × g5.4xlarge`), the model's API when token-priced, or `unpriced
+    endpoint` for an endpoint benchmarked without a price and without an instance type."""
     instance = row.get("instance_type")
     if _missing(instance) or not instance:
+        if row.get("pricing_kind") == "unpriced":
+            return "unpriced endpoint"
         return f"{row.get('model_id')} API"
     count = row.get("instance_count")
     if count is not None and not _missing(count) and int(count) > 1:
@@ -124,7 +128,8 @@ def failed_table(failed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     flags = pd.DataFrame(False, index=shown.index, columns=FAILED_COLUMNS)
     flags["error_rate_text"] = failed["misses_error_budget"].astype(bool).to_numpy()
     flags["latency_p95_text"] = failed["misses_latency_budget"].astype(bool).to_numpy()
-    flags["price_per_10k_txn_text"] = failed["misses_cost_budget"].astype(bool).to_numpy()
+    # misses_cost_budget is null (not judged) for an experiment benchmarked unpriced: not a miss.
+    flags["price_per_10k_txn_text"] = [not _missing(v) and bool(v) for v in failed["misses_cost_budget"]]
     return shown, flags
 
 
@@ -171,32 +176,69 @@ ENDPOINT_MEASURES = (
 )
 
 
+def _host(level: pd.Series) -> str:
+    """Whose host a level's samples describe (fct_endpoint_metrics.telemetry_host)."""
+    host = level.get("telemetry_host")
+    return "collector" if host == "collector" else "endpoint"
+
+
 def endpoint_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Endpoint metrics: one row per experiment, concurrency and measure with min, 25%, 50%, 75%, max.
+    """Endpoint metrics: one row per experiment, concurrency and measure with min, 25%, 50%, 75%, max, and
+    whose host the samples describe (`endpoint`, or `collector` for a remote endpoint whose host was not sampled).
 
     Measures with no sample in any window (GPU measures on a host without NVML) are left out.
     """
     rows = []
     for _, level in metrics.iterrows():
+        head = [str(level["experiment_name"]), fmt_int(level["concurrency"]), _host(level)]
         for prefix, label in ENDPOINT_MEASURES:
             values = [level[f"{prefix}_{s}"] for s in ("min", "p25", "p50", "p75", "max")]
             if all(_missing(v) for v in values):
                 continue
-            rows.append(
-                [str(level["experiment_name"]), fmt_int(level["concurrency"]), label]
-                + [fmt(v, 2) for v in values]
-                + [fmt_int(level["sample_count"])]
-            )
+            rows.append([*head, label] + [fmt(v, 2) for v in values] + [fmt_int(level["sample_count"])])
         if not _missing(level.get("gpu_energy_per_output_token_j")):
             rows.append(
-                [str(level["experiment_name"]), fmt_int(level["concurrency"]), "gpu_energy_per_output_token_j"]
+                [*head, "gpu_energy_per_output_token_j"]
                 + [NO_VALUE] * 2
                 + [fmt(level["gpu_energy_per_output_token_j"], 3)]
                 + [NO_VALUE] * 2
                 + [fmt_int(level["sample_count"])]
             )
     return pd.DataFrame(
-        rows, columns=["experiment_name", "concurrency", "measure", "min", "25%", "50%", "75%", "max", "samples"]
+        rows,
+        columns=["experiment_name", "concurrency", "host", "measure", "min", "25%", "50%", "75%", "max", "samples"],
+    )
+
+
+def _backticks(name: str) -> str:
+    return f"`{name}`"
+
+
+def remote_telemetry_note(metrics: pd.DataFrame, code: Callable[[str], str] = _backticks) -> str | None:
+    """The sentence warning that some experiments' telemetry is the collector's own host (their endpoint is
+    remote, `type: openai`), or None when every sample describes the endpoint's host. `code` formats a name."""
+    if metrics.empty or "telemetry_host" not in metrics:
+        return None
+    remote = sorted({str(n) for n in metrics.loc[metrics["telemetry_host"] == "collector", "experiment_name"]})
+    if not remote:
+        return None
+    names = ", ".join(code(n) for n in remote)
+    return (
+        f"For {names} the endpoint is remote: those samples (host `collector`) describe the machine the collector "
+        "ran on, not the endpoint's host, whose load tokenbench cannot see."
+    )
+
+
+def unpriced_note(levels: pd.DataFrame, code: Callable[[str], str] = _backticks) -> str | None:
+    """The sentence saying which experiments were benchmarked unpriced, or None when every one has a price."""
+    if levels.empty or "pricing_kind" not in levels:
+        return None
+    unpriced = sorted({str(n) for n in levels.loc[levels["pricing_kind"] == "unpriced", "experiment_name"]})
+    if not unpriced:
+        return None
+    return (
+        f"{', '.join(code(n) for n in unpriced)} {'was' if len(unpriced) == 1 else 'were'} benchmarked unpriced "
+        "(`unpriced: true`): no price or cost is shown for it, and its verdicts judge latency and error rate only."
     )
 
 
@@ -218,7 +260,8 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> pd.DataFrame:
     """Compact per-level figures with the verdicts (`preview_` prefix for the trial budgets)."""
 
     def mark(v: Any) -> str:
-        return "pass" if bool(v) else "FAIL"
+        # A null verdict is one not judged (the cost budget of an experiment benchmarked unpriced).
+        return "not judged" if _missing(v) else "pass" if bool(v) else "FAIL"
 
     return pd.DataFrame(
         {
@@ -239,13 +282,18 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> pd.DataFrame:
 
 def preview_sentence(row: pd.Series | dict, budgets: dict[str, float]) -> str:
     """A preview recommendation in the marts' words, under trial budgets."""
-    budget_phrase = (
-        f"a latency budget of {fmt_budget(budgets['latency_budget_s'])} seconds (with a cost budget of "
-        f"${fmt_budget(budgets['cost_per_10k_txn_budget_usd'])} per 10k transactions and an error-rate budget of "
-        f"{fmt_budget(budgets['error_rate_budget'])})"
-    )
+    if row.get("pricing_kind") == "unpriced":
+        others = (
+            f"with an error-rate budget of {fmt_budget(budgets['error_rate_budget'])}; unpriced, so cost is not judged"
+        )
+    else:
+        others = (
+            f"with a cost budget of ${fmt_budget(budgets['cost_per_10k_txn_budget_usd'])} per 10k transactions and "
+            f"an error-rate budget of {fmt_budget(budgets['error_rate_budget'])}"
+        )
+    budget_phrase = f"a latency budget of {fmt_budget(budgets['latency_budget_s'])} seconds ({others})"
     where = serving(row)
-    where = where if where.endswith("API") else f"a {where}"
+    where = where if where.endswith("API") else f"an {where}" if where.startswith("unpriced") else f"a {where}"
     if not bool(row["has_recommendation"]):
         return (
             f"Experiment {row['experiment_name']} on {where} would find no concurrency level for the "

@@ -92,6 +92,8 @@ if ctx.is_preview:
 
 st.subheader("Experiment cost")
 ui.md(f"The total cost for running all experiments is {tables.fmt_usd(tables.total_cost(costs))}.")
+if unpriced := tables.unpriced_note(levels):
+    ui.md(unpriced)
 st.dataframe(tables.cost_table(costs), hide_index=True, key="summary_costs")
 
 st.subheader("Endpoint metrics")
@@ -99,6 +101,8 @@ ui.md(
     "Host and GPU telemetry per experiment and concurrency level, over each level's window "
     "(min, quartiles, max of the samples inside it)."
 )
+if remote := tables.remote_telemetry_note(endpoint):
+    st.warning(remote)
 st.dataframe(tables.endpoint_table(endpoint), hide_index=True, key="summary_endpoint_metrics")
 
 config = run.get("config_json")
