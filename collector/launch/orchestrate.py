@@ -110,7 +110,7 @@ def launch_all(
                 _launch_one,
                 _Job(aws, settings, config.run_name, exp, launch_id, ami_id, root_device, results_dir, stop, say),
                 outcome,
-                float(prices[outcome.instance_type]["usd_per_hour"]),
+                _hourly_price(exp, prices),
             )
             for exp, outcome in zip(config.experiments, outcomes, strict=True)
         ]
@@ -147,7 +147,7 @@ class _Job:
     say: Callable[[str], None]
 
 
-def _launch_one(job: _Job, outcome: Launched, usd_per_hour: float) -> None:
+def _launch_one(job: _Job, outcome: Launched, price: tuple[float, str] | None) -> None:
     s, exp = job.settings, job.exp
     started = time.monotonic()
     try:
@@ -203,10 +203,20 @@ def _launch_one(job: _Job, outcome: Launched, usd_per_hour: float) -> None:
         outcome.error = f"{type(exc).__name__}: {exc}"
     finally:
         if outcome.instance_id is not None:
-            _terminate(job, outcome, started, usd_per_hour)
+            _terminate(job, outcome, started, price)
 
 
-def _terminate(job: _Job, outcome: Launched, started: float, usd_per_hour: float) -> None:
+def _hourly_price(exp: Experiment, prices: dict[str, dict[str, str]]) -> tuple[float, str] | None:
+    """What the instance costs an hour and where that was read: the config's inline price, else pricing/;
+    None when neither has one (an unpriced experiment on an instance type pricing/ does not list)."""
+    if exp.price is not None:
+        return exp.price.usd_per_hour, "config"
+    if exp.instance_type in prices:
+        return float(prices[str(exp.instance_type)]["usd_per_hour"]), "pricing/"
+    return None
+
+
+def _terminate(job: _Job, outcome: Launched, started: float, price: tuple[float, str] | None) -> None:
     iid = outcome.instance_id
     assert iid is not None
     try:
@@ -218,12 +228,16 @@ def _terminate(job: _Job, outcome: Launched, started: float, usd_per_hour: float
             f"{job.settings.max_lifetime_minutes} min of its start"
         )
     outcome.seconds = time.monotonic() - started
-    outcome.usd = usd_per_hour * max(outcome.seconds, MIN_BILLED_S) / 3600
+    if price is not None:
+        outcome.usd = price[0] * max(outcome.seconds, MIN_BILLED_S) / 3600
     if outcome.terminated:
-        job.say(
-            f"{job.exp.name}: terminated {iid} ({outcome.instance_type}) after {_duration(outcome.seconds)}, "
-            f"about ${outcome.usd:.2f} at ${usd_per_hour:g}/h (pricing/)"
+        cost = (
+            f"about ${outcome.usd:.2f} at ${price[0]:g}/h ({price[1]})"
+            if price is not None and outcome.usd is not None
+            else "cost unknown (unpriced, and pricing/ does not list the instance type)"
         )
+        took = _duration(outcome.seconds)
+        job.say(f"{job.exp.name}: terminated {iid} ({outcome.instance_type}) after {took}, {cost}")
 
 
 def _duration(seconds: float) -> str:

@@ -300,3 +300,73 @@ def test_missing_bucket_is_one_error_line_before_anything_starts(tmp_path: Path,
     (line,) = error_lines(err)
     assert line.startswith("error: S3 bucket nosuch-")
     assert instances(run_name) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "start"),
+    [
+        ("ami_id", "ami-0123456789abcdef0", "error: AMI ami-0123456789abcdef0"),
+        ("ami_ssm_parameter", "/aws/service/no/such/ami", "error: AMI parameter /aws/service/no/such/ami: "),
+    ],
+)
+def test_unknown_ami_is_one_error_line_before_anything_starts(
+    tmp_path: Path, aws_env: dict[str, str], setting: str, value: str, start: str
+) -> None:
+    config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
+    cfg = yaml.safe_load(config.read_text())
+    cfg["launch"][setting] = value
+    config.write_text(yaml.safe_dump(cfg))
+    proc = start_launcher(config, tmp_path / "results", aws_env, "--no-build")
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    (line,) = error_lines(err)
+    assert line.startswith(start), line
+    assert instances(run_name) == []
+
+
+def test_no_aws_credentials_is_one_error_line_before_anything_starts(tmp_path: Path, aws_env: dict[str, str]) -> None:
+    config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
+    empty = tmp_path / "no-aws-files"
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ENDPOINT_URL=aws_env["AWS_ENDPOINT_URL"],
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE=str(empty / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(empty / "credentials"),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "launch", "--config", str(config), "--results-dir", str(tmp_path / "r")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    (line,) = error_lines(err)
+    assert "no AWS credentials found" in line, line
+    assert FAKE_SECRET not in err
+    assert instances(run_name) == []
+
+
+def test_a_permission_error_on_run_instances_is_one_line_and_starts_nothing(
+    tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
+    aws = Aws(REGION)
+
+    def denied(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # What EC2 answers a role without ec2:RunInstances (or iam:PassRole on the instance profile).
+        error = {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."}
+        return AWSResponse("", 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    aws.ec2.meta.events.register("before-call.ec2.RunInstances", denied)
+    _, (outcome,) = launch_all(config, tmp_path / "results", aws=aws, out=sys.stderr)
+    line = outcome.failure_line()
+    assert "UnauthorizedOperation" in line and line.endswith("nothing was started") and "\n" not in line
+    assert instances(run_name) == []
