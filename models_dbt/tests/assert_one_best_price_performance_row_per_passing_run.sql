@@ -1,5 +1,5 @@
--- Exactly one row per run is the best price performance when any dataset-of-interest row has a
--- recommendation, and none otherwise.
+-- Exactly one row per run is the best price performance when any priced dataset-of-interest row has a
+-- recommendation, and none otherwise (an unpriced row has no price performance to rank).
 with
 
 recommendations as (
@@ -10,7 +10,9 @@ per_run as (
     select
         run_id,
         count(*) filter (where is_best_price_performance) as best_rows,
-        count(*) filter (where has_recommendation and is_dataset_of_interest) as eligible_rows
+        count(*) filter (
+            where has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null
+        ) as eligible_rows
     from recommendations
     group by run_id
 )

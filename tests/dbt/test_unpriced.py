@@ -46,9 +46,26 @@ SPEC = RunSpec(
 )
 
 
+# A run with nothing priced at all: it passes its budgets, and no row can be the best price performance.
+ONLY_UNPRICED = RunSpec(
+    run_id="20261127T100000Z-dddddd",
+    run_name="only-unpriced",
+    experiments=[Experiment("laptop", instance_type=None, unpriced=True, endpoint_type="openai")],
+    requests=[Req("laptop", BUCKET, 1, float(i), 1.0) for i in range(4)],
+    instants=[Instant(float(t)) for t in range(5)],
+    dataset_of_interest=BUCKET,
+)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_warehouse(tmp_path_factory.mktemp("unpriced") / "results", [SPEC])
+    return build_warehouse(tmp_path_factory.mktemp("unpriced") / "results", [SPEC, ONLY_UNPRICED])
+
+
+def test_a_run_with_nothing_priced_builds_with_a_recommendation_and_no_best_price_performance(built: Path) -> None:
+    (rec,) = query(built, "select * from marts.fct_recommendations where run_id = ?", [ONLY_UNPRICED.run_id])
+    assert (rec["has_recommendation"], rec["concurrency"], rec["is_best_price_performance"]) == (True, 1, False)
+    assert rec["best_price_performance_sentence"] is None
 
 
 def _levels(warehouse: Path) -> dict[tuple[str, int], dict]:
@@ -83,9 +100,13 @@ def test_unpriced_experiment_has_null_costs_and_cost_verdict_not_judged(built: P
         assert m["meets_cost_budget"] is None  # not judged: neither a pass nor a fail
     assert (c1["meets_latency_budget"], c1["meets_error_budget"], c1["meets_all_budgets"]) == (True, True, True)
     assert (c4["meets_latency_budget"], c4["meets_all_budgets"]) == (False, False)
-    (failed,) = query(built, "select * from marts.fct_failed_experiments where experiment_name = 'laptop'")
+    (failed,) = query(
+        built, "select * from marts.fct_failed_experiments where experiment_name = 'laptop' and run_id = ?", [RUN]
+    )
     assert (failed["concurrency"], failed["missed_budgets"], failed["misses_cost_budget"]) == (4, "latency", None)
-    (cost,) = query(built, "select * from marts.fct_experiment_costs where experiment_name = 'laptop'")
+    (cost,) = query(
+        built, "select * from marts.fct_experiment_costs where experiment_name = 'laptop' and run_id = ?", [RUN]
+    )
     assert (cost["cost_usd"], cost["usd_per_hour"], cost["price_source"]) == (None, None, "none")
 
 
