@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -155,6 +156,12 @@ def client_session(concurrency: int) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
 
+def wire_request_id(request_id: str) -> str:
+    """The X-Request-Id sent with a request: a UUID derived from its raw request_id (uuid5 in the URL namespace),
+    since some servers (llama-cpp-python's) refuse any other shape there with a bare 400."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, request_id))
+
+
 async def send_one(
     session: aiohttp.ClientSession,
     target: Target,
@@ -180,7 +187,7 @@ async def send_one(
     text, finish_reason, usage = "", None, None
     request_id = f"{target.run_id}:{clock.next_seq()}"
     # The id travels as X-Request-Id, so a server's logs and traces can be joined to the raw row.
-    headers = {**target.request_headers, "X-Request-Id": request_id}
+    headers = {**target.request_headers, "X-Request-Id": wire_request_id(request_id)}
     started_ns = time.time_ns()
     t0 = time.perf_counter_ns()
     try:

@@ -25,7 +25,11 @@ class RequestRow:
     """raw.requests: one row per request sent, success or failure, warm-up included."""
 
     run_id: str = col("VARCHAR", "Run this request belongs to (raw.runs.run_id).")
-    request_id: str = col("VARCHAR", "Unique id: '<run_id>:<sequence in run>'.")
+    request_id: str = col(
+        "VARCHAR",
+        "Unique id: '<run_id>:<sequence in run>'. Sent as X-Request-Id in UUID form, "
+        "uuid5(NAMESPACE_URL, request_id) (collector.loadgen.wire_request_id), for joining server logs.",
+    )
     experiment_name: str = col("VARCHAR", "Experiment name from the config.")
     model_id: str = col("VARCHAR", "Model id from the config (e.g. meta-llama/Llama-3.1-8B-Instruct).")
     endpoint_type: str = col("VARCHAR", "Endpoint kind: simulated or openai.")
