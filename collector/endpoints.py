@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -149,15 +150,22 @@ def preflight(exp: Experiment, where: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def endpoint_for(exp: Experiment, log_dir: Path, stop: asyncio.Event | None = None):
+async def endpoint_for(
+    exp: Experiment,
+    log_dir: Path,
+    stop: asyncio.Event | None = None,
+    on_death: Callable[[str], None] | None = None,
+):
     """Yield the base URL of the experiment's endpoint, starting and stopping the simulator or engine if needed.
 
     `stop` (the run's stop event) ends the wait for a starting engine early; what was started is still torn down.
+    `on_death` is told, in one line, if an engine tokenbench started ends while the sweep is using it.
     """
     if isinstance(exp.endpoint, ContainerEndpoint | ProcessEndpoint):
         from collector.engine_process import Engine
 
         engine = Engine(exp, log_dir, stop)
+        engine.on_death = on_death
         try:
             yield await engine.start()
         finally:

@@ -17,6 +17,7 @@ import shutil
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,9 @@ class Engine:
         self.port = 0
         self.launch: Launch | None = None
         self.secret_values: list[str] = []
+        self.serving = False  # ready and not yet being stopped: an end now is the engine dying mid-sweep
+        self.died: str | None = None  # that end, as one line, once it happened
+        self.on_death: Callable[[str], None] | None = None
 
     # -- start ------------------------------------------------------------------------------
 
@@ -173,6 +177,7 @@ class Engine:
                 raise EndpointError(f"{exc}; {cleaned}") from None
             raise
         await self._record()
+        self.serving = True
         return self.base_url()
 
     async def _read_guard(self) -> None:
@@ -183,7 +188,23 @@ class Engine:
                 self.started_id = text.split(" ", 1)[1]
             elif text.startswith(("failed ", "exited ")) and self.ended is None:
                 self.ended = text
+                if self.serving:
+                    code = text.removeprefix("exited ").removeprefix("failed ").split(" ", 1)[0]
+                    self._died(f"exited (code {code})")
             await self.events.put(text)
+        if self.serving and self.ended is None:
+            await self.guard.wait()
+            self._died(f"lost its guard process (exit {self.guard.returncode}; stopping it by its id)")
+
+    def _died(self, how: str) -> None:
+        """The engine ended while the sweep was using it: say so once, with its last log lines."""
+        self.serving = False
+        lines = " | ".join(tail(self.log_path)) or "no log output"
+        self.died = (
+            f"{self.exp.name}: {self._what()} {how} during the sweep; last log lines: {lines} (log: {self.log_path})"
+        )
+        if self.on_death is not None:
+            self.on_death(self.died)
 
     async def _wait_ready(self) -> bool:
         ep, loop = self.ep, asyncio.get_running_loop()
@@ -322,10 +343,13 @@ class Engine:
 
     async def stop(self) -> str:
         """Stop exactly what was started; a sentence saying what was cleaned up."""
+        self.serving = False  # what ends from here on is our doing
         guard = self.guard
         if guard is None:
             return "nothing was started"
         what = self.started_id
+        # A guard that ended before we asked (killed) may have left the engine running: remove it ourselves.
+        guard_gone_first = guard.returncode is not None and self.ended is None
         if guard.returncode is None and guard.stdin is not None:
             guard.stdin.close()  # the guard stops the engine and exits
         try:
@@ -334,6 +358,9 @@ class Engine:
             guard.kill()
             await guard.wait()
             self._force_cleanup()
+        else:
+            if guard_gone_first:
+                self._force_cleanup()
         if what is None:
             return "nothing was left running"
         if self.kind == "container":

@@ -24,7 +24,7 @@ from collector.clock import RunClock, now_iso
 from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
-from collector.errors import UserError
+from collector.errors import EndpointError, UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
 from collector.payloads import Prompt, load_all
@@ -122,7 +122,15 @@ class Sweep:
     async def run_experiment(self, session: aiohttp.ClientSession, index: int, exp: Experiment) -> None:
         where = f"experiments[{index}]"
         headers = api_headers(exp, where)
-        async with endpoint_for(exp, self.log_dir, self.stop) as base_url:
+        engine_death: list[str] = []
+
+        def on_death(line: str) -> None:
+            # The engine tokenbench started is gone: requests in flight end (as errors), no more are sent,
+            # and the run fails with this line rather than landing thousands of connection errors.
+            engine_death.append(line)
+            self.stop.set()
+
+        async with endpoint_for(exp, self.log_dir, self.stop, on_death) as base_url:
             healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
             if not await self._unless_stopped(healthy):
                 return  # Ctrl-C or SIGTERM while waiting for the endpoint
@@ -147,6 +155,8 @@ class Sweep:
             # Concurrency outer, bucket inner (as FMBench): each level is one contiguous window for telemetry.
             for concurrency in exp.concurrency_levels:
                 for bucket in exp.payloads:
+                    if engine_death:
+                        raise EndpointError(engine_death[0])
                     if self.stop.is_set():
                         return
                     level = Level(
@@ -166,6 +176,8 @@ class Sweep:
                         self.progress.finish()
                     self.requests += done.done
                     self.errors += done.errors
+            if engine_death:
+                raise EndpointError(engine_death[0])
 
 
 class Run:

@@ -222,3 +222,60 @@ def test_kill_9_of_the_collector_leaves_no_engine_running(tmp_path) -> None:
     finally:
         if collector.poll() is None:
             collector.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", ["engine", "guard"])
+def test_an_engine_lost_mid_sweep_fails_the_run_in_one_line_keeps_its_rows_and_leaves_nothing_running(
+    tmp_path, victim
+) -> None:
+    exp = sim_experiment("gone", endpoint={"type": "process", "command": sim_command(speedup=1)},
+                         concurrency_levels=[1, 2], requests_per_level=500)  # fmt: skip
+    cfg = write_config(tmp_path / "c.yml", config_dict([exp]))
+    collector = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(tmp_path / "res"),
+         "--no-build"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        landed = 0
+        while time.monotonic() < deadline and landed < 3:  # the sweep is under way: some rows have landed
+            rows = list((tmp_path / "res" / "raw").glob("2*/requests.jsonl"))
+            landed = len(rows[0].read_text().splitlines()) if rows else 0
+            time.sleep(0.2)
+        assert landed >= 3, "the sweep never got going"
+        record = json.loads(next((tmp_path / "res").rglob("launch-gone.json")).read_text())
+        everything = psutil.Process(collector.pid).children(recursive=True)
+        guard = next(p for p in everything if "collector.engine_guard" in p.cmdline())
+        os.kill(record["pid"] if victim == "engine" else guard.pid, signal.SIGKILL)
+        _, err = collector.communicate(timeout=60)
+    finally:
+        if collector.poll() is None:
+            collector.kill()
+    assert collector.returncode == 1 and "Traceback" not in err, err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error")]
+    expected = "exited (code -9) during the sweep" if victim == "engine" else "lost its guard process"
+    assert line.startswith("error: gone: engine process ") and expected in line, line
+    (run_dir,) = run_dirs(tmp_path / "res")
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "failed" and expected in manifest["error_message"]
+    requests = pq_or_jsonl_rows(run_dir)
+    assert len(requests) >= landed  # nothing already collected was lost
+    assert max(r["concurrency"] for r in requests) == 1  # no later level hammered a dead endpoint
+    _gone, alive = psutil.wait_procs(everything, timeout=20)
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+def pq_or_jsonl_rows(run_dir: Path) -> list[dict[str, Any]]:
+    import duckdb
+
+    parquet = run_dir / "requests.parquet"
+    source = f"read_parquet('{parquet}')" if parquet.is_file() else f"read_json_auto('{run_dir / 'requests.jsonl'}')"
+    con = duckdb.connect()
+    try:
+        cur = con.execute(f"select * from {source}")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    finally:
+        con.close()
