@@ -4,7 +4,7 @@
 A synthetic run of N requests is written as raw Parquet in the collector's layout (the generator of
 benchmarks/dbt_build_scale.py), the marts are built with the real `dbt build` (in a child process), then each
 page is rendered with streamlit's AppTest (the real script run, no browser): the first load with an empty
-st.cache_data, then warm reruns. Also timed: each SQL function of streamlit_app.data on its own.
+st.cache_data, then warm reruns. Also timed: each SQL function of collector.outputs.queries on its own.
 Target: under 1 s per page after the first load.
 
 Usage::
@@ -55,23 +55,23 @@ def prepare(rows: int, work: Path) -> Path:
 
 
 def time_queries(warehouse: Path) -> None:
-    from streamlit_app import data
+    from collector.outputs import queries
 
-    every = data.RequestFilter()
+    every = queries.RequestFilter()
     calls = {
-        "runs": lambda: data.runs(warehouse),
-        "level_metrics": lambda: data.level_metrics(warehouse, [RUN_ID]),
-        "recommendations": lambda: data.recommendations(warehouse, [RUN_ID]),
-        "failed_experiments": lambda: data.failed_experiments(warehouse, RUN_ID),
-        "telemetry_bands": lambda: data.telemetry_bands(warehouse, RUN_ID),
-        "preview_recommendations": lambda: data.preview_recommendations(warehouse, RUN_ID, 3.0, 20.0, 0.05),
-        "request_options": lambda: data.request_options(warehouse, RUN_ID),
-        "request_rows (500)": lambda: data.request_rows(warehouse, RUN_ID, every, 500),
-        "request_histograms": lambda: data.request_histograms(warehouse, RUN_ID, every),
-        "request_sample (4000)": lambda: data.request_sample(warehouse, RUN_ID, every),
-        "request_errors": lambda: data.request_errors(warehouse, RUN_ID, every),
+        "runs": lambda: queries.runs(warehouse),
+        "level_metrics": lambda: queries.level_metrics(warehouse, [RUN_ID]),
+        "recommendations": lambda: queries.recommendations(warehouse, [RUN_ID]),
+        "failed_experiments": lambda: queries.failed_experiments(warehouse, RUN_ID),
+        "telemetry_bands": lambda: queries.telemetry_bands(warehouse, RUN_ID),
+        "preview_recommendations": lambda: queries.preview_recommendations(warehouse, RUN_ID, 3.0, 20.0, 0.05),
+        "request_options": lambda: queries.request_options(warehouse, RUN_ID),
+        "request_rows (500)": lambda: queries.request_rows(warehouse, RUN_ID, every, 500),
+        "request_histograms": lambda: queries.request_histograms(warehouse, RUN_ID, every),
+        "request_sample (4000)": lambda: queries.request_sample(warehouse, RUN_ID, every),
+        "request_errors": lambda: queries.request_errors(warehouse, RUN_ID, every),
     }
-    print(f"\n{'query (streamlit_app.data)':<28} | {'s':>6} | rows")
+    print(f"\n{'query (collector.outputs.queries)':<28} | {'s':>6} | rows")
     for name, call in calls.items():
         started = time.perf_counter()
         frame = call()

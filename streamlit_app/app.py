@@ -18,7 +18,8 @@ try:
 except ImportError:  # run from a checkout without installing: the repo root holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from streamlit_app import cache, data, tables, ui
+from collector.outputs import queries, tables
+from streamlit_app import cache, ui
 
 WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"
 DEFAULT_WAREHOUSE = Path("results/tokenbench.duckdb")
@@ -123,8 +124,8 @@ def main() -> None:
     try:
         runs = cache.runs(warehouse)
         if runs.empty:
-            raise data.WarehouseEmpty(
-                f"The warehouse {warehouse} has marts but no run in them.", f"{data.RUN_HINT}, {data.BUILD_HINT}"
+            raise queries.WarehouseEmpty(
+                f"The warehouse {warehouse} has marts but no run in them.", f"{queries.RUN_HINT}, {queries.BUILD_HINT}"
             )
         run_id = sidebar_run_picker(runs)
         run = runs[runs["run_id"] == run_id].iloc[0]
@@ -140,7 +141,7 @@ def main() -> None:
                 icon="⚠️",
             )
         page.run()
-    except data.WarehouseUnavailable as exc:
+    except queries.WarehouseUnavailable as exc:
         ui.show_unavailable(exc)
 
 

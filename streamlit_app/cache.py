@@ -1,4 +1,4 @@
-"""The app's thin cache over streamlit_app.data: each query result is kept for TTL_S seconds.
+"""The app's thin cache over collector.outputs.queries: each query result is kept for TTL_S seconds.
 
 The warehouse file's modification time and size are part of the cache key, so a `dbt build` that rewrites
 the marts is picked up on the next rerun instead of after the TTL. Errors are not cached (st.cache_data
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import data
+from collector.outputs import queries
 
 TTL_S = 60
 
@@ -30,7 +30,7 @@ def _stamp(warehouse: str) -> tuple[int, int] | None:
 @st.cache_data(ttl=TTL_S, max_entries=512, show_spinner=False)
 def _query(function_name: str, warehouse: str, stamp: tuple[int, int] | None, args: tuple[Any, ...]) -> pd.DataFrame:
     # `stamp` only keys the cache: a rewritten warehouse is a different entry.
-    function: Callable[..., pd.DataFrame] = getattr(data, function_name)
+    function: Callable[..., pd.DataFrame] = getattr(queries, function_name)
     return function(warehouse, *args)
 
 
@@ -44,19 +44,19 @@ def _cached(function: Callable[..., pd.DataFrame]) -> Callable[..., pd.DataFrame
     return wrapper
 
 
-runs = _cached(data.runs)
-level_metrics = _cached(data.level_metrics)
-recommendations = _cached(data.recommendations)
-failed_experiments = _cached(data.failed_experiments)
-experiment_costs = _cached(data.experiment_costs)
-endpoint_metrics = _cached(data.endpoint_metrics)
-telemetry_bands = _cached(data.telemetry_bands)
-telemetry_samples = _cached(data.telemetry_samples)
-preview_levels = _cached(data.preview_levels)
-preview_recommendations = _cached(data.preview_recommendations)
-request_options = _cached(data.request_options)
-request_summary = _cached(data.request_summary)
-request_rows = _cached(data.request_rows)
-request_histograms = _cached(data.request_histograms)
-request_sample = _cached(data.request_sample)
-request_errors = _cached(data.request_errors)
+runs = _cached(queries.runs)
+level_metrics = _cached(queries.level_metrics)
+recommendations = _cached(queries.recommendations)
+failed_experiments = _cached(queries.failed_experiments)
+experiment_costs = _cached(queries.experiment_costs)
+endpoint_metrics = _cached(queries.endpoint_metrics)
+telemetry_bands = _cached(queries.telemetry_bands)
+telemetry_samples = _cached(queries.telemetry_samples)
+preview_levels = _cached(queries.preview_levels)
+preview_recommendations = _cached(queries.preview_recommendations)
+request_options = _cached(queries.request_options)
+request_summary = _cached(queries.request_summary)
+request_rows = _cached(queries.request_rows)
+request_histograms = _cached(queries.request_histograms)
+request_sample = _cached(queries.request_sample)
+request_errors = _cached(queries.request_errors)

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import charts, data, tables
+from collector.outputs import charts, queries, tables
 
 CONTEXT_KEY = "_tokenbench_context"
 BUDGET_FIELDS = ("latency_budget_s", "cost_per_10k_txn_budget_usd", "error_rate_budget")
@@ -66,12 +66,14 @@ def context() -> AppContext:
     return ctx
 
 
-def show_unavailable(exc: data.WarehouseUnavailable) -> None:
+def show_unavailable(exc: queries.WarehouseUnavailable) -> None:
     """A missing, empty or locked warehouse: what happened and what to run, no traceback."""
-    if isinstance(exc, data.WarehouseLocked):
+    if isinstance(exc, queries.WarehouseLocked):
         st.warning(f"**Warehouse busy.** {exc.reason}\n\n{exc.hint}", icon="⏳")
     else:
-        title = "No results yet." if isinstance(exc, data.WarehouseMissing | data.WarehouseEmpty) else "Cannot read."
+        title = (
+            "No results yet." if isinstance(exc, queries.WarehouseMissing | queries.WarehouseEmpty) else "Cannot read."
+        )
         st.info(f"**{title}** {exc.reason}\n\n{exc.hint}", icon="ℹ️")
     st.stop()
 

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     total = sum(o.usd or 0 for o in outcomes)
     print(f"instances: {len(outcomes)}, about ${total:.2f} in all", file=sys.stderr)
     if run_ids and not args.no_build:
-        from collector import dbt_runner, summary, warehouse
+        from collector import dbt_runner, warehouse
+        from collector.outputs import summary
 
         print("building the marts (dbt build) ...", file=sys.stderr)
         path = warehouse.refresh(results_dir)

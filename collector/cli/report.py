@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from collector.cli import options
-from collector.report import write_report
+from collector.outputs.report import write_report
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -47,12 +47,13 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if not args.no_build and outcome.requests and not outcome.landing_failed:
-        from collector import dbt_runner, summary
+        from collector import dbt_runner
+        from collector.outputs import summary
 
         print("building the marts (dbt build) ...", file=sys.stderr)
         dbt_runner.build(outcome.warehouse, pricing_dir=outcome.pricing_dir)
         print(summary.summary_text(outcome.warehouse, outcome.run_id))
-        from collector.report import write_report
+        from collector.outputs.report import write_report
 
         report_md = write_report(outcome.warehouse, outcome.run_id, None, results_dir=results_dir)
         print(f"report: {report_md} (and report.html beside it)")

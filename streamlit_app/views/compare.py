@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import cache, charts, tables, ui
+from collector.outputs import charts, tables
+from streamlit_app import cache, ui
 
 ctx = ui.context()
 st.title("Compare")

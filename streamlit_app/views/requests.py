@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from streamlit_app import cache, charts, data, ui
+from collector.outputs import charts, queries
+from streamlit_app import cache, ui
 
 ROW_LIMITS = [100, 500, 2000, 10000]
 
@@ -31,7 +32,7 @@ include_warmup = left.toggle("Include warm-up requests", value=False, key="req_w
 limit = right.select_slider("Rows shown", ROW_LIMITS, value=500, key="req_limit", bind="query-params")
 st.caption("An empty filter keeps everything. Filters are in the URL, so this view can be shared as a link.")
 
-filters = data.RequestFilter(
+filters = queries.RequestFilter(
     experiments=tuple(experiments),
     payload_files=tuple(buckets),
     concurrencies=tuple(int(c) for c in concurrencies),

@@ -7,7 +7,8 @@ import json
 import streamlit as st
 import yaml
 
-from streamlit_app import cache, charts, tables, ui
+from collector.outputs import charts, tables
+from streamlit_app import cache, ui
 
 ctx = ui.context()
 run = ctx.run

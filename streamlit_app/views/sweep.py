@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from streamlit_app import cache, charts, data, tables, ui
+from collector.outputs import charts, queries, tables
+from streamlit_app import cache, ui
 
 ctx = ui.context()
 levels = cache.level_metrics(ctx.warehouse, [ctx.run_id])
@@ -35,7 +36,7 @@ st.subheader("Throughput")
 ui.chart(charts.throughput_vs_concurrency(shown), key="sweep_throughput")
 
 st.subheader("Prompt tokens vs latency")
-filters = data.RequestFilter(experiments=tuple(chosen or experiments), payload_files=(bucket,))
+filters = queries.RequestFilter(experiments=tuple(chosen or experiments), payload_files=(bucket,))
 sample = cache.request_sample(ctx.warehouse, ctx.run_id, filters)
 ui.chart(charts.tokens_vs_latency(sample), key="sweep_tokens_vs_latency")
 st.caption(f"{len(sample)} requests shown (a repeatable sample when there are more), warm-up excluded.")

@@ -6,14 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from streamlit_app import cache, charts, data, tables, ui
+from collector.outputs import charts, queries, tables
+from streamlit_app import cache, ui
 
 ctx = ui.context()
 st.title("Telemetry")
 endpoint = cache.endpoint_metrics(ctx.warehouse, ctx.run_id)
 try:
     samples = cache.telemetry_samples(ctx.warehouse, ctx.run_id)
-except data.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
+except queries.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
     st.info(f"{exc.reason}\n\n{exc.hint}", icon="ℹ️")
     samples = pd.DataFrame()
 

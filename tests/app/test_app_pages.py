@@ -14,7 +14,7 @@ import yaml
 from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
-from streamlit_app import charts, tables
+from collector.outputs import charts, tables
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import pytest
 from app_helpers import texts
 from streamlit.testing.v1 import AppTest
 
+from collector.outputs import queries
 from streamlit_app import app as app_module
-from streamlit_app import data
 
 
 def _messages(at: AppTest) -> str:
@@ -85,12 +85,12 @@ def test_locked_warehouse_asks_to_wait_for_the_build(app_on: Callable[..., AppTe
 
 
 def test_data_functions_raise_one_line_user_errors(tmp_path: Path) -> None:
-    with pytest.raises(data.WarehouseMissing) as missing:
-        data.runs(tmp_path / "absent.duckdb")
+    with pytest.raises(queries.WarehouseMissing) as missing:
+        queries.runs(tmp_path / "absent.duckdb")
     assert "\n" not in str(missing.value)
     duckdb.connect(str(tmp_path / "empty.duckdb")).close()
-    with pytest.raises(data.WarehouseEmpty) as empty:
-        data.level_metrics(tmp_path / "empty.duckdb", ["r"])
+    with pytest.raises(queries.WarehouseEmpty) as empty:
+        queries.level_metrics(tmp_path / "empty.duckdb", ["r"])
     assert "\n" not in str(empty.value) and "python -m collector build" in str(empty.value)
 
 

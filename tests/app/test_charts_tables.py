@@ -12,7 +12,7 @@ import vl_convert
 
 from collector.cli import app as app_cli
 from collector.cli import options
-from streamlit_app import charts, tables
+from collector.outputs import charts, tables
 from streamlit_app.ui import escape_dollars
 
 # FMBench's reference row (llama3-1-8b-instruct on g5.4xlarge, en_500-1000, concurrency 1).

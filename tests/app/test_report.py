@@ -18,10 +18,10 @@ from app_helpers import mart
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector import report as report_module
 from collector.cli import report as report_cli
 from collector.errors import UserError
-from collector.report import md_code, md_text, write_report
+from collector.outputs import report as report_module
+from collector.outputs.report import md_code, md_text, write_report
 from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
 
 

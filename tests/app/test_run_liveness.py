@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from collector.landing import MANIFEST_FILE
-from streamlit_app import data
+from collector.outputs import queries
 from tests.dbt.conftest import build_warehouse, land_run, run_a
 
 pytestmark = pytest.mark.slow
@@ -40,10 +40,10 @@ def test_a_run_whose_collector_died_after_the_build_is_lost_in_the_app_without_a
     try:
         _pretend_running(run_dir, alive.pid, psutil.Process(alive.pid).create_time())
         warehouse = build_warehouse(results)  # built mid-run, as `collector build` may be
-        assert data.runs(warehouse)["status"].tolist() == ["running"]  # a live collector: still collecting
+        assert queries.runs(warehouse)["status"].tolist() == ["running"]  # a live collector: still collecting
         alive.kill()
         alive.wait()
         # no build, no refresh, heartbeat seconds old: the app tells by the process
-        assert data.runs(warehouse)["status"].tolist() == ["lost"]
+        assert queries.runs(warehouse)["status"].tolist() == ["lost"]
     finally:
         alive.kill()

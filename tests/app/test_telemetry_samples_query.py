@@ -1,4 +1,4 @@
-"""data.telemetry_samples on a hand-made fct_telemetry_samples: every instant of a short run, a long run
+"""queries.telemetry_samples on a hand-made fct_telemetry_samples: every instant of a short run, a long run
 averaged down to a bounded number of points without mixing concurrency levels."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from streamlit_app import data
+from collector.outputs import queries
 
 
 @pytest.fixture
@@ -42,13 +42,13 @@ def warehouse(tmp_path: Path) -> Path:
 
 
 def test_a_short_run_returns_every_instant_in_time_order(warehouse: Path) -> None:
-    rows = data.telemetry_samples(warehouse, "short")
+    rows = queries.telemetry_samples(warehouse, "short")
     assert rows["seconds_since_run_start"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert rows["sample_count"].tolist() == [1] * 5
 
 
 def test_a_long_run_is_averaged_to_about_max_points_without_crossing_a_level_window(warehouse: Path) -> None:
-    rows = data.telemetry_samples(warehouse, "long", max_points=3600)
+    rows = queries.telemetry_samples(warehouse, "long", max_points=3600)
     # ceil(7201 / 3600) = 3 instants a point; a window edge inside a group of three splits it.
     assert 2401 <= len(rows) <= 2401 + 4
     assert int(rows["sample_count"].sum()) == 7201 and int(rows["sample_count"].max()) == 3

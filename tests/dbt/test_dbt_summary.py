@@ -8,7 +8,7 @@ import pytest
 from conftest import RUN_A
 
 from collector.errors import UserError
-from collector.summary import summary_text
+from collector.outputs.summary import summary_text
 
 
 def test_summary_shows_the_best_row_as_an_information_value_table(built: Path) -> None:

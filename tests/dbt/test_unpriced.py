@@ -133,7 +133,7 @@ def test_endpoint_metrics_say_whose_host_the_telemetry_describes(built: Path) ->
 
 
 def test_report_says_which_experiment_is_unpriced_and_whose_host_the_telemetry_is(built: Path, tmp_path: Path) -> None:
-    from collector.report import write_report
+    from collector.outputs.report import write_report
 
     text = write_report(built, RUN, tmp_path, results_dir=built.parent).read_text()
     assert "`laptop` was benchmarked unpriced" in text
@@ -146,9 +146,9 @@ def test_report_says_which_experiment_is_unpriced_and_whose_host_the_telemetry_i
 
 
 def test_budget_preview_under_the_runs_own_budgets_equals_the_marts_for_unpriced_and_inline_prices(built: Path) -> None:
-    from streamlit_app import data
+    from collector.outputs import queries
 
-    preview = data.preview_levels(built, RUN, 2.0, 20.0, 0.0)
+    preview = queries.preview_levels(built, RUN, 2.0, 20.0, 0.0)
     marts = _levels(built)
     assert len(preview) == len(marts) == 4
     for _, p in preview.iterrows():
@@ -156,7 +156,7 @@ def test_budget_preview_under_the_runs_own_budgets_equals_the_marts_for_unpriced
         for verdict in ("meets_latency_budget", "meets_cost_budget", "meets_error_budget", "meets_all_budgets"):
             got = p[f"preview_{verdict}"]
             assert (None if got is None or got is pd.NA else bool(got)) == m[verdict], (p["experiment_name"], verdict)
-    recs = data.preview_recommendations(built, RUN, 2.0, 20.0, 0.0).set_index("experiment_name")
+    recs = queries.preview_recommendations(built, RUN, 2.0, 20.0, 0.0).set_index("experiment_name")
     assert bool(recs.loc["on-prem", "is_best_price_performance"]) is True
     assert bool(recs.loc["laptop", "is_best_price_performance"]) is False
     assert (bool(recs.loc["laptop", "has_recommendation"]), int(recs.loc["laptop", "concurrency"])) == (True, 1)

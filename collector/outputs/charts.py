@@ -313,7 +313,7 @@ def distributions(bins: pd.DataFrame, color: str = "experiment_name", color_titl
 def telemetry_bands(bands: pd.DataFrame, color: str = "experiment_name", color_title: str = "Experiment") -> AnyChart:
     """Per measure over the run's time: each concurrency window as a p25-p75 box, min-max whisker, p50 line.
 
-    Built from the per-level aggregates of fct_endpoint_metrics (rows of data.telemetry_bands); the window
+    Built from the per-level aggregates of fct_endpoint_metrics (rows of queries.telemetry_bands); the window
     label marks the concurrency level.
     """
     data = bands.dropna(subset=["p50"]).copy()
@@ -387,7 +387,7 @@ def level_windows(endpoint: pd.DataFrame) -> pd.DataFrame:
 def telemetry_over_time(samples: pd.DataFrame, endpoint: pd.DataFrame) -> AnyChart:
     """Host CPU % and memory, and (when a GPU was sampled) GPU utilisation, memory and power, over the run.
 
-    `samples` are rows of data.telemetry_samples (fct_telemetry_samples); `endpoint` the fct_endpoint_metrics
+    `samples` are rows of queries.telemetry_samples (fct_telemetry_samples); `endpoint` the fct_endpoint_metrics
     rows whose windows are shaded and labelled `c=N` (coloured by experiment). One panel per measure, all on
     the same seconds-since-the-run-started axis.
     """

@@ -1,7 +1,7 @@
 """The run report: report.md and a self-contained report.html in the reference (FMBench) report's sections.
 
-Every figure comes from the marts through streamlit_app.data and is drawn by the app's own chart
-definitions (streamlit_app.charts), rendered to PNG by vl-convert without a browser.
+Every figure comes from the marts through collector.outputs.queries and is drawn by the app's own chart
+definitions (collector.outputs.charts), rendered to PNG by vl-convert without a browser.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import yaml
 from collector import __version__
 from collector.errors import UserError
 from collector.landing import MANIFEST_FILE
-from streamlit_app import charts, data, tables
+from collector.outputs import charts, queries, tables
 
 PNG_SCALE = 2
 
@@ -241,9 +241,9 @@ def _run_config(run: pd.Series, results_dir: Path) -> tuple[dict[str, Any] | Non
 
 
 def _pick_run(warehouse: Path, run_id: str | None) -> pd.Series:
-    runs = data.runs(warehouse)
+    runs = queries.runs(warehouse)
     if runs.empty:
-        raise UserError(f"the warehouse {warehouse} has no run in its marts ({data.RUN_HINT}, {data.BUILD_HINT})")
+        raise UserError(f"the warehouse {warehouse} has no run in its marts ({queries.RUN_HINT}, {queries.BUILD_HINT})")
     if run_id is None:
         return runs.iloc[0]
     match = runs[runs["run_id"] == run_id]
@@ -256,11 +256,11 @@ def _pick_run(warehouse: Path, run_id: str | None) -> pd.Series:
 def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Document:
     """Every section of the report for one run."""
     run_id = str(run["run_id"])
-    levels = data.level_metrics(warehouse, [run_id])
-    recs = data.recommendations(warehouse, [run_id])
-    failed = data.failed_experiments(warehouse, run_id)
-    costs = data.experiment_costs(warehouse, run_id)
-    endpoint = data.endpoint_metrics(warehouse, run_id)
+    levels = queries.level_metrics(warehouse, [run_id])
+    recs = queries.recommendations(warehouse, [run_id])
+    failed = queries.failed_experiments(warehouse, run_id)
+    costs = queries.experiment_costs(warehouse, run_id)
+    endpoint = queries.endpoint_metrics(warehouse, run_id)
     doi = levels[levels["is_dataset_of_interest"]]
     budgets = {k: float(run[k]) for k in ("latency_budget_s", "cost_per_10k_txn_budget_usd", "error_rate_budget")}
     doc = Document()
@@ -398,7 +398,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
             "error_rates.png",
             charts.error_rate_by_concurrency(doi),
         )
-    sample = data.request_sample(warehouse, run_id, data.RequestFilter())
+    sample = queries.request_sample(warehouse, run_id, queries.RequestFilter())
     if not sample.empty:
         doc.image(
             "Tokens vs latency for different concurrency levels and experiments",
@@ -416,8 +416,8 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
             "concurrency_vs_throughput.png",
             charts.throughput_vs_concurrency(doi),
         )
-    bins = data.request_histograms(
-        warehouse, run_id, data.RequestFilter(payload_files=tuple(doi["payload_file"].unique()))
+    bins = queries.request_histograms(
+        warehouse, run_id, queries.RequestFilter(payload_files=tuple(doi["payload_file"].unique()))
     )
     if not bins.empty:
         doc.image(
@@ -426,8 +426,8 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
             charts.distributions(bins),
         )
     try:
-        samples = data.telemetry_samples(warehouse, run_id)
-    except data.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
+        samples = queries.telemetry_samples(warehouse, run_id)
+    except queries.WarehouseUnavailable as exc:  # marts built before fct_telemetry_samples existed
         doc.para(f"No telemetry time series: {md_text(exc.reason)} {md_text(exc.hint)}")
         samples = pd.DataFrame()
     if not samples.empty:
@@ -441,7 +441,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
             "telemetry_over_time.png",
             charts.telemetry_over_time(samples, endpoint),
         )
-    bands = data.telemetry_bands(warehouse, run_id).dropna(subset=["p50"])
+    bands = queries.telemetry_bands(warehouse, run_id).dropna(subset=["p50"])
     if not bands.empty:
         doc.image("Host and GPU telemetry per concurrency window", "telemetry.png", charts.telemetry_bands(bands))
 
@@ -491,7 +491,7 @@ def write_report(
     warehouse = Path(warehouse)
     run = _pick_run(warehouse, run_id)
     rid = str(run["run_id"])
-    if data.level_metrics(warehouse, [rid]).empty:
+    if queries.level_metrics(warehouse, [rid]).empty:
         raise UserError(
             f"run {rid} ({run['status']}) has no measured requests in {warehouse} (marts.fct_concurrency_metrics): "
             "nothing to report; pick another with --run"
