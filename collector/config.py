@@ -34,6 +34,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
 )
 from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
+from collector.settings import PRICE_FILES
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
 REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
@@ -402,10 +403,6 @@ def check_simulated(config: Config, path: Path) -> None:
 # -- prices -------------------------------------------------------------------------------
 
 
-PRICE_FILES = {
-    "instance_prices.csv": ("instance_type", ("usd_per_hour",)),
-    "token_prices.csv": ("model_id", ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens")),
-}
 MAX_PRICE_BYTES = 50 * 1024 * 1024
 
 

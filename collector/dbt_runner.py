@@ -16,12 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from collector.errors import UserError
+from collector.settings import DBT_PROJECT_DIR, DEFAULT_PRICING_DIR, PRICE_FILES, PRICING_ENV, WAREHOUSE_ENV
 from collector.warehouse import writing
 
-PROJECT_DIR = Path(__file__).resolve().parents[1] / "models_dbt"
-DEFAULT_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
-WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"
-PRICING_ENV = "TOKENBENCH_PRICING_DIR"
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 
 
@@ -104,7 +101,7 @@ def build(
 
     warehouse = Path(warehouse).resolve()
     prices = Path(pricing_dir or os.environ.get(PRICING_ENV) or DEFAULT_PRICING_DIR).resolve()
-    for name in ("instance_prices.csv", "token_prices.csv"):
+    for name in PRICE_FILES:
         if not (prices / name).is_file():
             raise UserError(f"pricing dir {prices}: {name} not found")
     work = dbt_work_dir(warehouse)
@@ -112,9 +109,9 @@ def build(
     args = [
         "build",
         "--project-dir",
-        str(PROJECT_DIR),
+        str(DBT_PROJECT_DIR),
         "--profiles-dir",
-        str(PROJECT_DIR),
+        str(DBT_PROJECT_DIR),
         "--target-path",
         str(work / "target"),
         "--log-path",

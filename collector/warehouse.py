@@ -30,8 +30,8 @@ from collector.landing import (
     write_schema_files,
 )
 from collector.schema import RAW_TABLES
+from collector.settings import WAREHOUSE_FILE
 
-WAREHOUSE_FILE = "tokenbench.duckdb"
 LOCK_WAIT_S = 30.0  # readers: only a legacy writer holding the file itself can make them wait
 WRITER_WAIT_ENV = "TOKENBENCH_WRITER_WAIT_S"
 WRITER_WAIT_S = 900.0  # a second writer waits this long for the first (a large build takes minutes)
@@ -57,9 +57,16 @@ def warehouse_path(results_dir: Path) -> Path:
     return results_dir / WAREHOUSE_FILE
 
 
+class WarehouseBusy(UserError):
+    """Another process held the warehouse's DuckDB lock for longer than the wait allowed."""
+
+
 @contextmanager
-def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open a warehouse file, waiting up to `wait_s` while another process holds its DuckDB lock.
+def connect(
+    path: str | Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a warehouse file (the one connect of tokenbench), waiting up to `wait_s` while another process holds
+    its DuckDB lock: WarehouseBusy after that, a UserError naming the file for any other failure.
 
     To change the warehouse, open the path `writing()` yields, not the warehouse itself.
     """
@@ -68,10 +75,14 @@ def connect(path: Path, read_only: bool = False, wait_s: float = LOCK_WAIT_S) ->
         try:
             con = duckdb.connect(str(path), read_only=read_only)
             break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise UserError(f"cannot open warehouse {path}: {exc}".splitlines()[0]) from exc
-            time.sleep(0.2)
+        except duckdb.Error as exc:
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            message = f"cannot open warehouse {path}: {first_line}"
+            if "lock" not in first_line.lower():
+                raise UserError(message) from exc
+            if time.monotonic() > deadline:
+                raise WarehouseBusy(message) from exc
+            time.sleep(0.1)
     try:
         yield con
     finally:

@@ -19,10 +19,9 @@ except ImportError:  # run from a checkout without installing: the repo root hol
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collector.outputs import queries, tables
+from collector.settings import DEFAULT_WAREHOUSE, WAREHOUSE_ENV
 from streamlit_app import cache, ui
 
-WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"
-DEFAULT_WAREHOUSE = Path("results/tokenbench.duckdb")
 VIEWS = Path(__file__).resolve().parent / "views"
 
 

@@ -6,9 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from collector.settings import DEFAULT_RESULTS_DIR, RESULTS_ENV
 from collector.warehouse import warehouse_path
-
-RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"
 
 
 def add_location_options(p: argparse.ArgumentParser, *, warehouse: bool = True) -> None:
@@ -25,7 +24,7 @@ def add_location_options(p: argparse.ArgumentParser, *, warehouse: bool = True) 
 
 
 def results_dir(args: argparse.Namespace) -> Path:
-    return Path(args.results_dir or os.environ.get(RESULTS_ENV, "results"))
+    return Path(args.results_dir or os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS_DIR)
 
 
 def warehouse(args: argparse.Namespace) -> Path:

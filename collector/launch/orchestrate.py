@@ -32,6 +32,7 @@ from collector.launch.settings import LaunchSettings
 from collector.launch.uploader import raw_prefix, state_key
 from collector.launch.userdata import render
 from collector.runner import new_run_id
+from collector.settings import PRICE_FILES
 
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PATHS = ("pyproject.toml", "README.md", "collector", "streamlit_app")
@@ -333,7 +334,7 @@ def make_bundle(config: Config, dest: Path) -> Path:
         for name in SOURCE_PATHS:
             if (SOURCE_ROOT / name).exists():
                 tar.add(SOURCE_ROOT / name, name, filter=skip_caches)
-        for name in ("instance_prices.csv", "token_prices.csv"):
+        for name in PRICE_FILES:
             tar.add(config.pricing_dir / name, f"launch/pricing/{name}")
         for i, bucket in enumerate(data["payloads"]):
             if bucket.get("file"):

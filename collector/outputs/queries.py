@@ -7,9 +7,8 @@ millions of requests still returns small frames.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,6 +17,8 @@ import pandas as pd
 
 from collector.errors import UserError
 from collector.landing import collector_alive
+from collector.warehouse import WarehouseBusy
+from collector.warehouse import connect as open_warehouse
 
 LOCK_RETRY_S = 2.0
 RUN_HINT = "Run `python -m collector run` to benchmark an endpoint"
@@ -72,25 +73,18 @@ def connect(warehouse: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(warehouse)
     if not path.is_file():
         raise WarehouseMissing(f"No warehouse at {path}.", f"{RUN_HINT} (it creates the warehouse).")
-    deadline = time.monotonic() + LOCK_RETRY_S
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=True)
-            break
-        except duckdb.Error as exc:
-            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if "lock" not in first_line.lower():
-                raise WarehouseUnavailable(f"Cannot open the warehouse {path}: {first_line}", RUN_HINT + ".") from exc
-            if time.monotonic() > deadline:
-                raise WarehouseLocked(
-                    f"The warehouse {path} is being written by another process (a dbt build).",
-                    "Wait for `python -m collector build` (or the end of `python -m collector run`) and reload.",
-                ) from exc
-            time.sleep(0.1)
-    try:
+    with ExitStack() as stack:
+        try:  # only the opening is translated into the app's words; the caller's own errors pass as they are
+            con = stack.enter_context(open_warehouse(path, read_only=True, wait_s=LOCK_RETRY_S))
+        except WarehouseBusy as exc:
+            raise WarehouseLocked(
+                f"The warehouse {path} is being written by another process (a dbt build).",
+                "Wait for `python -m collector build` (or the end of `python -m collector run`) and reload.",
+            ) from exc
+        except UserError as exc:
+            reason = str(exc).removeprefix(f"cannot open warehouse {path}: ")
+            raise WarehouseUnavailable(f"Cannot open the warehouse {path}: {reason}", RUN_HINT + ".") from exc
         yield con
-    finally:
-        con.close()
 
 
 def _frame(warehouse: str | Path, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:

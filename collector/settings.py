@@ -1,0 +1,25 @@
+"""Names and default paths every part of tokenbench shares: environment variables, the results layout, the price
+files. One home for each, so the CLI, the runner, dbt's runner, the launcher and the app cannot drift apart
+(models_dbt/profiles.yml and the pricing source read the same variables by name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"  # results folder (raw/, the warehouse, reports/, logs/)
+WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"  # warehouse file, for the app and dbt's profile
+PRICING_ENV = "TOKENBENCH_PRICING_DIR"  # price files, for dbt's pricing source
+
+DEFAULT_RESULTS_DIR = Path("results")
+WAREHOUSE_FILE = "tokenbench.duckdb"
+DEFAULT_WAREHOUSE = DEFAULT_RESULTS_DIR / WAREHOUSE_FILE
+
+DBT_PROJECT_DIR = REPO_ROOT / "models_dbt"
+DEFAULT_PRICING_DIR = REPO_ROOT / "pricing"
+# Each price file: its key column and its price columns.
+PRICE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "instance_prices.csv": ("instance_type", ("usd_per_hour",)),
+    "token_prices.csv": ("model_id", ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens")),
+}
