@@ -1,5 +1,5 @@
 """Entry point for `python -m collector`."""
 
-from collector.cli import main
+from collector.cli import entry
 
-raise SystemExit(main())
+entry()
