@@ -228,6 +228,18 @@ class Experiment(Strict):
     request_timeout_s: float = Field(
         default=120, gt=0, le=MAX_SECONDS, description="Time limit of one whole request (finite)."
     )
+    tokenizer: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Tokenizer counting this experiment's prompts and replies (transformers): a folder (relative "
+        "paths are resolved against the config file's folder) or a hub id. One that cannot be loaded is an error. "
+        "Default: the model_id's tokenizer if it is in the local Hugging Face cache, else the built-in counter, "
+        "recorded as 'simple-regex (fallback: <reason>)'.",
+    )
+    tokenizer_download: bool = Field(
+        default=False,
+        description="Allow downloading the tokenizer from the Hugging Face hub; by default it is loaded offline.",
+    )
 
     @model_validator(mode="after")
     def _levels(self) -> Experiment:
@@ -379,8 +391,21 @@ def _resolve_files(config: Config, path: Path) -> Config:
                 raise ConfigError(f"{path}: payloads[{i}].file: file not found: {file}")
             bucket = bucket.model_copy(update={"file": file.resolve()})
         buckets.append(bucket)
+    experiments = []
+    for i, exp in enumerate(config.experiments):
+        if exp.tokenizer is not None and _is_path(exp.tokenizer, path.parent):
+            folder = (path.parent / Path(exp.tokenizer).expanduser()).resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"{path}: experiments[{i}].tokenizer: tokenizer folder not found: {folder}")
+            exp = exp.model_copy(update={"tokenizer": str(folder)})
+        experiments.append(exp)
     pricing = config.pricing_dir if config.pricing_dir.is_absolute() else (path.parent / config.pricing_dir)
-    return config.model_copy(update={"payloads": buckets, "pricing_dir": pricing.resolve()})
+    return config.model_copy(update={"payloads": buckets, "experiments": experiments, "pricing_dir": pricing.resolve()})
+
+
+def _is_path(value: str, base: Path) -> bool:
+    """A tokenizer given as a folder, not a hub id: it starts like a path, or names a folder that exists."""
+    return value.startswith((".", "/", "~")) or (base / value).is_dir()
 
 
 def check_simulated(config: Config, path: Path) -> None:

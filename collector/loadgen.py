@@ -369,6 +369,8 @@ def _row(
         client_completion_tokens=client_completion,
         token_counter=target.counter.name,
         data_issue=usage.issue if usage is not None else None,
+        server_prompt_tokens=server_prompt,
+        server_completion_tokens=server_completion,
     )
 
 

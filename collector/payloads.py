@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from collector.config import Config, PayloadBucket, SyntheticPayload
 from collector.errors import ConfigError
-from collector.tokens import DEFAULT_COUNTER, TokenCounter
+from collector.tokens import DEFAULT_COUNTER, TokenCounter, count_prompt
 
 # Plain English words: each is one token for the default counter, and common enough to be a single
 # BPE token for real tokenizers too, so synthetic lengths stay close under either.
@@ -31,7 +31,8 @@ _WORDS = (  # noqa: SIM905 (one readable block of words)
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt: plain text, or chat messages; `client_tokens` is counted once, up front."""
+    """One prompt: plain text, or chat messages; `client_tokens` is counted once per experiment, up front
+    (`counted_for`), with that experiment's counter."""
 
     index: int
     text: str | None
@@ -47,12 +48,6 @@ class Prompt:
         if self.messages is not None:
             return [dict(m) for m in self.messages]
         return [{"role": "user", "content": self.text or ""}]
-
-
-def _count_prompt(counter: TokenCounter, text: str | None, messages: tuple[dict[str, str], ...] | None) -> int:
-    if text is not None:
-        return counter.count(text)
-    return sum(counter.count(str(m.get("content", ""))) for m in messages or ())
 
 
 def parse_payload_row(row: Any) -> tuple[str | None, tuple[dict[str, str], ...] | None]:
@@ -122,7 +117,7 @@ def check_jsonl(path: Path) -> int:
 def read_jsonl(path: Path, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
     prompts: list[Prompt] = []
     for _, text, messages in _rows(path):
-        prompts.append(Prompt(len(prompts), text, messages, _count_prompt(counter, text, messages)))
+        prompts.append(Prompt(len(prompts), text, messages, count_prompt(counter, text, messages, "completions")))
     return prompts
 
 
@@ -182,3 +177,9 @@ def load_all(config: Config, counter: TokenCounter = DEFAULT_COUNTER) -> dict[st
         except ConfigError as exc:
             raise ConfigError(f"payloads[{i}] ({bucket.name}): {exc}") from exc
     return out
+
+
+def counted_for(prompts: list[Prompt], counter: TokenCounter, api_style: str) -> list[Prompt]:
+    """The same prompts with `client_tokens` counted by `counter`, as sent in `api_style` (chat messages through
+    the tokenizer's chat template); each experiment counts its prompts with its own tokenizer."""
+    return [replace(p, client_tokens=count_prompt(counter, p.text, p.messages, api_style)) for p in prompts]

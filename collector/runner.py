@@ -24,14 +24,14 @@ from collector.clock import RunClock, now_iso
 from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
-from collector.errors import EndpointError, UserError
+from collector.errors import ConfigError, EndpointError, UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
-from collector.payloads import Prompt, load_all
+from collector.payloads import Prompt, counted_for, load_all
 from collector.progress import ProgressPrinter
 from collector.schema import RunManifest
 from collector.telemetry import TelemetrySampler
-from collector.tokens import DEFAULT_COUNTER
+from collector.tokens import TokenCounter, default_counter_for, load_tokenizer
 from collector.warehouse import refresh, upsert_run_settings, warehouse_path, writing
 
 VERSIONED_PACKAGES = ("aiohttp", "duckdb", "dbt-core", "dbt-duckdb", "pydantic", "nvidia-ml-py", "psutil")
@@ -79,7 +79,8 @@ class Sweep:
         clock: RunClock,
         landing: RunLanding,
         log_dir: Path,
-        prompts: dict[str, list[Prompt]],
+        prompts: dict[str, dict[str, list[Prompt]]],
+        counters: dict[str, TokenCounter],
     ) -> None:
         self.config = config
         self.run_id = run_id
@@ -88,7 +89,8 @@ class Sweep:
         self.log_dir = log_dir
         self.stop = asyncio.Event()
         self.progress = ProgressPrinter()
-        self.prompts = prompts
+        self.prompts = prompts  # by experiment, then bucket: counted with that experiment's tokenizer
+        self.counters = counters
         self.requests = 0
         self.errors = 0
 
@@ -150,7 +152,7 @@ class Sweep:
                 instance_count=exp.instance_count,
                 params=exp.inference_parameters,
                 timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
-                counter=DEFAULT_COUNTER,
+                counter=self.counters[exp.name],
             )
             # Concurrency outer, bucket inner (as FMBench): each level is one contiguous window for telemetry.
             for concurrency in exp.concurrency_levels:
@@ -161,7 +163,7 @@ class Sweep:
                         return
                     level = Level(
                         payload_file=bucket,
-                        prompts=self.prompts[bucket],
+                        prompts=self.prompts[exp.name][bucket],
                         concurrency=concurrency,
                         requests=exp.requests_per_level,
                         warmup=exp.warmup_requests_per_level,
@@ -283,6 +285,33 @@ def _warn(what: str, exc: BaseException) -> None:
     print(f"warning: {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
 
 
+def experiment_counters(config: Config, config_path: Path) -> dict[str, TokenCounter]:
+    """Each experiment's token counter, by name: its `tokenizer` (an error if it cannot be loaded), else its
+    model_id's tokenizer from the local cache, else the named fallback. Tokenizers load once per process."""
+    out: dict[str, TokenCounter] = {}
+    for i, exp in enumerate(config.experiments):
+        if exp.tokenizer is None:
+            out[exp.name] = default_counter_for(exp.model_id, exp.tokenizer_download)
+            continue
+        try:
+            out[exp.name] = load_tokenizer(exp.tokenizer, exp.tokenizer_download)
+        except ConfigError as exc:
+            raise ConfigError(f"{config_path}: experiments[{i}].tokenizer: {exc}") from exc
+    return out
+
+
+def experiment_prompts(
+    config: Config, buckets: dict[str, list[Prompt]], counters: dict[str, TokenCounter]
+) -> dict[str, dict[str, list[Prompt]]]:
+    """Each experiment's buckets with client_tokens counted by its own counter, as its wire format sends them."""
+    return {
+        exp.name: {
+            b: counted_for(buckets[b], counters[exp.name], exp.endpoint.api_style or "chat") for b in exp.payloads
+        }
+        for exp in config.experiments
+    }
+
+
 def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     """Run the sweep of one config and land everything; the warehouse is only written before and after.
 
@@ -290,7 +319,9 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     folder exists; once it exists, the run always ends with a final status in its manifest, whatever stops it.
     """
     config = load_config(config_path)
-    prompts = load_all(config)  # a bad payload file fails here, before any run folder exists
+    buckets = load_all(config)  # a bad payload file fails here, before any run folder exists
+    counters = experiment_counters(config, config_path)  # and a tokenizer that cannot be loaded
+    prompts = experiment_prompts(config, buckets, counters)
     for i, exp in enumerate(config.experiments):
         api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
         preflight(exp, f"experiments[{i}]")  # and an engine that cannot start (no docker, no token)
@@ -313,7 +344,9 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         )
         sampler.start()
         print(f"run {run.run_id}: landing raw rows in {run.landing.dir}", file=sys.stderr)
-        sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts)
+        for exp in config.experiments:
+            print(f"experiment {exp.name}: token counter {counters[exp.name].name}", file=sys.stderr)
+        sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts, counters)
         status, error = "completed", None
         asyncio.run(_sweep_main(sweep))
         if sweep.stop.is_set():

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 2  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 3  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+# 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 
 
 def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
@@ -74,13 +75,33 @@ class RequestRow:
         "server when completion_tokens is the server's count (prompt_tokens falls back to the client's count when "
         "the server reports none, as TGI's /generate), else client.",
     )
-    client_prompt_tokens: int = col("INTEGER", "Prompt tokens counted by the collector's token counter.")
-    client_completion_tokens: int | None = col("INTEGER", "Tokens of the received text, counted by the collector.")
-    token_counter: str = col("VARCHAR", "Name of the collector's token counter.")
+    client_prompt_tokens: int = col(
+        "INTEGER",
+        "Prompt tokens counted by the experiment's token counter, as the wire format sends the prompt: chat "
+        "messages through the tokenizer's chat template (generation prompt included), text with its default "
+        "special tokens; the built-in counter counts the text or the messages' contents.",
+    )
+    client_completion_tokens: int | None = col(
+        "INTEGER", "Tokens of the received text, counted by the experiment's token counter (no special tokens)."
+    )
+    token_counter: str = col(
+        "VARCHAR",
+        "Counter of the client_* counts: 'transformers:<folder or hub id>' for a model's tokenizer, 'simple-regex' "
+        "for the built-in counter, 'simple-regex (fallback: <reason>)' when the model_id's tokenizer could not be "
+        "loaded.",
+    )
     data_issue: str | None = col(
         "VARCHAR",
         "Null when every value the server sent was sane; else which value was set aside and why, with the raw "
         "value (e.g. a negative usage count: the client's count is used instead).",
+        None,
+    )
+    server_prompt_tokens: int | None = col(
+        "INTEGER", "Prompt tokens the server reported in its usage; null when it reported none (or before v3).", None
+    )
+    server_completion_tokens: int | None = col(
+        "INTEGER",
+        "Completion tokens the server reported in its usage; null when it reported none (or before v3).",
         None,
     )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,16 @@ import yaml
 from collector.landing import run_dirs
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """No test reaches the Hugging Face hub or reads a user's cache of it: a model_id's tokenizer is never
+    found, so experiments without `tokenizer:` use the fallback counter (inherited by every CLI the tests run)."""
+    hf_home = Path(tempfile.mkdtemp(prefix="tokenbench-test-hf-"))
+    os.environ["HF_HOME"] = str(hf_home)
+    os.environ["HF_HUB_CACHE"] = str(hf_home / "hub")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,15 @@ aggregated as (
         avg(completion_tokens) filter (where is_success) as completion_token_count_mean,
         coalesce(sum(prompt_tokens) filter (where is_success), 0) as success_prompt_tokens,
         coalesce(sum(completion_tokens) filter (where is_success), 0) as success_completion_tokens,
+        -- Token provenance over the successful requests whose server reported the count.
+        count(*) filter (where is_success and is_prompt_token_count_disagreeing) as prompt_token_disagreement_count,
+        count(*) filter (
+            where is_success and is_completion_token_count_disagreeing
+        ) as completion_token_disagreement_count,
+        avg(prompt_token_relative_difference) filter (where is_success) as prompt_token_relative_difference_mean,
+        avg(completion_token_relative_difference) filter (
+            where is_success
+        ) as completion_token_relative_difference_mean,
         avg(e2e_latency_s) filter (where is_success) as latency_mean,
         quantile_cont(e2e_latency_s, 0.50) filter (where is_success) as latency_p50,
         quantile_cont(e2e_latency_s, 0.95) filter (where is_success) as latency_p95,

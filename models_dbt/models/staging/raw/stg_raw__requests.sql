@@ -43,6 +43,9 @@ renamed as (
         client_completion_tokens,
         token_counter,
         data_issue,
+        -- Null in rows landed before schema v3 (the raw views read every run's files by name).
+        server_prompt_tokens,
+        server_completion_tokens,
         schema_version
     from source
 ),
@@ -71,7 +74,9 @@ checked as (
             {{ range_reason('last_content_ns', 0, 'e2e_ns', required_when='false') }},
             -- A failed request may have no token counts; a successful one always has both.
             {{ range_reason('prompt_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }},
-            {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }}
+            {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }},
+            {{ range_reason('server_prompt_tokens', 0, var('max_sane_tokens'), required_when='false') }},
+            {{ range_reason('server_completion_tokens', 0, var('max_sane_tokens'), required_when='false') }}
         ) as value_problems
     from renamed
 ),
