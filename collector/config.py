@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from collector.config_base import (  # noqa: F401 - re-exported: the names config users import from here
     API_STYLE_DOC,
@@ -310,12 +311,56 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model holding the key at `loc` (the last part), following fields, lists and the endpoint
+    union (whose branch pydantic names by its `type` tag); None where the path leaves the models."""
+    current: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue  # an item of a list: the list's element type is already current
+        models = [m for m in _models_in(current)]
+        tagged = [m for m in models if part == _tag(m)]
+        if tagged:
+            current = tagged[0]
+            continue
+        owner = next((m for m in models if part in m.model_fields), None)
+        if owner is None:
+            return None
+        current = owner.model_fields[part].annotation
+    models = _models_in(current)
+    return models[0] if len(models) == 1 else None
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation can hold (through lists, optionals, unions and Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    args = get_args(field.annotation) if field is not None else ()
+    return str(args[0]) if len(args) == 1 else None
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    """`unknown key`, with the closest known key of that model when one is close (a typo)."""
+    model = _model_at(loc)
+    if model is None or not isinstance(loc[-1], str):
+        return "unknown key"
+    close = difflib.get_close_matches(loc[-1], list(model.model_fields), n=1, cutoff=0.6)
+    return f"unknown key (did you mean {close[0]!r}?)" if close else "unknown key"
+
+
 def _one_line(path: Path, exc: ValidationError) -> str:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # A mistyped key is the cause of the "required field is missing" error beside it: name the key first.
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     where = _format_location(err["loc"])
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        msg = _unknown_key(tuple(err["loc"]))
     elif err["type"] == "missing":
         msg = "required field is missing"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

@@ -239,3 +239,33 @@ def test_an_inline_price_or_unpriced_needs_no_pricing_row(tmp_path: Path) -> Non
 def test_a_bad_inline_price_is_named(tmp_path: Path, change: dict, expected: str) -> None:
     msg = _bad(tmp_path, lambda c: c["experiments"][0].update(endpoint=REMOTE, **change))
     assert expected in msg, msg
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (
+            lambda c: c["experiments"][0].update(concurrency_level=[1]),
+            "experiments[0].concurrency_level: unknown key (did you mean 'concurrency_levels'?)",
+        ),
+        (
+            lambda c: c["experiments"][0]["endpoint"].update(speedupp=2),
+            "experiments[0].endpoint.speedupp: unknown key (did you mean 'speedup'?)",
+        ),
+        (lambda c: c["report"].update(latency_budget=2), "report.latency_budget: unknown key (did you mean 'latency"),
+        (lambda c: c["experiments"][0]["endpoint"].update(zzzz=2), "experiments[0].endpoint.zzzz: unknown key"),
+    ],
+)
+def test_a_mistyped_key_is_named_with_the_key_it_was_probably_meant_to_be(tmp_path: Path, mutate, expected) -> None:
+    msg = _bad(tmp_path, mutate)
+    assert expected in msg, msg
+    if "zzzz" in expected:
+        assert "did you mean" not in msg
+
+
+def test_a_mistyped_required_key_is_reported_before_the_missing_field_it_causes(tmp_path: Path) -> None:
+    def rename(c: dict) -> None:
+        c["experiments"][0]["requests_per_levl"] = c["experiments"][0].pop("requests_per_level")
+
+    msg = _bad(tmp_path, rename)
+    assert "experiments[0].requests_per_levl: unknown key (did you mean 'requests_per_level'?)" in msg, msg
