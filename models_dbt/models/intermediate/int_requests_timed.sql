@@ -54,23 +54,11 @@ timed as (
 ),
 
 compared as (
-    -- Client against server counts, relative to the server's (at least 1, so a zero count divides nothing).
-    -- Disagreeing: apart by more than the tolerance, the larger of a share of the server's count and a
-    -- number of tokens. Null when either count is missing (the server reported none, or a row before v3).
+    -- Client against server counts (macros/token_count_comparison.sql).
     select
         *,
-        abs(client_prompt_tokens - server_prompt_tokens)
-        / greatest(server_prompt_tokens, 1) as prompt_token_relative_difference,
-        abs(client_completion_tokens - server_completion_tokens)
-        / greatest(server_completion_tokens, 1) as completion_token_relative_difference,
-        abs(client_prompt_tokens - server_prompt_tokens) > greatest(
-            {{ var('token_count_tolerance_ratio') }} * server_prompt_tokens,
-            {{ var('token_count_tolerance_tokens') }}
-        ) as is_prompt_token_count_disagreeing,
-        abs(client_completion_tokens - server_completion_tokens) > greatest(
-            {{ var('token_count_tolerance_ratio') }} * server_completion_tokens,
-            {{ var('token_count_tolerance_tokens') }}
-        ) as is_completion_token_count_disagreeing
+        {{ token_count_comparison('prompt') }},
+        {{ token_count_comparison('completion') }}
     from timed
 )
 
