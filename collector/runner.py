@@ -122,8 +122,7 @@ class Sweep:
         return False
 
     async def run_experiment(self, session: aiohttp.ClientSession, index: int, exp: Experiment) -> None:
-        where = f"experiments[{index}]"
-        headers = api_headers(exp, where)
+        headers = api_headers(exp, f"experiments[{index}]")
         engine_death: list[str] = []
 
         def on_death(line: str) -> None:
@@ -133,53 +132,57 @@ class Sweep:
             self.stop.set()
 
         async with endpoint_for(exp, self.log_dir, self.stop, on_death) as base_url:
-            healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
-            if not await self._unless_stopped(healthy):
-                return  # Ctrl-C or SIGTERM while waiting for the endpoint
-            ep = exp.endpoint
-            served = ep.served_model_name if isinstance(ep, OpenAIEndpoint) else exp.model_id
-            target = Target(
-                run_id=self.run_id,
-                experiment_name=exp.name,
-                model_id=exp.model_id,
-                endpoint_type=exp.endpoint.type,
-                base_url=base_url,
-                api_style=exp.endpoint.api_style or "chat",  # engine kinds fill it from their stack
-                served_model_name=served,
-                stream=exp.endpoint.stream,
-                headers={"Content-Type": "application/json", **headers},
-                instance_type=exp.instance_type,
-                instance_count=exp.instance_count,
-                params=exp.inference_parameters,
-                timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
-                counter=self.counters[exp.name],
-            )
-            # Concurrency outer, bucket inner (as FMBench): each level is one contiguous window for telemetry.
-            for concurrency in exp.concurrency_levels:
-                for bucket in exp.payloads:
-                    if engine_death:
-                        raise EndpointError(engine_death[0])
-                    if self.stop.is_set():
-                        return
-                    level = Level(
-                        payload_file=bucket,
-                        prompts=self.prompts[exp.name][bucket],
-                        concurrency=concurrency,
-                        requests=exp.requests_per_level,
-                        warmup=exp.warmup_requests_per_level,
+            await self._measure(session, exp, base_url, headers)
+        if engine_death:  # whenever it died: during the health wait, a level, or between levels
+            raise EndpointError(engine_death[0])
+
+    async def _measure(
+        self, session: aiohttp.ClientSession, exp: Experiment, base_url: str, headers: dict[str, str]
+    ) -> None:
+        """Wait for the endpoint, then sweep the experiment's levels; return early once the run is stopped."""
+        healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
+        if not await self._unless_stopped(healthy):
+            return  # Ctrl-C or SIGTERM while waiting for the endpoint (or the engine died)
+        ep = exp.endpoint
+        served = ep.served_model_name if isinstance(ep, OpenAIEndpoint) else exp.model_id
+        target = Target(
+            run_id=self.run_id,
+            experiment_name=exp.name,
+            model_id=exp.model_id,
+            endpoint_type=exp.endpoint.type,
+            base_url=base_url,
+            api_style=exp.endpoint.api_style or "chat",  # engine kinds fill it from their stack
+            served_model_name=served,
+            stream=exp.endpoint.stream,
+            headers={"Content-Type": "application/json", **headers},
+            instance_type=exp.instance_type,
+            instance_count=exp.instance_count,
+            params=exp.inference_parameters,
+            timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
+            counter=self.counters[exp.name],
+        )
+        # Concurrency outer, bucket inner (as FMBench): each level is one contiguous window for telemetry.
+        for concurrency in exp.concurrency_levels:
+            for bucket in exp.payloads:
+                if self.stop.is_set():
+                    return
+                level = Level(
+                    payload_file=bucket,
+                    prompts=self.prompts[exp.name][bucket],
+                    concurrency=concurrency,
+                    requests=exp.requests_per_level,
+                    warmup=exp.warmup_requests_per_level,
+                )
+                self.progress.start(exp.name, bucket, concurrency, level.warmup + level.requests)
+                done = LevelProgress()
+                try:
+                    done = await run_level(
+                        session, target, level, self.clock, self.land, self.stop, self.progress.update
                     )
-                    self.progress.start(exp.name, bucket, concurrency, level.warmup + level.requests)
-                    done = LevelProgress()
-                    try:
-                        done = await run_level(
-                            session, target, level, self.clock, self.land, self.stop, self.progress.update
-                        )
-                    finally:
-                        self.progress.finish()
-                    self.requests += done.done
-                    self.errors += done.errors
-            if engine_death:
-                raise EndpointError(engine_death[0])
+                finally:
+                    self.progress.finish()
+                self.requests += done.done
+                self.errors += done.errors
 
 
 class Run:
