@@ -318,7 +318,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     for part in loc[:-1]:
         if isinstance(part, int):
             continue  # an item of a list: the list's element type is already current
-        models = [m for m in _models_in(current)]
+        models = _models_in(current)
         tagged = [m for m in models if part == _tag(m)]
         if tagged:
             current = tagged[0]

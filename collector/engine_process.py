@@ -99,7 +99,6 @@ class Engine:
         self.launch: Launch | None = None
         self.secret_values: list[str] = []
         self.serving = False  # ready and not yet being stopped: an end now is the engine dying mid-sweep
-        self.died: str | None = None  # that end, as one line, once it happened
         self.on_death: Callable[[str], None] | None = None
 
     # -- start ------------------------------------------------------------------------------
@@ -199,12 +198,12 @@ class Engine:
     def _died(self, how: str) -> None:
         """The engine ended while the sweep was using it: say so once, with its last log lines."""
         self.serving = False
-        lines = " | ".join(tail(self.log_path)) or "no log output"
-        self.died = (
-            f"{self.exp.name}: {self._what()} {how} during the sweep; last log lines: {lines} (log: {self.log_path})"
-        )
         if self.on_death is not None:
-            self.on_death(self.died)
+            lines = " | ".join(tail(self.log_path)) or "no log output"
+            self.on_death(
+                f"{self.exp.name}: {self._what()} {how} during the sweep; last log lines: {lines} "
+                f"(log: {self.log_path})"
+            )
 
     async def _wait_ready(self) -> bool:
         ep, loop = self.ep, asyncio.get_running_loop()

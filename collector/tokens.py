@@ -60,11 +60,16 @@ class TransformersTokenCounter:
     def count_chat_prompt(self, messages: Sequence[dict[str, str]]) -> int:
         if not getattr(self.tokenizer, "chat_template", None):
             # No template to render: count the messages joined as text, as the payload's text form is sent.
-            return self.count_text_prompt("\n".join(f"{m['role']}: {m['content']}" for m in messages))
+            return self.count_text_prompt(messages_as_text(messages))
         ids = self.tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=True)
         if not isinstance(ids, list):  # transformers 5 returns a BatchEncoding
             ids = ids["input_ids"]
         return len(ids)
+
+
+def messages_as_text(messages: Sequence[dict[str, str]]) -> str:
+    """Chat messages as the text a prompt without a chat template sends: 'role: content' lines."""
+    return "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages)
 
 
 def count_prompt(
@@ -75,9 +80,7 @@ def count_prompt(
     if isinstance(counter, TransformersTokenCounter):
         if api_style in CHAT_STYLES:
             return counter.count_chat_prompt(messages or [{"role": "user", "content": text or ""}])
-        if text is None:
-            text = "\n".join(f"{m.get('role', 'user')}: {m.get('content', '')}" for m in messages or ())
-        return counter.count_text_prompt(text)
+        return counter.count_text_prompt(text if text is not None else messages_as_text(messages or ()))
     # The built-in counter counts what the user wrote: the text, or the messages' contents (no template).
     if text is not None:
         return counter.count(text)

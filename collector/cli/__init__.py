@@ -85,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt:
-        if "--debug" in (sys.argv[1:] if argv is None else argv):
+        if _debug_asked(argv):
             raise
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -104,9 +104,14 @@ def entry() -> None:
     raise SystemExit(code)
 
 
+def _debug_asked(argv: Sequence[str] | None) -> bool:
+    """--debug among the arguments, before they are parsed (parsing itself may be what fails)."""
+    return "--debug" in (sys.argv[1:] if argv is None else argv)
+
+
 def _main(argv: Sequence[str] | None) -> int:
     with interrupt_handlers():
-        debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+        debug = _debug_asked(argv)
         try:
             args = parser().parse_args(argv)
             debug = args.debug

@@ -229,14 +229,12 @@ def _terminate(job: _Job, outcome: Launched, started: float, price: tuple[float,
             f"{job.settings.max_lifetime_minutes} min of its start"
         )
     outcome.seconds = time.monotonic() - started
+    cost = "cost unknown (unpriced, and pricing/ does not list the instance type)"
     if price is not None:
-        outcome.usd = price[0] * max(outcome.seconds, MIN_BILLED_S) / 3600
+        usd_per_hour, source = price
+        outcome.usd = usd_per_hour * max(outcome.seconds, MIN_BILLED_S) / 3600
+        cost = f"about ${outcome.usd:.2f} at ${usd_per_hour:g}/h ({source})"
     if outcome.terminated:
-        cost = (
-            f"about ${outcome.usd:.2f} at ${price[0]:g}/h ({price[1]})"
-            if price is not None and outcome.usd is not None
-            else "cost unknown (unpriced, and pricing/ does not list the instance type)"
-        )
         took = _duration(outcome.seconds)
         job.say(f"{job.exp.name}: terminated {iid} ({outcome.instance_type}) after {took}, {cost}")
 

@@ -341,16 +341,21 @@ def preview_recommendations(
                 on candidates.experiment_name = best_levels.experiment_name
                 and candidates.payload_file = best_levels.payload_file
         ),
+        rankable as (  -- as fct_recommendations: an unpriced row has no price performance to rank
+            select *,
+                coalesce(has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null, false)
+                    as is_rankable
+            from joined
+        ),
         ranked as (
             select *,
-                case when has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null
-                then row_number() over (
-                    partition by has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null
+                case when is_rankable then row_number() over (
+                    partition by is_rankable
                     order by cost_per_10k_txn asc, transactions_per_minute desc, experiment_name, payload_file
                 ) end as price_performance_rank
-            from joined
+            from rankable
         )
-        select * exclude (price_performance_rank),
+        select * exclude (price_performance_rank, is_rankable),
             coalesce(price_performance_rank = 1, false) as is_best_price_performance
         from ranked
         order by payload_file, experiment_name
