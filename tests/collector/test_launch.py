@@ -270,23 +270,33 @@ def test_ctrl_c_while_waiting_terminates_the_instance_and_exits_130(tmp_path: Pa
     assert state_of(inst["InstanceId"]) == "terminated"
 
 
-def test_no_capacity_for_the_instance_type_is_one_line_and_starts_nothing(
-    tmp_path: Path, aws_env: dict[str, str]
+# What RunInstances answers when a zone is full, and a role without ec2:RunInstances (or iam:PassRole on the
+# instance profile): HTTP status, error code, message.
+RUN_INSTANCES_REFUSALS = {
+    "no_capacity": (500, "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."),
+    "permission": (403, "UnauthorizedOperation", "You are not authorized to perform this operation."),
+}
+
+
+@pytest.mark.parametrize("refusal", sorted(RUN_INSTANCES_REFUSALS))
+def test_a_refused_run_instances_is_one_line_and_starts_nothing(
+    tmp_path: Path, aws_env: dict[str, str], refusal: str
 ) -> None:
     from botocore.awsrequest import AWSResponse
 
+    status, code, message = RUN_INSTANCES_REFUSALS[refusal]
     config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
     aws = Aws(REGION)
 
-    def no_capacity(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        # botocore's own short-circuit (what its Stubber uses): the call answers as AWS does when a zone is full.
-        error = {"Code": "InsufficientInstanceCapacity", "Message": "We currently do not have sufficient capacity."}
-        return AWSResponse("", 500, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 500}}
+    def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        # botocore's own short-circuit (what its Stubber uses): the call answers as AWS does.
+        error = {"Code": code, "Message": message}
+        return AWSResponse("", status, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": status}}
 
-    aws.ec2.meta.events.register("before-call.ec2.RunInstances", no_capacity)
+    aws.ec2.meta.events.register("before-call.ec2.RunInstances", refuse)
     _, (outcome,) = launch_all(config, tmp_path / "results", aws=aws, out=sys.stderr)
     line = outcome.failure_line()
-    assert "InsufficientInstanceCapacity" in line and line.endswith("nothing was started") and "\n" not in line
+    assert code in line and line.endswith("nothing was started") and "\n" not in line
     assert instances(run_name) == []
 
 
@@ -349,24 +359,4 @@ def test_no_aws_credentials_is_one_error_line_before_anything_starts(tmp_path: P
     (line,) = error_lines(err)
     assert "no AWS credentials found" in line, line
     assert FAKE_SECRET not in err
-    assert instances(run_name) == []
-
-
-def test_a_permission_error_on_run_instances_is_one_line_and_starts_nothing(
-    tmp_path: Path, aws_env: dict[str, str]
-) -> None:
-    from botocore.awsrequest import AWSResponse
-
-    config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
-    aws = Aws(REGION)
-
-    def denied(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        # What EC2 answers a role without ec2:RunInstances (or iam:PassRole on the instance profile).
-        error = {"Code": "UnauthorizedOperation", "Message": "You are not authorized to perform this operation."}
-        return AWSResponse("", 403, {}, None), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 403}}
-
-    aws.ec2.meta.events.register("before-call.ec2.RunInstances", denied)
-    _, (outcome,) = launch_all(config, tmp_path / "results", aws=aws, out=sys.stderr)
-    line = outcome.failure_line()
-    assert "UnauthorizedOperation" in line and line.endswith("nothing was started") and "\n" not in line
     assert instances(run_name) == []
