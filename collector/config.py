@@ -35,6 +35,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
 )
 from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
+from collector.prepare.spec import PrepareSpec
 from collector.settings import PRICE_FILES
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
@@ -72,7 +73,12 @@ class PayloadBucket(Strict):
     file: Path | None = Field(
         default=None,
         description="JSONL file, one prompt per line: {'inputs': ...}, {'prompt': ...} or {'messages': [...]}. "
-        "Relative paths are resolved against the config file's folder.",
+        "Relative paths are resolved against the config file's folder. With `prepare`, the file it writes.",
+    )
+    prepare: PrepareSpec | None = Field(
+        default=None,
+        description="Make `file` from a dataset (`collector prepare`; `collector run` does it when the file is "
+        "missing or was prepared from other settings).",
     )
     synthetic: SyntheticPayload | None = Field(default=None, description="Generate prompts instead of reading a file.")
 
@@ -80,6 +86,8 @@ class PayloadBucket(Strict):
     def _one_source(self) -> PayloadBucket:
         if (self.file is None) == (self.synthetic is None):
             raise ValueError("give exactly one of 'file' or 'synthetic'")
+        if self.prepare is not None and self.file is None:
+            raise ValueError("prepare needs 'file': the JSONL file it writes")
         return self
 
 
@@ -419,7 +427,7 @@ def check_payload_files(config: Config, path: Path) -> None:
     from collector.payloads import check_jsonl  # payloads imports this module
 
     for i, bucket in enumerate(config.payloads):
-        if bucket.file is not None:
+        if bucket.file is not None and bucket.prepare is None:  # a prepared file is checked when it is read
             try:
                 check_jsonl(bucket.file)
             except ConfigError as exc:
@@ -432,20 +440,42 @@ def _resolve_files(config: Config, path: Path) -> Config:
     for i, bucket in enumerate(config.payloads):
         if bucket.file is not None:
             file = bucket.file if bucket.file.is_absolute() else (path.parent / bucket.file)
-            if not file.is_file():
+            if bucket.prepare is None and not file.is_file():
                 raise ConfigError(f"{path}: payloads[{i}].file: file not found: {file}")
             bucket = bucket.model_copy(update={"file": file.resolve()})
+        if bucket.prepare is not None:
+            bucket = bucket.model_copy(update={"prepare": _resolve_prepare(bucket.prepare, path, f"payloads[{i}]")})
         buckets.append(bucket)
     experiments = []
     for i, exp in enumerate(config.experiments):
-        if exp.tokenizer is not None and _is_path(exp.tokenizer, path.parent):
-            folder = (path.parent / Path(exp.tokenizer).expanduser()).resolve()
-            if not folder.is_dir():
-                raise ConfigError(f"{path}: experiments[{i}].tokenizer: tokenizer folder not found: {folder}")
-            exp = exp.model_copy(update={"tokenizer": str(folder)})
-        experiments.append(exp)
+        tokenizer = _resolve_tokenizer(exp.tokenizer, path, f"experiments[{i}].tokenizer")
+        experiments.append(exp.model_copy(update={"tokenizer": tokenizer}))
     pricing = config.pricing_dir if config.pricing_dir.is_absolute() else (path.parent / config.pricing_dir)
     return config.model_copy(update={"payloads": buckets, "experiments": experiments, "pricing_dir": pricing.resolve()})
+
+
+def _resolve_tokenizer(tokenizer: str | None, path: Path, where: str) -> str | None:
+    """A tokenizer folder made absolute (relative to the config's folder); a hub id as it is."""
+    if tokenizer is None or not _is_path(tokenizer, path.parent):
+        return tokenizer
+    folder = (path.parent / Path(tokenizer).expanduser()).resolve()
+    if not folder.is_dir():
+        raise ConfigError(f"{path}: {where}: tokenizer folder not found: {folder}")
+    return str(folder)
+
+
+def _resolve_prepare(spec: PrepareSpec, path: Path, where: str) -> PrepareSpec:
+    """Local dataset files made absolute and checked to exist; `hf:` sources kept as they are."""
+    sources = []
+    for j, source in enumerate(spec.source):
+        if not source.startswith("hf:"):
+            file = (path.parent / Path(source).expanduser()).resolve()
+            if not file.is_file():
+                raise ConfigError(f"{path}: {where}.prepare.source[{j}]: dataset file not found: {file}")
+            source = str(file)
+        sources.append(source)
+    tokenizer = _resolve_tokenizer(spec.tokenizer, path, f"{where}.prepare.tokenizer")
+    return spec.model_copy(update={"source": sources, "tokenizer": tokenizer})
 
 
 def _is_path(value: str, base: Path) -> bool:

@@ -24,14 +24,15 @@ from collector.clock import RunClock, now_iso
 from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
-from collector.errors import ConfigError, EndpointError, UserError
+from collector.errors import EndpointError, UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
 from collector.payloads import Prompt, counted_for, load_all
+from collector.prepare.build import ensure_prepared, file_sha256
 from collector.progress import ProgressPrinter
 from collector.schema import RunManifest
 from collector.telemetry import TelemetrySampler
-from collector.tokens import TokenCounter, default_counter_for, load_tokenizer
+from collector.tokens import TokenCounter, experiment_counters
 from collector.warehouse import refresh, upsert_run_settings, warehouse_path, writing
 
 VERSIONED_PACKAGES = ("aiohttp", "duckdb", "dbt-core", "dbt-duckdb", "pydantic", "nvidia-ml-py", "psutil")
@@ -188,7 +189,9 @@ class Sweep:
 class Run:
     """Owns the landing files and the manifest of one run from start to final status."""
 
-    def __init__(self, config: Config, config_path: Path, results_dir: Path) -> None:
+    def __init__(
+        self, config: Config, config_path: Path, results_dir: Path, payloads: list[dict[str, Any]] | None = None
+    ) -> None:
         self.config = config
         self.config_path = config_path
         self.results_dir = results_dir
@@ -219,6 +222,7 @@ class Run:
             cpu_count=os.cpu_count() or 1,
             pid=pid,
             process_started_at=process_started_at,
+            payloads_json=payloads,
         )
 
     def heartbeat(self) -> None:
@@ -288,18 +292,19 @@ def _warn(what: str, exc: BaseException) -> None:
     print(f"warning: {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
 
 
-def experiment_counters(config: Config, config_path: Path) -> dict[str, TokenCounter]:
-    """Each experiment's token counter, by name: its `tokenizer` (an error if it cannot be loaded), else its
-    model_id's tokenizer from the local cache, else the named fallback. Tokenizers load once per process."""
-    out: dict[str, TokenCounter] = {}
-    for i, exp in enumerate(config.experiments):
-        if exp.tokenizer is None:
-            out[exp.name] = default_counter_for(exp.model_id, exp.tokenizer_download)
+def payload_records(config: Config, provenance: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifest's account of each bucket sent: where its prompts came from."""
+    used = {b for exp in config.experiments for b in exp.payloads}
+    out = []
+    for bucket in config.payloads:
+        if bucket.name not in used:
             continue
-        try:
-            out[exp.name] = load_tokenizer(exp.tokenizer, exp.tokenizer_download)
-        except ConfigError as exc:
-            raise ConfigError(f"{config_path}: experiments[{i}].tokenizer: {exc}") from exc
+        kind = "prepared" if bucket.prepare is not None else "file" if bucket.file is not None else "synthetic"
+        record: dict[str, Any] = {"name": bucket.name, "kind": kind, "file": str(bucket.file) if bucket.file else None}
+        if bucket.file is not None:
+            record["file_sha256"] = file_sha256(bucket.file)
+        record["provenance"] = provenance.get(bucket.name)
+        out.append(record)
     return out
 
 
@@ -322,8 +327,10 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     folder exists; once it exists, the run always ends with a final status in its manifest, whatever stops it.
     """
     config = load_config(config_path)
-    buckets = load_all(config)  # a bad payload file fails here, before any run folder exists
-    counters = experiment_counters(config, config_path)  # and a tokenizer that cannot be loaded
+    counters = experiment_counters(config, config_path)  # a tokenizer that cannot be loaded fails here,
+    # before any run folder exists, and so does a dataset that cannot be prepared or a bad payload file
+    provenance = ensure_prepared(config, counters, say=lambda line: print(line, file=sys.stderr))
+    buckets = load_all(config)
     prompts = experiment_prompts(config, buckets, counters)
     for i, exp in enumerate(config.experiments):
         api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
@@ -332,7 +339,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     check_free_space(results_dir, expected_rows(config))
     warehouse = warehouse_path(results_dir)
     _prepare_warehouse(config, config_path, warehouse, results_dir)
-    run = Run(config, config_path, results_dir)
+    run = Run(config, config_path, results_dir, payload_records(config, provenance))
     log_dir = results_dir / "logs" / run.run_id
     sampler: TelemetrySampler | None = None
     sweep: Sweep | None = None

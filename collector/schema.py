@@ -174,6 +174,13 @@ class RunManifest:
     process_started_at: str | None = col(
         "TIMESTAMPTZ", "Start time of the collector's process (tells a reused pid apart).", None
     )
+    payloads_json: list[dict[str, Any]] | None = col(
+        "JSON",
+        "Per payload bucket the run sends: name, kind (file, prepared or synthetic), file and its sha256, and "
+        "provenance: for a prepared file a copy of its provenance file (sources, template, instruction, filters, "
+        "seed, tokenizer, rows kept, prompt token min/mean/max), for a synthetic bucket how it was generated.",
+        None,
+    )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
 
 

@@ -10,9 +10,12 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from collector.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collector.config import Config
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
@@ -144,3 +147,18 @@ def default_counter_for(model_id: str, download: bool = False) -> TokenCounter:
 
 
 DEFAULT_COUNTER: TokenCounter = SimpleTokenCounter()
+
+
+def experiment_counters(config: Config, config_path: Path) -> dict[str, TokenCounter]:
+    """Each experiment's token counter, by name: its `tokenizer` (an error if it cannot be loaded), else its
+    model_id's tokenizer from the local cache, else the named fallback. Tokenizers load once per process."""
+    out: dict[str, TokenCounter] = {}
+    for i, exp in enumerate(config.experiments):
+        if exp.tokenizer is None:
+            out[exp.name] = default_counter_for(exp.model_id, exp.tokenizer_download)
+            continue
+        try:
+            out[exp.name] = load_tokenizer(exp.tokenizer, exp.tokenizer_download)
+        except ConfigError as exc:
+            raise ConfigError(f"{config_path}: experiments[{i}].tokenizer: {exc}") from exc
+    return out

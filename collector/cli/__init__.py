@@ -1,4 +1,5 @@
-"""Command line: `python -m collector COMMAND` (run, sim, build, report, app, launch); one-line errors unless --debug.
+"""Command line: `python -m collector COMMAND` (run, prepare, sim, build, report, app, launch); one-line errors
+unless --debug.
 
 Ctrl-C and SIGTERM are one and the same here: either prints `interrupted` and exits 130, wherever it lands.
 """
@@ -19,7 +20,7 @@ from typing import Any
 from collector import __version__
 from collector.errors import UserError
 
-COMMAND_NAMES = ("run", "sim", "build", "report", "app", "launch")
+COMMAND_NAMES = ("run", "prepare", "sim", "build", "report", "app", "launch")
 EXIT_INTERRUPTED = 130
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

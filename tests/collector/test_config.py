@@ -30,7 +30,9 @@ def test_reference_ec2_config_loads_with_the_reports_budgets() -> None:
     assert exp.concurrency_levels == [1, 2]
     assert (cfg.report.latency_budget_s, cfg.report.cost_per_10k_txn_budget_usd) == (2, 20)
     assert cfg.report.dataset_of_interest == "en_500-1000"
-    assert all(b.file is not None and b.file.is_file() for b in cfg.payloads)
+    assert [(b.prepare.min_tokens, b.prepare.max_tokens) for b in cfg.payloads if b.prepare] == [(1, 500), (500, 1000)]
+    assert all(b.prepare.template == "llama3" and b.prepare.language == "en" for b in cfg.payloads if b.prepare)
+    assert exp.tokenizer == exp.model_id
 
 
 def _bad(tmp_path: Path, mutate) -> str:

@@ -10,8 +10,14 @@ import pytest
 
 from collector.config import load_config
 from collector.payloads import load_all
-from collector.runner import experiment_counters, experiment_prompts
-from collector.tokens import SimpleTokenCounter, TransformersTokenCounter, count_prompt, load_tokenizer
+from collector.runner import experiment_prompts
+from collector.tokens import (
+    SimpleTokenCounter,
+    TransformersTokenCounter,
+    count_prompt,
+    experiment_counters,
+    load_tokenizer,
+)
 from tests.conftest import config_dict, run_cli, sim_experiment, write_config
 from tests.tokenizer_builder import build_tokenizer_folder, hand_count, hand_count_chat
 

@@ -1,0 +1,1 @@
+"""`collector prepare`: payload files made from datasets (sources, templates, filters, provenance)."""
