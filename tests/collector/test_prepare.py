@@ -362,3 +362,20 @@ def test_the_reference_configs_buckets_prepare_from_longbench_rows_into_their_ra
         for row in read_prepared(b.file):
             assert row["inputs"].startswith("<|start_header_id|>user<|end_header_id|>\n\nYou are an assistant")
             assert b.prepare.min_tokens <= 1 + hand_count(row["inputs"]) < b.prepare.max_tokens
+
+
+def test_a_full_disk_fails_prepare_in_one_line_and_leaves_the_previous_file(tmp_path: Path, tok: Path) -> None:
+    from tests.collector.faults import fill, tmpfs
+
+    write_jsonl(tmp_path / "d.jsonl", longbench_rows())
+    with tmpfs(tmp_path / "disk", 1) as disk:
+        cfg_path = prepared_config(tmp_path, tok, [{**bucket("x", "d.jsonl"), "file": str(disk / "x.jsonl")}])
+        prepare(cfg_path)
+        before = (disk / "x.jsonl").read_bytes()
+        fill(disk)
+        proc = run_cli("prepare", "--config", str(cfg_path))
+        assert proc.returncode != 0
+        (line,) = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+        assert "payloads[0] (x): cannot write" in line and "No space left on device" in line
+        assert (disk / "x.jsonl").read_bytes() == before
+        assert sorted(os.listdir(disk)) == ["filler", "x.jsonl", "x.jsonl.provenance.json"]
