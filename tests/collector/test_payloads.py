@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from collector.config import PayloadBucket, SyntheticPayload
 from collector.errors import ConfigError
-from collector.payloads import generate, load_bucket, read_jsonl
+from collector.payloads import load_bucket, read_jsonl
+from collector.synthetic import generate
 from collector.tokens import DEFAULT_COUNTER
 from tests.conftest import REPO
 
@@ -24,7 +25,7 @@ from tests.conftest import REPO
 )
 def test_synthetic_prompts_lie_in_their_token_range(low: int, width: int, seed: int) -> None:
     spec = SyntheticPayload(min_tokens=low, max_tokens=low + width, count=5, seed=seed)
-    prompts = generate(spec)
+    prompts, _ = generate(spec, DEFAULT_COUNTER, "completions")
     assert len(prompts) == 5
     for p in prompts:
         assert low <= DEFAULT_COUNTER.count(p.text) < low + width
@@ -33,15 +34,15 @@ def test_synthetic_prompts_lie_in_their_token_range(low: int, width: int, seed: 
 
 def test_default_buckets_spread_over_their_ranges() -> None:
     spec = SyntheticPayload(min_tokens=500, max_tokens=1000, count=50, seed=2)
-    lengths = [p.client_tokens for p in generate(spec)]
+    lengths = [p.client_tokens for p in generate(spec, DEFAULT_COUNTER, "completions")[0]]
     assert min(lengths) >= 500 and max(lengths) < 1000
     assert 650 < sum(lengths) / len(lengths) < 850  # uniform over the range, mean near 750
 
 
 def test_same_seed_same_prompts_other_seed_other_prompts() -> None:
-    a = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7))
-    b = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7))
-    c = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=8))
+    a = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7), DEFAULT_COUNTER, "chat")[0]
+    b = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7), DEFAULT_COUNTER, "chat")[0]
+    c = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=8), DEFAULT_COUNTER, "chat")[0]
     assert [p.text for p in a] == [p.text for p in b] != [p.text for p in c]
 
 
