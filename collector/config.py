@@ -113,6 +113,14 @@ class InferenceParameters(Strict):
     ignore_eos: bool = Field(
         default=False, description="Ask the server to ignore end-of-sequence and always generate max_tokens (vLLM)."
     )
+    min_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Ask the server to generate at least this many tokens before it may stop (vLLM's min_tokens; "
+        "sent by the OpenAI-compatible wire formats, completions and chat, only). A prompt whose own max_tokens "
+        "is lower asks for that many instead.",
+    )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Further fields merged into the request body as they are (e.g. top_k)."
     )
@@ -120,8 +128,13 @@ class InferenceParameters(Strict):
     @model_validator(mode="after")
     def _finite_extra(self) -> InferenceParameters:
         _finite(self.extra, "extra")
+        if self.min_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})")
         return self
 
+
+# The wire formats whose request carries min_tokens (collector/apis/openai.py); the others have no such field.
+MIN_TOKENS_STYLES = frozenset({"completions", "chat"})
 
 # Where each wire format's servers answer a health probe (OpenAI-compatible servers: the model list).
 DEFAULT_HEALTH_PATHS = {
@@ -269,6 +282,12 @@ class Experiment(Strict):
             raise ValueError("concurrency_levels has duplicates")
         if self.unpriced and self.price is not None:
             raise ValueError("give either price or unpriced: true, not both")
+        style = getattr(self.endpoint, "api_style", None) or "chat"
+        if self.inference_parameters.min_tokens is not None and style not in MIN_TOKENS_STYLES:
+            raise ValueError(
+                f"inference_parameters.min_tokens: api_style {style} has no such parameter (only completions and "
+                "chat send it); pass the server's own name for it in inference_parameters.extra"
+            )
         return self
 
 
