@@ -352,3 +352,17 @@ def test_min_tokens_is_sent_and_capped_to_a_prompts_own_max_tokens() -> None:
     assert [(b["max_tokens"], b["min_tokens"]) for b in bodies.values()] == [(100, 20), (8, 8), (60, 20)]
     assert target.params_for(Prompt(3, "y", None, 1, 8)) is target.params_for(Prompt(4, "z", None, 1, 8))
     assert "min_tokens" not in openai.request_body("chat", "m", Prompt(0, "hi", None, 1), InferenceParameters(), True)
+
+
+def test_provenance_is_json_with_the_keys_the_caller_records(bpe: TransformersTokenCounter) -> None:
+    spec = SyntheticPayload(
+        min_tokens=30, max_tokens=60, count=5, prefix_tokens=8, output_tokens={"tokens": 9, "distribution": "fixed"}
+    )
+    _, prov = generate(spec, bpe, "chat")
+    assert json.loads(json.dumps(prov)) == prov
+    assert set(prov) == {
+        "generator", "counter", "api_style", "spec", "seed", "count", "prefix_tokens", "template_tokens",
+        "vocabulary", "target_tokens", "measured_tokens", "drift", "output_tokens",
+    }  # fmt: skip
+    assert (prov["counter"], prov["api_style"], prov["count"], prov["seed"]) == (bpe.name, "chat", 5, 0)
+    assert prov["spec"]["output_tokens"]["tokens"] == 9 and prov["output_tokens"] == {"min": 9, "mean": 9.0, "max": 9}
