@@ -35,6 +35,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
 )
 from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
+from collector.lengths import LengthDistribution
 from collector.prepare.spec import PrepareSpec
 from collector.settings import PRICE_FILES
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
@@ -42,24 +43,44 @@ from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
 
 
-class SyntheticPayload(Strict):
-    """Prompts generated from a seed, each within a token-length range (no download needed)."""
+class SyntheticPayload(LengthDistribution):
+    """Prompts generated from a seed (no download needed), their token lengths as sent drawn from a distribution."""
 
-    min_tokens: int = Field(
-        ge=1, le=MAX_TOKENS, description="Shortest prompt, in tokens of the collector's token counter."
+    # Widened from the output lengths' choices: only a prompt length can follow a real bucket's lengths.
+    distribution: Literal["uniform", "fixed", "normal", "lengths_of"] = Field(  # type: ignore[assignment]
+        default="uniform",
+        description="Shape of the prompt lengths: uniform, fixed, normal, or lengths_of (the lengths of the prompts "
+        "of the file bucket named by `lengths_of`, sampled with the seed).",
     )
-    max_tokens: int = Field(
-        ge=1, le=MAX_TOKENS, description="Longest prompt, in tokens (exclusive, like FMBench's filters)."
+    lengths_of: str | None = Field(
+        default=None,
+        description="With distribution: lengths_of, the name of a file bucket whose prompts' token counts the "
+        "target lengths are drawn from.",
     )
     count: int = Field(default=50, ge=1, le=MAX_PROMPTS, description="How many distinct prompts to generate.")
     seed: int = Field(
         default=0, ge=0, lt=2**63, description="Seed of the generator; the same seed gives the same prompts."
     )
+    prefix_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_TOKENS,
+        description="Every prompt of the bucket starts with the same prefix of this many tokens (seeded), counted "
+        "within its length: a prefix-cache workload.",
+    )
+    output_tokens: LengthDistribution | None = Field(
+        default=None,
+        description="Draw each prompt's own max_tokens from this distribution (uniform, fixed or normal, same keys); "
+        "it replaces inference_parameters.max_tokens for that prompt. Unset: every prompt uses the experiment's.",
+    )
 
     @model_validator(mode="after")
-    def _range(self) -> SyntheticPayload:
-        if self.max_tokens <= self.min_tokens:
-            raise ValueError(f"max_tokens ({self.max_tokens}) must be greater than min_tokens ({self.min_tokens})")
+    def _prefix_fits(self) -> SyntheticPayload:
+        shortest = self.shortest()
+        if shortest is not None and self.prefix_tokens > shortest:
+            raise ValueError(
+                f"prefix_tokens ({self.prefix_tokens}) is longer than the shortest prompt ({shortest} tokens)"
+            )
         return self
 
 
@@ -100,6 +121,14 @@ class InferenceParameters(Strict):
     ignore_eos: bool = Field(
         default=False, description="Ask the server to ignore end-of-sequence and always generate max_tokens (vLLM)."
     )
+    min_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="Ask the server to generate at least this many tokens before it may stop (vLLM's min_tokens; "
+        "sent by the OpenAI-compatible wire formats, completions and chat, only). A prompt whose own max_tokens "
+        "is lower asks for that many instead.",
+    )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="Further fields merged into the request body as they are (e.g. top_k)."
     )
@@ -107,8 +136,13 @@ class InferenceParameters(Strict):
     @model_validator(mode="after")
     def _finite_extra(self) -> InferenceParameters:
         _finite(self.extra, "extra")
+        if self.min_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) must not exceed max_tokens ({self.max_tokens})")
         return self
 
+
+# The wire formats whose request carries min_tokens (collector/apis/openai.py); the others have no such field.
+MIN_TOKENS_STYLES = frozenset({"completions", "chat"})
 
 # Where each wire format's servers answer a health probe (OpenAI-compatible servers: the model list).
 DEFAULT_HEALTH_PATHS = {
@@ -256,6 +290,12 @@ class Experiment(Strict):
             raise ValueError("concurrency_levels has duplicates")
         if self.unpriced and self.price is not None:
             raise ValueError("give either price or unpriced: true, not both")
+        style = getattr(self.endpoint, "api_style", None) or "chat"
+        if self.inference_parameters.min_tokens is not None and style not in MIN_TOKENS_STYLES:
+            raise ValueError(
+                f"inference_parameters.min_tokens: api_style {style} has no such parameter (only completions and "
+                "chat send it); pass the server's own name for it in inference_parameters.extra"
+            )
         return self
 
 
@@ -296,6 +336,17 @@ class Config(Strict):
         names = [e.name for e in self.experiments]
         if len(set(names)) != len(names):
             raise ValueError("experiments: names must be unique")
+        for i, bucket in enumerate(self.payloads):
+            source = bucket.synthetic.lengths_of if bucket.synthetic is not None else None
+            if source is None:
+                continue
+            named = next((b for b in self.payloads if b.name == source), None)
+            if named is None:
+                raise ValueError(
+                    f"payloads[{i}].synthetic.lengths_of: unknown bucket {source!r} (known: {', '.join(buckets)})"
+                )
+            if named.file is None:
+                raise ValueError(f"payloads[{i}].synthetic.lengths_of: bucket {source!r} is not a file bucket")
         for i, exp in enumerate(self.experiments):
             for p in exp.payloads:
                 if p not in buckets:

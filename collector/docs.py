@@ -22,6 +22,7 @@ from collector.config import (
     SimulatedEndpoint,
     SyntheticPayload,
 )
+from collector.lengths import LengthDistribution
 from collector.schema import schema_markdown
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Config),
     ("`payloads[]`", PayloadBucket),
     ("`payloads[].synthetic`", SyntheticPayload),
+    ("`payloads[].synthetic.output_tokens`", LengthDistribution),
     ("`experiments[]`", Experiment),
     ("`experiments[].endpoint` with `type: simulated`", SimulatedEndpoint),
     ("`experiments[].endpoint` with `type: openai`", OpenAIEndpoint),

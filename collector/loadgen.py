@@ -65,6 +65,24 @@ class Target:
         return wire_format(self.api_style)
 
     @cached_property
+    def _params_by_max_tokens(self) -> dict[int, InferenceParameters]:
+        return {}
+
+    def params_for(self, prompt: Prompt) -> InferenceParameters:
+        """The sampling parameters of one prompt: its own max_tokens where it has one (min_tokens capped to it),
+        built once per distinct value, so every wire format sends it without knowing prompts have limits."""
+        if prompt.max_tokens is None or prompt.max_tokens == self.params.max_tokens:
+            return self.params
+        cache = self._params_by_max_tokens
+        params = cache.get(prompt.max_tokens)
+        if params is None:
+            update: dict[str, Any] = {"max_tokens": prompt.max_tokens}
+            if self.params.min_tokens is not None:
+                update["min_tokens"] = min(self.params.min_tokens, prompt.max_tokens)
+            params = cache[prompt.max_tokens] = self.params.model_copy(update=update)
+        return params
+
+    @cached_property
     def url(self) -> str:
         return request_url(self.base_url, self.api_style, self.served_model_name, self.stream)
 
@@ -179,7 +197,7 @@ async def send_one(
     # Serialised before the clock starts: TTFT should time the endpoint, not our JSON encoder.
     wire = target.wire
     body = json.dumps(
-        wire.request_body(target.api_style, target.served_model_name, prompt, target.params, target.stream)
+        wire.request_body(target.api_style, target.served_model_name, prompt, target.params_for(prompt), target.stream)
     ).encode()
     state = wire.StreamState(target.api_style)
     status, http_status, error_type, error_message = "success", None, None, None
@@ -348,7 +366,7 @@ def _row(
         worker_index=worker_index,
         sequence_in_level=sequence_in_level,
         is_warmup=sequence_in_level < level.warmup,
-        max_tokens=target.params.max_tokens,
+        max_tokens=target.params_for(prompt).max_tokens,
         started_at=iso_utc(started_ns),
         start_offset_ns=start_offset_ns,
         e2e_ns=e2e_ns,

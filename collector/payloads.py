@@ -1,43 +1,29 @@
-"""Payload buckets: prompts read from JSONL files or generated from a seed within a token range."""
+"""Payload buckets: prompts read from JSONL files, or generated from a seed (collector/synthetic.py)."""
 
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from collector.config import Config, PayloadBucket, SyntheticPayload
+from collector.config import MAX_TOKENS, Config, PayloadBucket
 from collector.errors import ConfigError
 from collector.tokens import DEFAULT_COUNTER, TokenCounter, count_prompt
-
-# Plain English words: each is one token for the default counter, and common enough to be a single
-# BPE token for real tokenizers too, so synthetic lengths stay close under either.
-_WORDS = (  # noqa: SIM905 (one readable block of words)
-    "the of and to in is was for on that with as by at from his her it an were are which this be or has "
-    "had not but their first one new after also two they its who been other when time year into more all "
-    "during only over most city would some school there up may state between about world him such where "
-    "years three used made national part well many then these later while under south team north people "
-    "both west since known war early second through before being high including government east work "
-    "until each however life several end family music house three game name being four film same age "
-    "best often river small large old series number public following around group members based court "
-    "law party history received local island church center day place season own field area general "
-    "system began released long will water form library model server token request budget latency price "
-    "performance answer question context document "
-).split()
 
 
 @dataclass(frozen=True)
 class Prompt:
     """One prompt: plain text, or chat messages; `client_tokens` is counted once per experiment, up front
-    (`counted_for`), with that experiment's counter."""
+    (`counted_for`), with that experiment's counter. `max_tokens`, when set, is this prompt's own output limit,
+    sent instead of the experiment's inference_parameters.max_tokens."""
 
     index: int
     text: str | None
     messages: tuple[dict[str, str], ...] | None
     client_tokens: int
+    max_tokens: int | None = None
 
     def as_text(self) -> str:
         if self.text is not None:
@@ -50,28 +36,38 @@ class Prompt:
         return [{"role": "user", "content": self.text or ""}]
 
 
-def parse_payload_row(row: Any) -> tuple[str | None, tuple[dict[str, str], ...] | None]:
-    """Accept FMBench rows {'inputs': ...}, {'prompt': ...} and chat rows {'messages': [...]}."""
+Row = tuple[str | None, tuple[dict[str, str], ...] | None, int | None]
+
+
+def parse_payload_row(row: Any) -> Row:
+    """(text, messages, max_tokens) of a row: FMBench rows {'inputs': ...}, {'prompt': ...} and chat rows
+    {'messages': [...]}, each with an optional positive integer 'max_tokens' (that prompt's own output limit)."""
     if not isinstance(row, dict):
         raise ValueError("each line must be a JSON object")
+    max_tokens = row.get("max_tokens")
+    if max_tokens is not None and (
+        type(max_tokens) is not int or not 1 <= max_tokens <= MAX_TOKENS  # bool is an int: not a length
+    ):
+        raise ValueError(f"'max_tokens' must be an integer from 1 to {MAX_TOKENS:,}, not {json.dumps(max_tokens)[:40]}")
     for key in ("inputs", "prompt"):
         if isinstance(row.get(key), str):
-            return row[key], None
+            return row[key], None, max_tokens
     messages = row.get("messages")
     if (
         isinstance(messages, list)
         and messages
         and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
     ):
-        return None, tuple({"role": str(m.get("role", "user")), "content": m["content"]} for m in messages)
+        chat = tuple({"role": str(m.get("role", "user")), "content": m["content"]} for m in messages)
+        return None, chat, max_tokens
     raise ValueError("expected a string 'inputs' or 'prompt', or 'messages' as a list of {role, content}")
 
 
 MAX_PAYLOAD_LINE_BYTES = 64 * 1024 * 1024
 
 
-def _rows(path: Path) -> Iterator[tuple[int, str | None, tuple[dict[str, str], ...] | None]]:
-    """(line number, text, messages) of each prompt; every fault is a ConfigError naming the file and line.
+def _rows(path: Path) -> Iterator[tuple[int, Row]]:
+    """(line number, (text, messages, max_tokens)) of each prompt; a fault is a ConfigError naming file and line.
 
     Read as bytes and decoded per line, so a non-UTF-8 or binary file names the line at fault.
     """
@@ -95,7 +91,7 @@ def _rows(path: Path) -> Iterator[tuple[int, str | None, tuple[dict[str, str], .
             if not line.strip():
                 continue
             try:
-                text, messages = parse_payload_row(json.loads(line))
+                parsed = parse_payload_row(json.loads(line))
             except json.JSONDecodeError as exc:
                 why = f"not JSON ({exc.msg}, column {exc.colno})"
                 raise ConfigError(f"{path}:{lineno}: bad payload row: {why}") from exc
@@ -104,7 +100,7 @@ def _rows(path: Path) -> Iterator[tuple[int, str | None, tuple[dict[str, str], .
             except ValueError as exc:
                 raise ConfigError(f"{path}:{lineno}: bad payload row: {exc}") from exc
             found = True
-            yield lineno, text, messages
+            yield lineno, parsed
     if not found:
         raise ConfigError(f"{path}: payload file has no prompts (one JSON object per line expected)")
 
@@ -116,64 +112,35 @@ def check_jsonl(path: Path) -> int:
 
 def read_jsonl(path: Path, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
     prompts: list[Prompt] = []
-    for _, text, messages in _rows(path):
-        prompts.append(Prompt(len(prompts), text, messages, count_prompt(counter, text, messages, "completions")))
+    for _, (text, messages, max_tokens) in _rows(path):
+        count = count_prompt(counter, text, messages, "completions")
+        prompts.append(Prompt(len(prompts), text, messages, count, max_tokens))
     return prompts
 
 
-def _text_of_length(rng: random.Random, target: int, counter: TokenCounter) -> str:
-    """Prose of exactly `target` tokens when the counter allows it (else the longest below it)."""
-    words: list[str] = []
-    while len(words) < target * 2:
-        sentence = [rng.choice(_WORDS) for _ in range(rng.randint(6, 18))]
-        sentence[0] = sentence[0].capitalize()
-        sentence[-1] += "."
-        words.extend(sentence)
-    lo, hi = 1, len(words)  # largest word count whose text has <= target tokens
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if counter.count(" ".join(words[:mid])) <= target:
-            lo = mid
-        else:
-            hi = mid - 1
-    text = " ".join(words[:lo])
-    # A sentence end can make the next word cost two tokens; top up with single words to hit the target.
-    count = counter.count(text)
-    tries = 0
-    while count < target and tries < 50:
-        candidate = f"{text} {rng.choice(_WORDS)}"
-        new_count = counter.count(candidate)
-        if new_count <= target:
-            text, count = candidate, new_count
-        else:
-            tries += 1
-    return text
-
-
-def generate(spec: SyntheticPayload, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
-    """`spec.count` prompts with token lengths drawn uniformly from [min_tokens, max_tokens)."""
-    rng = random.Random(spec.seed)
-    prompts = []
-    for i in range(spec.count):
-        target = rng.randrange(spec.min_tokens, spec.max_tokens)
-        text = _text_of_length(rng, target, counter)
-        prompts.append(Prompt(i, text, None, counter.count(text)))
-    return prompts
-
-
-def load_bucket(bucket: PayloadBucket, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prompt]:
+def load_bucket(
+    bucket: PayloadBucket, counter: TokenCounter = DEFAULT_COUNTER, lengths: Sequence[int] | None = None
+) -> list[Prompt]:
+    """A bucket's prompts; `lengths` are the prompt lengths a `lengths_of` synthetic bucket draws from."""
     if bucket.file is not None:
         return read_jsonl(bucket.file, counter)
     assert bucket.synthetic is not None
-    return generate(bucket.synthetic, counter)
+    from collector.synthetic import generate  # synthetic builds Prompts of this module
+
+    return generate(bucket.synthetic, counter, "completions", lengths)[0]
 
 
 def load_all(config: Config, counter: TokenCounter = DEFAULT_COUNTER) -> dict[str, list[Prompt]]:
     """Every bucket's prompts, by bucket name; call before creating a run folder (raises ConfigError)."""
-    out = {}
+    out: dict[str, list[Prompt]] = {}
+    by_name = {b.name: b for b in config.payloads}
     for i, bucket in enumerate(config.payloads):
         try:
-            out[bucket.name] = load_bucket(bucket, counter)
+            source = bucket.synthetic.lengths_of if bucket.synthetic is not None else None
+            lengths = None
+            if source is not None:
+                lengths = [p.client_tokens for p in out.get(source) or load_bucket(by_name[source], counter)]
+            out[bucket.name] = load_bucket(bucket, counter, lengths)
         except ConfigError as exc:
             raise ConfigError(f"payloads[{i}] ({bucket.name}): {exc}") from exc
     return out

@@ -43,6 +43,8 @@ def request_body(
     body["top_p"] = params.top_p
     if params.ignore_eos:
         body["ignore_eos"] = True
+    if params.min_tokens is not None:
+        body["min_tokens"] = params.min_tokens
     if stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}

@@ -178,8 +178,11 @@ class Engine:
         self.kv_reserved_tokens = 0
         self._next_id = 0
 
-    def submit(self, prompt_tokens: int, max_tokens: int, ignore_eos: bool, now_s: float) -> Sequence:
-        """Queue a request; raises `RequestRejected` if it could never be admitted."""
+    def submit(
+        self, prompt_tokens: int, max_tokens: int, ignore_eos: bool, now_s: float, min_tokens: int = 0
+    ) -> Sequence:
+        """Queue a request; raises `RequestRejected` if it could never be admitted. The reply ends no sooner than
+        `min_tokens` (vLLM's min_tokens: end-of-sequence is suppressed until then), and never after max_tokens."""
         if prompt_tokens < 0 or max_tokens < 1:
             raise RequestRejected("prompt_tokens must be >= 0 and max_tokens >= 1")
         if prompt_tokens + max_tokens > self.config.max_model_len:
@@ -197,7 +200,7 @@ class Engine:
             request_id=request_id,
             prompt_tokens=prompt_tokens,
             max_tokens=max_tokens,
-            natural_tokens=max(natural, max_tokens) if ignore_eos else natural,
+            natural_tokens=max(natural, max_tokens) if ignore_eos else max(natural, min_tokens),
             arrival_s=now_s,
             rng=rng,
         )
@@ -374,9 +377,9 @@ class RealtimeEngine:
                 await self._task
             self._task = None
 
-    def submit(self, prompt_tokens: int, max_tokens: int, ignore_eos: bool) -> RequestStream:
+    def submit(self, prompt_tokens: int, max_tokens: int, ignore_eos: bool, min_tokens: int = 0) -> RequestStream:
         """Queue a request; raises `RequestRejected` if it could never run."""
-        seq = self.engine.submit(prompt_tokens, max_tokens, ignore_eos, self.model_time_s)
+        seq = self.engine.submit(prompt_tokens, max_tokens, ignore_eos, self.model_time_s, min_tokens)
         stream = RequestStream(seq, asyncio.Queue())
         self._streams[seq.request_id] = stream
         if self._wake is not None:

@@ -65,6 +65,7 @@ class _Parsed:
     stream: bool
     include_usage: bool
     ignore_eos: bool
+    min_tokens: int
 
 
 def _bad(message: str, param: str | None = None, code: str = "invalid_request") -> _RequestError:
@@ -144,12 +145,18 @@ def _parse(body: Any, chat: bool, served_model: str) -> _Parsed:
     ignore_eos = body.get("ignore_eos", False)
     if not isinstance(ignore_eos, bool):
         raise _bad("'ignore_eos' must be a boolean", "ignore_eos")
+    min_tokens = body.get("min_tokens", 0)
+    if not isinstance(min_tokens, int) or isinstance(min_tokens, bool) or min_tokens < 0:
+        raise _bad("'min_tokens' must be an integer >= 0", "min_tokens")
+    if max_tokens is not None and min_tokens > max_tokens:  # as vLLM refuses it
+        raise _bad(f"min_tokens must be less than or equal to max_tokens={max_tokens}, got {min_tokens}", "min_tokens")
     return _Parsed(
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
         stream=stream,
         include_usage=stream and bool(options.get("include_usage", False)),
         ignore_eos=ignore_eos,
+        min_tokens=min_tokens,
     )
 
 
@@ -257,7 +264,7 @@ async def _generate(request: web.Request, chat: bool) -> web.StreamResponse:
         if max_tokens is None:  # chat without a limit: the rest of the context, as vLLM does
             max_tokens = max(1, runtime.engine.config.max_model_len - parsed.prompt_tokens)
         try:
-            stream = runtime.submit(parsed.prompt_tokens, max_tokens, parsed.ignore_eos)
+            stream = runtime.submit(parsed.prompt_tokens, max_tokens, parsed.ignore_eos, parsed.min_tokens)
         except RequestRejected as exc:
             raise _bad(str(exc), "max_tokens", "context_length_exceeded") from exc
     except _RequestError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 
 from collector.config import PayloadBucket, SyntheticPayload
 from collector.errors import ConfigError
-from collector.payloads import generate, load_bucket, read_jsonl
+from collector.payloads import load_bucket, read_jsonl
+from collector.synthetic import generate
 from collector.tokens import DEFAULT_COUNTER
 from tests.conftest import REPO
 
@@ -24,7 +26,7 @@ from tests.conftest import REPO
 )
 def test_synthetic_prompts_lie_in_their_token_range(low: int, width: int, seed: int) -> None:
     spec = SyntheticPayload(min_tokens=low, max_tokens=low + width, count=5, seed=seed)
-    prompts = generate(spec)
+    prompts, _ = generate(spec, DEFAULT_COUNTER, "completions")
     assert len(prompts) == 5
     for p in prompts:
         assert low <= DEFAULT_COUNTER.count(p.text) < low + width
@@ -33,15 +35,15 @@ def test_synthetic_prompts_lie_in_their_token_range(low: int, width: int, seed: 
 
 def test_default_buckets_spread_over_their_ranges() -> None:
     spec = SyntheticPayload(min_tokens=500, max_tokens=1000, count=50, seed=2)
-    lengths = [p.client_tokens for p in generate(spec)]
+    lengths = [p.client_tokens for p in generate(spec, DEFAULT_COUNTER, "completions")[0]]
     assert min(lengths) >= 500 and max(lengths) < 1000
     assert 650 < sum(lengths) / len(lengths) < 850  # uniform over the range, mean near 750
 
 
 def test_same_seed_same_prompts_other_seed_other_prompts() -> None:
-    a = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7))
-    b = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7))
-    c = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=8))
+    a = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7), DEFAULT_COUNTER, "chat")[0]
+    b = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=7), DEFAULT_COUNTER, "chat")[0]
+    c = generate(SyntheticPayload(min_tokens=10, max_tokens=50, count=3, seed=8), DEFAULT_COUNTER, "chat")[0]
     assert [p.text for p in a] == [p.text for p in b] != [p.text for p in c]
 
 
@@ -77,3 +79,16 @@ def test_shipped_fmbench_format_samples_hold_their_bucket_lengths() -> None:
         prompts = load_bucket(bucket)
         assert len(prompts) == 20
         assert all(low <= p.client_tokens < high for p in prompts), name
+
+
+def test_existing_synthetic_configs_give_the_same_prompts_as_before_length_distributions() -> None:
+    """The built-in counter's word prompts of a uniform bucket are byte for byte those of earlier versions, so runs
+    of an unchanged config stay comparable (fingerprints taken from the generator before distributions existed)."""
+    expected = {
+        (10, 50, 3, 7): "042c9cde2c0784b509fa5214f6be0fce868c2fb10b1a901436181000a247208a",
+        (500, 1000, 5, 4): "49e8a82684d66bbd84dcaf31b1aba7098b52f5edff13392d30fe7c9509c94d53",
+    }
+    for (low, high, count, seed), digest in expected.items():
+        spec = SyntheticPayload(min_tokens=low, max_tokens=high, count=count, seed=seed)
+        prompts, _ = generate(spec, DEFAULT_COUNTER, "completions")
+        assert hashlib.sha256("\n".join(p.text or "" for p in prompts).encode()).hexdigest() == digest

@@ -431,3 +431,13 @@ def test_real_time_latency_matches_fmbench_report_at_speedup_1():
             c2 = [x for xs in pool.map(closed_loop_client, [running.url] * 2, [3, 3]) for x in xs]
     assert statistics.mean(c1) == pytest.approx(1.68, rel=0.10)
     assert statistics.quantiles(c2, n=100, method="inclusive")[94] == pytest.approx(2.14, rel=0.10)
+
+
+def test_min_tokens_holds_off_the_end_of_a_reply_and_above_max_tokens_is_refused(client):
+    body = {"model": SERVED, "prompt": "hello", "max_tokens": 30, "min_tokens": 25}
+    replies = [client.post("/v1/completions", json=body).json() for _ in range(12)]
+    # With a mean natural length of 40, about half of twelve replies would end before 25 without min_tokens.
+    assert all(25 <= r["usage"]["completion_tokens"] <= 30 for r in replies)
+    refused = client.post("/v1/completions", json={**body, "min_tokens": 31})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "min_tokens"
