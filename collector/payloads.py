@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from collector.config import MAX_TOKENS, Config, PayloadBucket
 from collector.errors import ConfigError
+from collector.jsonl import jsonl_objects
 from collector.tokens import DEFAULT_COUNTER, TokenCounter, count_prompt
 
 
@@ -63,44 +64,16 @@ def parse_payload_row(row: Any) -> Row:
     raise ValueError("expected a string 'inputs' or 'prompt', or 'messages' as a list of {role, content}")
 
 
-MAX_PAYLOAD_LINE_BYTES = 64 * 1024 * 1024
-
-
 def _rows(path: Path) -> Iterator[tuple[int, Row]]:
-    """(line number, (text, messages, max_tokens)) of each prompt; a fault is a ConfigError naming file and line.
-
-    Read as bytes and decoded per line, so a non-UTF-8 or binary file names the line at fault.
-    """
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the payload file: {exc.strerror or exc}") from exc
+    """(line number, (text, messages, max_tokens)) of each prompt; a fault is a ConfigError naming file and line."""
     found = False
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors write
-            if b"\x00" in raw:
-                raise ConfigError(f"{path}:{lineno}: binary data (NUL byte), not a JSONL payload file")
-            if len(raw) > MAX_PAYLOAD_LINE_BYTES:
-                raise ConfigError(f"{path}:{lineno}: line longer than {MAX_PAYLOAD_LINE_BYTES:,} bytes")
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ConfigError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start} of the line)") from exc
-            if not line.strip():
-                continue
-            try:
-                parsed = parse_payload_row(json.loads(line))
-            except json.JSONDecodeError as exc:
-                why = f"not JSON ({exc.msg}, column {exc.colno})"
-                raise ConfigError(f"{path}:{lineno}: bad payload row: {why}") from exc
-            except RecursionError as exc:
-                raise ConfigError(f"{path}:{lineno}: bad payload row: JSON nested too deeply") from exc
-            except ValueError as exc:
-                raise ConfigError(f"{path}:{lineno}: bad payload row: {exc}") from exc
-            found = True
-            yield lineno, parsed
+    for lineno, obj in jsonl_objects(path, bad_row="bad payload row: "):
+        try:
+            parsed = parse_payload_row(obj)
+        except ValueError as exc:
+            raise ConfigError(f"{path}:{lineno}: bad payload row: {exc}") from exc
+        found = True
+        yield lineno, parsed
     if not found:
         raise ConfigError(f"{path}: payload file has no prompts (one JSON object per line expected)")
 
@@ -118,32 +91,73 @@ def read_jsonl(path: Path, counter: TokenCounter = DEFAULT_COUNTER) -> list[Prom
     return prompts
 
 
-def load_bucket(
-    bucket: PayloadBucket, counter: TokenCounter = DEFAULT_COUNTER, lengths: Sequence[int] | None = None
-) -> list[Prompt]:
-    """A bucket's prompts; `lengths` are the prompt lengths a `lengths_of` synthetic bucket draws from."""
-    if bucket.file is not None:
-        return read_jsonl(bucket.file, counter)
-    assert bucket.synthetic is not None
-    from collector.synthetic import generate  # synthetic builds Prompts of this module
+class _Buckets:
+    """Every bucket's prompts for a config: files read once, synthetic buckets generated once per tokenizer and
+    wire form that sends them (exact lengths for each experiment's own tokenizer), with their provenance."""
 
-    return generate(bucket.synthetic, counter, "completions", lengths)[0]
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.index = {b.name: i for i, b in enumerate(config.payloads)}
+        self.files: dict[str, list[Prompt]] = {}
+        self.generated: dict[tuple[str, str, str], list[Prompt]] = {}
+        self.provenance: dict[str, list[dict[str, Any]]] = {}
 
+    def _fail(self, name: str, exc: ConfigError) -> ConfigError:
+        return ConfigError(f"payloads[{self.index[name]}] ({name}): {exc}")
 
-def load_all(config: Config, counter: TokenCounter = DEFAULT_COUNTER) -> dict[str, list[Prompt]]:
-    """Every bucket's prompts, by bucket name; call before creating a run folder (raises ConfigError)."""
-    out: dict[str, list[Prompt]] = {}
-    by_name = {b.name: b for b in config.payloads}
-    for i, bucket in enumerate(config.payloads):
-        try:
-            source = bucket.synthetic.lengths_of if bucket.synthetic is not None else None
+    def file(self, bucket: PayloadBucket) -> list[Prompt]:
+        assert bucket.file is not None
+        if bucket.name not in self.files:
+            try:
+                self.files[bucket.name] = read_jsonl(bucket.file)
+            except ConfigError as exc:
+                raise self._fail(bucket.name, exc) from exc
+        return self.files[bucket.name]
+
+    def prompts(self, bucket: PayloadBucket, counter: TokenCounter, api_style: str) -> list[Prompt]:
+        """The bucket's prompts with `client_tokens` counted by `counter` as sent in `api_style`."""
+        if bucket.synthetic is None:
+            return counted_for(self.file(bucket), counter, api_style)
+        key = (bucket.name, counter.name, api_style)
+        if key not in self.generated:
+            from collector.synthetic import generate  # synthetic builds Prompts of this module
+
+            spec = bucket.synthetic
             lengths = None
-            if source is not None:
-                lengths = [p.client_tokens for p in out.get(source) or load_bucket(by_name[source], counter)]
-            out[bucket.name] = load_bucket(bucket, counter, lengths)
-        except ConfigError as exc:
-            raise ConfigError(f"payloads[{i}] ({bucket.name}): {exc}") from exc
-    return out
+            if spec.lengths_of is not None:
+                source = self.config.payloads[self.index[spec.lengths_of]]
+                lengths = [p.client_tokens for p in self.prompts(source, counter, api_style)]
+            try:
+                prompts, provenance = generate(spec, counter, api_style, lengths)
+            except ConfigError as exc:
+                raise self._fail(bucket.name, exc) from exc
+            self.generated[key] = prompts
+            self.provenance.setdefault(bucket.name, []).append(provenance)
+        return self.generated[key]
+
+
+def load_all(
+    config: Config, counter: TokenCounter = DEFAULT_COUNTER, api_style: str = "completions"
+) -> dict[str, list[Prompt]]:
+    """Every bucket's prompts counted by one counter, by bucket name (raises ConfigError naming the bucket)."""
+    buckets = _Buckets(config)
+    return {b.name: buckets.prompts(b, counter, api_style) for b in config.payloads}
+
+
+def experiment_prompts(
+    config: Config, counters: dict[str, TokenCounter]
+) -> tuple[dict[str, dict[str, list[Prompt]]], dict[str, list[dict[str, Any]]]]:
+    """Each experiment's buckets counted by its own counter as its wire format sends them, and how each synthetic
+    bucket was generated (one entry per tokenizer and wire form). Call before creating a run folder."""
+    buckets = _Buckets(config)
+    by_name = {b.name: b for b in config.payloads}
+    prompts = {
+        exp.name: {
+            b: buckets.prompts(by_name[b], counters[exp.name], exp.endpoint.api_style or "chat") for b in exp.payloads
+        }
+        for exp in config.experiments
+    }
+    return prompts, buckets.provenance
 
 
 def counted_for(prompts: list[Prompt], counter: TokenCounter, api_style: str) -> list[Prompt]:

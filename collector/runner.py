@@ -27,7 +27,7 @@ from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
-from collector.payloads import Prompt, counted_for, load_all
+from collector.payloads import Prompt, experiment_prompts
 from collector.prepare.build import ensure_prepared, file_sha256
 from collector.progress import ProgressPrinter
 from collector.schema import RunManifest
@@ -292,8 +292,9 @@ def _warn(what: str, exc: BaseException) -> None:
     print(f"warning: {what}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
 
 
-def payload_records(config: Config, provenance: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """The manifest's account of each bucket sent: where its prompts came from."""
+def payload_records(config: Config, provenance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's account of each bucket sent: where its prompts came from (a prepared file's provenance; for
+    a synthetic bucket, how it was generated for each tokenizer that sends it)."""
     used = {b for exp in config.experiments for b in exp.payloads}
     out = []
     for bucket in config.payloads:
@@ -308,18 +309,6 @@ def payload_records(config: Config, provenance: dict[str, dict[str, Any]]) -> li
     return out
 
 
-def experiment_prompts(
-    config: Config, buckets: dict[str, list[Prompt]], counters: dict[str, TokenCounter]
-) -> dict[str, dict[str, list[Prompt]]]:
-    """Each experiment's buckets with client_tokens counted by its own counter, as its wire format sends them."""
-    return {
-        exp.name: {
-            b: counted_for(buckets[b], counters[exp.name], exp.endpoint.api_style or "chat") for b in exp.payloads
-        }
-        for exp in config.experiments
-    }
-
-
 def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     """Run the sweep of one config and land everything; the warehouse is only written before and after.
 
@@ -330,8 +319,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     counters = experiment_counters(config, config_path)  # a tokenizer that cannot be loaded fails here,
     # before any run folder exists, and so does a dataset that cannot be prepared or a bad payload file
     provenance = ensure_prepared(config, counters, say=lambda line: print(line, file=sys.stderr))
-    buckets = load_all(config)
-    prompts = experiment_prompts(config, buckets, counters)
+    prompts, generated = experiment_prompts(config, counters)
     for i, exp in enumerate(config.experiments):
         api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
         preflight(exp, f"experiments[{i}]")  # and an engine that cannot start (no docker, no token)
@@ -339,7 +327,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
     check_free_space(results_dir, expected_rows(config))
     warehouse = warehouse_path(results_dir)
     _prepare_warehouse(config, config_path, warehouse, results_dir)
-    run = Run(config, config_path, results_dir, payload_records(config, provenance))
+    run = Run(config, config_path, results_dir, payload_records(config, {**generated, **provenance}))
     log_dir = results_dir / "logs" / run.run_id
     sampler: TelemetrySampler | None = None
     sweep: Sweep | None = None

@@ -6,15 +6,14 @@ Every row comes with where it was read (`file:line`), and every fault is one Con
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from collector.errors import ConfigError
+from collector.jsonl import jsonl_objects
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 HF_PREFIX = "hf:"
 
@@ -46,35 +45,6 @@ def read_rows(source: str, limit: int | None = None) -> Iterator[SourceRow]:
         if limit is not None and n >= limit:
             return
         yield row
-
-
-def jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed JSON value) of each non-blank line; read as bytes and decoded per line, so a non-UTF-8
-    or binary file names the line at fault."""
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if lineno == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark, as some editors write
-            if b"\x00" in raw:
-                raise ConfigError(f"{path}:{lineno}: binary data (NUL byte), not JSON lines")
-            if len(raw) > MAX_LINE_BYTES:
-                raise ConfigError(f"{path}:{lineno}: line longer than {MAX_LINE_BYTES:,} bytes")
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ConfigError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start} of the line)") from exc
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{lineno}: not JSON ({exc.msg}, column {exc.colno})") from exc
-            except RecursionError as exc:
-                raise ConfigError(f"{path}:{lineno}: JSON nested too deeply") from exc
 
 
 def jsonl_rows(path: Path) -> Iterator[SourceRow]:

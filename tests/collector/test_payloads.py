@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.config import PayloadBucket, SyntheticPayload
+from collector.config import SyntheticPayload
 from collector.errors import ConfigError
-from collector.payloads import load_bucket, read_jsonl
+from collector.payloads import read_jsonl
 from collector.synthetic import generate
 from collector.tokens import DEFAULT_COUNTER
 from tests.conftest import REPO
@@ -75,8 +75,7 @@ def test_bad_jsonl_row_names_file_and_line(tmp_path: Path, line: str, why: str) 
 
 def test_shipped_fmbench_format_samples_hold_their_bucket_lengths() -> None:
     for name, low, high in (("payload_en_1-500.jsonl", 1, 500), ("payload_en_500-1000.jsonl", 500, 1000)):
-        bucket = PayloadBucket(name=name, file=REPO / "configs" / "payloads" / name)
-        prompts = load_bucket(bucket)
+        prompts = read_jsonl(REPO / "configs" / "payloads" / name)
         assert len(prompts) == 20
         assert all(low <= p.client_tokens < high for p in prompts), name
 

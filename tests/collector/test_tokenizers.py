@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from collector.config import load_config
-from collector.payloads import load_all
-from collector.runner import experiment_prompts
+from collector.payloads import experiment_prompts
 from collector.tokens import (
     SimpleTokenCounter,
     TransformersTokenCounter,
@@ -79,13 +78,16 @@ def test_each_experiment_counts_its_prompts_with_its_own_tokenizer(tmp_path: Pat
     assert counters["fallback"].name == (
         "simple-regex (fallback: no tokenizer for example-org/not-cached-model in the local Hugging Face cache)"
     )
-    prompts = experiment_prompts(config, load_all(config), counters)
+    prompts, generated = experiment_prompts(config, counters)
+    # Each experiment's synthetic prompts are generated for its own tokenizer, and counted by it as sent.
+    assert [g["counter"] for g in generated["short"]] == [counters["own"].name, counters["fallback"].name]
     for own, fallback in zip(prompts["own"]["short"], prompts["fallback"]["short"], strict=True):
-        assert own.text == fallback.text and own.text is not None
+        assert own.text is not None and fallback.text is not None
         assert own.client_tokens == hand_count_chat([{"role": "user", "content": own.text}])
-        words = own.text.split()
+        words = fallback.text.split()
         # The synthetic prose has words and sentence-ending periods, each period one more regex token.
         assert fallback.client_tokens == len(words) + sum(w.endswith(".") for w in words)
+        assert 20 <= fallback.client_tokens < 60
 
 
 BAD_TOKENIZERS: dict[str, Any] = {
