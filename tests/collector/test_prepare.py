@@ -202,7 +202,8 @@ def test_cli_prepares_every_bucket_and_prints_its_token_statistics(tmp_path: Pat
     )
     proc = run_cli("prepare", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    prepared, sent = proc.stdout.split("\n\n")
+    lines = prepared.splitlines()
     assert lines[0].split()[:7] == ["bucket", "rows", "read", "kept", "asked", "tokens", "min"]
     by_name = {line.split()[0]: line.split() for line in lines[1:]}
     assert set(by_name) == {"short", "long"}
@@ -213,6 +214,9 @@ def test_cli_prepares_every_bucket_and_prints_its_token_statistics(tmp_path: Pat
     assert by_name["long"][3] == "500" and int(by_name["long"][2]) < 500  # fewer rows passed than count asked
     assert by_name["short"][3] == "all"
     assert "preparing" in proc.stderr and "(asked for)" in proc.stderr
+    # Then every bucket as each experiment counts it: the same prompts, so the same figures here.
+    sent_rows = {line.split()[1]: line.split() for line in sent.splitlines()[1:]}
+    assert sent_rows["short"][3:6] == by_name["short"][4:7] and sent_rows["long"][3:6] == by_name["long"][4:7]
 
 
 def test_run_prepares_a_missing_file_keeps_an_up_to_date_one_and_redoes_a_stale_one(tmp_path: Path, tok: Path) -> None:
