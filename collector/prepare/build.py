@@ -208,9 +208,24 @@ def _sample(rows: list[_Kept], count: int | None, seed: int) -> list[_Kept]:
     return sorted(random.Random(seed).sample(rows, count), key=lambda k: k.order)
 
 
+def _remove_orphans(path: Path) -> None:
+    """Delete the temporaries a killed prepare left beside `path` (their pid no longer runs)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name.removeprefix(f".{path.name}.").removesuffix(".tmp")
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def _write_atomically(path: Path, lines: Iterable[str]) -> None:
     """Write a temporary file in the same folder, then rename it over `path`: never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", encoding="utf-8") as fh:

@@ -383,3 +383,21 @@ def test_a_full_disk_fails_prepare_in_one_line_and_leaves_the_previous_file(tmp_
         assert "payloads[0] (x): cannot write" in line and "No space left on device" in line
         assert (disk / "x.jsonl").read_bytes() == before
         assert sorted(os.listdir(disk)) == ["filler", "x.jsonl", "x.jsonl.provenance.json"]
+
+
+def test_a_killed_prepares_temporary_is_removed_by_the_next_one(tmp_path: Path, tok: Path) -> None:
+    import subprocess
+    import sys
+
+    write_jsonl(tmp_path / "d.jsonl", longbench_rows())
+    path = prepared_config(tmp_path, tok, [bucket("x", "d.jsonl")])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "prepared").mkdir()
+    orphan = tmp_path / "prepared" / f".x.jsonl.{dead.stdout.strip()}.tmp"
+    orphan.write_text("half a file")
+    other = tmp_path / "prepared" / f".x.jsonl.{os.getppid()}.tmp"  # a running process's: maybe still writing
+    other.write_text("in progress")
+    prepare(path)
+    assert not orphan.exists() and other.read_text() == "in progress"
+    other.unlink()
+    assert sorted(os.listdir(tmp_path / "prepared")) == ["x.jsonl", "x.jsonl.provenance.json"]
