@@ -16,6 +16,8 @@ import yaml
 from collector.landing import run_dirs
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests price with a frozen copy of pricing/, so a user editing the project's prices cannot break them.
+PRICING = REPO / "tests" / "fixtures" / "pricing"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -26,6 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["HF_HUB_CACHE"] = str(hf_home / "hub")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["TOKENBENCH_PRICING_DIR"] = str(PRICING)  # `collector build` without a config prices with it too
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -78,7 +81,7 @@ def config_dict(experiments: list[dict[str, Any]], **overrides: Any) -> dict[str
             "error_rate_budget": 0,
             "dataset_of_interest": "short",
         },
-        "pricing_dir": str(REPO / "pricing"),
+        "pricing_dir": str(PRICING),
     }
     cfg.update(overrides)
     return cfg

@@ -56,6 +56,8 @@ def test_cli_run_records_the_manifest_and_telemetry(e2e_run: dict[str, Any]) -> 
 def test_cli_run_prints_where_the_results_are(e2e_run: dict[str, Any]) -> None:
     assert f"raw rows: {e2e_run['results'] / 'raw' / e2e_run['run_id']}" in e2e_run["stdout"]
     assert f"warehouse: {e2e_run['warehouse']}" in e2e_run["stdout"]
+    # The last line says how to open the app on this run's warehouse.
+    assert e2e_run["stdout"].splitlines()[-1] == f"explore: python -m collector app --warehouse {e2e_run['warehouse']}"
     assert "concurrency 4" in e2e_run["stderr"] and "9/9 requests, 0 errors" in e2e_run["stderr"]
 
 

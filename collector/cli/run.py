@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         + (f" ({outcome.error})" if outcome.error and not failed else ""),
         file=sys.stderr,
     )
-    if not args.no_build and outcome.requests and not outcome.landing_failed:
+    build = not args.no_build and outcome.requests > 0 and not outcome.landing_failed
+    if build:
         from collector import dbt_runner
         from collector.outputs import summary
 
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report_md} (and report.html beside it)")
     print(f"raw rows: {results_dir / 'raw' / outcome.run_id}")
     print(f"warehouse: {outcome.warehouse} (raw.runs, raw.requests, raw.telemetry_samples; marts.*)")
+    if build:
+        print(f"explore: python -m collector app --warehouse {outcome.warehouse}")
     if failed and outcome.error:
         print(f"error: {outcome.error}", file=sys.stderr)
     return outcome.exit_code

@@ -12,7 +12,7 @@ import pytest
 from collector.config import load_config
 from collector.endpoints import simulator_log_path
 from collector.errors import ConfigError
-from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
+from tests.conftest import PRICING, config_dict, run_cli, sim_experiment, write_config
 
 Case = Callable[[Path, dict[str, Any]], Path]
 
@@ -46,7 +46,7 @@ def _payload(content: bytes) -> Case:
 def _prices(file: str, edit: Callable[[str], str]) -> Case:
     def make(work: Path, cfg: dict[str, Any]) -> Path:
         pricing = work / "pricing"
-        shutil.copytree(REPO / "pricing", pricing)  # a frozen copy: the repo's prices are never touched
+        shutil.copytree(PRICING, pricing)  # a private copy of the frozen prices, which this test edits
         (pricing / file).write_text(edit((pricing / file).read_text()))
         cfg["pricing_dir"] = "pricing"
         return write_config(work / "bad.yml", cfg)

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.config import applied_prices, load_config
+from collector.config import applied_prices, load_config, read_prices
 from collector.errors import ConfigError
 from collector.landing import run_dirs
 from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
@@ -20,7 +20,10 @@ def test_default_config_is_the_simulated_reference_setup() -> None:
     exp = cfg.experiments[0]
     assert (exp.endpoint.type, exp.instance_type, exp.endpoint.stream) == ("simulated", "g5.4xlarge", True)
     assert [b.name for b in cfg.payloads] == ["en_1-500", "en_500-1000"]
-    assert applied_prices(cfg)[0]["usd_per_hour"] == pytest.approx(1.624)
+    # The project's own prices, whatever they are today (tests elsewhere price with a frozen copy).
+    assert cfg.pricing_dir == REPO / "pricing"
+    shipped = read_prices(REPO / "pricing")[0]["g5.4xlarge"]["usd_per_hour"]
+    assert applied_prices(cfg)[0]["usd_per_hour"] == pytest.approx(float(shipped))
 
 
 def test_reference_ec2_config_loads_with_the_reports_budgets() -> None:

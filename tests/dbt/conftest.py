@@ -24,7 +24,7 @@ from collector.schema import RequestRow, RunManifest, TelemetrySample
 from collector.warehouse import refresh, upsert_run_settings, warehouse_path
 
 REPO = Path(__file__).resolve().parents[2]
-PRICING_DIR = REPO / "pricing"
+PRICING_DIR = REPO / "tests" / "fixtures" / "pricing"  # frozen: see its README
 RUN_START = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 GIB = 2**30
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, query
+from conftest import PRICING_DIR, REPO, query
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def _checkout(built: Path, dest: Path) -> Path:
     shutil.copytree(
         REPO / "models_dbt", dest / "models_dbt", symlinks=True, ignore=shutil.ignore_patterns("target", "logs")
     )
-    shutil.copytree(REPO / "pricing", dest / "pricing")
+    shutil.copytree(PRICING_DIR, dest / "pricing")
     shutil.copytree(built.parent, dest / "results", ignore=shutil.ignore_patterns(".dbt"))
     refresh(dest / "results")
     return dest
