@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from collector.errors import ConfigError
@@ -81,32 +81,28 @@ def llama3(messages: Sequence[dict[str, str]]) -> str:
     return turns + "<|start_header_id|>assistant<|end_header_id|>\n\n"
 
 
-def llama2(messages: Sequence[dict[str, str]]) -> str:
+def _inst(
+    messages: Sequence[dict[str, str]], with_system: Callable[[str, str], str], answered: Callable[[str], str]
+) -> str:
+    """[INST] ... [/INST] turns (Llama 2, Mistral): the system message joins the first user turn."""
     system, turns = _split_system(messages)
     out, first = "", True
     for m in turns:
         if m["role"] == "assistant":
-            out += f" {m['content']} </s><s>"
+            out += answered(m["content"])
             continue
-        content = m["content"]
-        if first and system is not None:
-            content = f"<<SYS>>\n{system}\n<</SYS>>\n\n{content}"
+        content = with_system(system, m["content"]) if first and system is not None else m["content"]
         out += f"[INST] {content} [/INST]"
         first = False
     return out
+
+
+def llama2(messages: Sequence[dict[str, str]]) -> str:
+    return _inst(messages, lambda s, c: f"<<SYS>>\n{s}\n<</SYS>>\n\n{c}", lambda a: f" {a} </s><s>")
 
 
 def mistral(messages: Sequence[dict[str, str]]) -> str:
-    system, turns = _split_system(messages)
-    out, first = "", True
-    for m in turns:
-        if m["role"] == "assistant":
-            out += f"{m['content']}</s>"
-            continue
-        content = f"{system}\n\n{m['content']}" if first and system is not None else m["content"]
-        out += f"[INST] {content} [/INST]"
-        first = False
-    return out
+    return _inst(messages, lambda s, c: f"{s}\n\n{c}", lambda a: f"{a}</s>")
 
 
 FORMATS = {"llama3": llama3, "llama2": llama2, "mistral": mistral}
