@@ -37,7 +37,8 @@ def run_label(runs: dict[str, dict], run_id: str) -> str:
     run = runs[run_id]
     started = run["started_at"]
     when = started.strftime("%Y-%m-%d %H:%M UTC") if hasattr(started, "strftime") else str(started)
-    return f"{run['run_name']} · {when} · {run['status']} ({run_id})"
+    simulated = tables.simulated(run)
+    return f"{run['run_name']} · {when} · {run['status']}{' · ' + simulated if simulated else ''} ({run_id})"
 
 
 def sidebar_run_picker(runs) -> str:

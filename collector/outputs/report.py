@@ -270,7 +270,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     buckets = sorted(levels["payload_file"].astype(str).unique())
     doi_name = str(run["dataset_of_interest"])
 
-    doc.heading(1, f"Results for performance benchmarking {', '.join(md_text(m) for m in models)}")
+    doc.heading(1, tables.title([md_text(m) for m in models], run))
     doc.table(
         ["**Last modified (UTC)**", "**tokenbench version**", "**Run**", "**Run status**"],
         [[str(datetime.now(UTC).replace(tzinfo=None)), __version__, md_code(run_id), str(run["status"])]],

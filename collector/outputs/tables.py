@@ -66,6 +66,24 @@ def serving(row: pd.Series | dict) -> str:
     return str(instance)
 
 
+def simulated(run: pd.Series | dict) -> str:
+    """`simulated`, `partly simulated` or '' for a run whose experiments were sent to the built-in simulator:
+    its timings come from a model of a GPU server, not a measurement, and every title says so."""
+    count = run.get("simulated_experiment_count")
+    if _missing(count) or not count:
+        return ""
+    total = run.get("experiment_count")
+    if total is None or _missing(total) or int(count) >= int(total):
+        return "simulated"
+    return "partly simulated"
+
+
+def title(models: list[str], run: pd.Series | dict) -> str:
+    """The report's and the Summary page's title: the models benchmarked, and whether the run was simulated."""
+    label = simulated(run)
+    return f"Results for performance benchmarking {', '.join(models)}" + (f" ({label})" if label else "")
+
+
 def information_table(best: pd.Series | dict) -> pd.DataFrame:
     """The Summary's Information | Value table for one fct_recommendations (or fct_concurrency_metrics) row."""
     rows = [

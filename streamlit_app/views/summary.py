@@ -18,8 +18,8 @@ failed = cache.failed_experiments(ctx.warehouse, ctx.run_id)
 costs = cache.experiment_costs(ctx.warehouse, ctx.run_id)
 endpoint = cache.endpoint_metrics(ctx.warehouse, ctx.run_id)
 
-models = ", ".join(sorted(levels["model_id"].dropna().astype(str).unique())) or str(run["run_name"])
-st.title(f"Results for performance benchmarking {models}")
+models = sorted(levels["model_id"].dropna().astype(str).unique()) or [str(run["run_name"])]
+st.title(tables.title(models, run))
 st.caption(
     f"Run `{ctx.run_id}` ({run['run_name']}, {run['status']}), started {run['started_at']}, "
     f"tokenbench {run['collector_version']}; budgets from {run['budget_source']}, prices {run['price_source']}."

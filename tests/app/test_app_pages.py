@@ -55,6 +55,8 @@ def test_summary_information_table_shows_the_best_rows_figures(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], best: pd.Series, cfg: dict[str, Any]
 ) -> None:
     at = _run(app_on(e2e_run["warehouse"]))
+    assert at.title[0].value == "Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct (simulated)"
+    assert " · simulated (" in at.sidebar.selectbox[0].format_func(at.sidebar.selectbox[0].value)
     info = at.table[0].value["Value"]
     assert info["experiment_name"] == best["experiment_name"]
     assert info["payload_file"] == cfg["report"]["dataset_of_interest"]

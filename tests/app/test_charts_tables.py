@@ -260,3 +260,16 @@ def test_telemetry_over_time_without_gpu_rows_draws_only_the_host_panels() -> No
     spec = charts.telemetry_over_time(samples, ENDPOINT_WINDOWS).to_dict()
     assert [panel["title"] for panel in spec["vconcat"]] == ["Host CPU (%)", "Host memory used (GiB)"]
     assert "NVML" in charts.NO_GPU_TELEMETRY
+
+
+@pytest.mark.parametrize(
+    ("simulated", "experiments", "label"),
+    [(2, 2, "simulated"), (1, 2, "partly simulated"), (0, 2, ""), (None, None, "")],
+)
+def test_a_run_sent_to_the_simulator_is_labelled_so_in_the_title(
+    simulated: int | None, experiments: int | None, label: str
+) -> None:
+    run = {"simulated_experiment_count": simulated, "experiment_count": experiments}
+    assert tables.simulated(run) == label
+    suffix = f" ({label})" if label else ""
+    assert tables.title(["m1", "m2"], run) == f"Results for performance benchmarking m1, m2{suffix}"

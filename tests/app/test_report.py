@@ -40,7 +40,7 @@ def test_report_summary_figures_equal_the_best_mart_row(e2e_run: dict[str, Any],
     best = mart(e2e_run["warehouse"], "select * from marts.fct_recommendations where is_best_price_performance")
     row = best.iloc[0]
     text = report.read_text()
-    assert text.startswith("# Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct\n")
+    assert text.startswith("# Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct (simulated)\n")
     assert row["best_price_performance_sentence"] in text
     assert _info_value(text, "transactions_per_minute") == f"{row['transactions_per_minute']:.0f}"
     assert _info_value(text, "price_per_txn") == f"{row['price_per_txn']:.6f}"
@@ -184,7 +184,7 @@ def hostile_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_report_shows_a_hostile_model_id_as_text_with_no_link_or_html(hostile_run: dict[str, Any]) -> None:
     report_md: Path = hostile_run["report"]
     markdown = report_md.read_text()
-    assert f"# Results for performance benchmarking {md_text(HOSTILE_MODEL_ID)}\n" in markdown
+    assert f"# Results for performance benchmarking {md_text(HOSTILE_MODEL_ID)} (simulated)\n" in markdown
     rendered = _outside_code(markdown)
     assert "](javascript:" not in rendered.replace("\\]", "")
     assert not re.search(r"(?<!\\)<(script|img)", rendered)

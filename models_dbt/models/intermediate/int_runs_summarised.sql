@@ -16,6 +16,7 @@ experiment_counts as (
     select
         run_id,
         count(*) as experiment_count,
+        count(*) filter (where endpoint_type = 'simulated') as simulated_experiment_count,
         string_agg(distinct price_source, ', ' order by price_source) as price_source
     from experiments
     group by run_id
@@ -55,6 +56,7 @@ summarised as (
         runs.budget_source,
         experiment_counts.price_source,
         coalesce(experiment_counts.experiment_count, 0) as experiment_count,
+        coalesce(experiment_counts.simulated_experiment_count, 0) as simulated_experiment_count,
         coalesce(request_counts.request_count, 0) as request_count,
         coalesce(request_counts.error_count, 0) as error_count,
         coalesce(request_counts.excluded_request_count, 0) as excluded_request_count,

@@ -33,6 +33,7 @@ final as (
         budget_source,
         price_source,
         experiment_count,
+        simulated_experiment_count,
         request_count,
         error_count,
         excluded_request_count,
