@@ -33,6 +33,10 @@ def warehouse_path(argv: list[str]) -> Path:
     return known.warehouse or Path(os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE)
 
 
+RUN_PICKER = "run_picker"
+RUN_LINK_APPLIED = "_run_link_applied"
+
+
 def run_label(runs: dict[str, dict], run_id: str) -> str:
     run = runs[run_id]
     started = run["started_at"]
@@ -42,16 +46,27 @@ def run_label(runs: dict[str, dict], run_id: str) -> str:
 
 
 def sidebar_run_picker(runs) -> str:
+    """The run picked, kept in the URL as ?run=<run_id> at all times, so a link shows the same run after the
+    next sweep; a link's run opens at the session's first load, and one not in this warehouse says so."""
     by_id = {str(r["run_id"]): r for r in runs.to_dict("records")}
-    return st.sidebar.selectbox(
+    wanted = st.query_params.get("run")
+    if wanted is not None and wanted not in by_id:
+        st.sidebar.warning(f"Run `{wanted}` from the link is not in this warehouse: showing the newest run.", icon="🔗")
+    elif wanted is not None and RUN_LINK_APPLIED not in st.session_state:
+        st.session_state[RUN_PICKER] = wanted
+    st.session_state[RUN_LINK_APPLIED] = True
+    if st.session_state.get(RUN_PICKER) not in by_id:  # a run picked earlier that the warehouse no longer has
+        st.session_state.pop(RUN_PICKER, None)
+    choice = st.sidebar.selectbox(
         "Run",
         list(by_id),
         index=0,
         format_func=lambda rid: run_label(by_id, rid),
-        key="run",
-        bind="query-params",
+        key=RUN_PICKER,
         help="Newest first. The choice is kept in the URL (?run=...), so the view can be shared.",
     )
+    st.query_params["run"] = choice
+    return choice
 
 
 def sidebar_budgets(run) -> dict[str, float]:

@@ -276,11 +276,42 @@ def test_sidebar_budgets_preview_verdicts_without_changing_the_marts(
     assert len(_dataframe(at, "latency_p95_text")) == len(levels) - int(levels["meets_all_budgets"].sum())
 
 
-def test_run_picker_follows_the_run_in_the_url(app_on: Callable[..., AppTest], e2e_run: dict[str, Any]) -> None:
-    at = _run(app_on(e2e_run["warehouse"], run=e2e_run["run_id"]))
-    assert at.selectbox(key="run").value == e2e_run["run_id"]
-    assert e2e_run["run_id"] in texts(at)
-    assert any("run_name: e2e" in c.value for c in at.code)  # the resolved config, from dim_runs
+OLDER_RUN = "20000101T000000Z-older"
+
+
+@pytest.fixture
+def two_runs(e2e_run: dict[str, Any], tmp_path: Path) -> Path:
+    """The end-to-end warehouse with a second, older run in dim_runs (named older-run)."""
+    return _warehouse_copy(
+        e2e_run,
+        tmp_path,
+        "insert into intermediate.int_runs_summarised select * replace "
+        f"('{OLDER_RUN}' as run_id, 'older-run' as run_name, started_at - interval 1 day as started_at) "
+        "from intermediate.int_runs_summarised",
+    )
+
+
+def test_a_run_link_opens_that_run_and_the_url_always_names_the_run_shown(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], two_runs: Path
+) -> None:
+    at = _run(app_on(two_runs, run=OLDER_RUN))  # a hand-written ?run= link to the older run
+    assert at.sidebar.selectbox(key="run_picker").value == OLDER_RUN
+    assert OLDER_RUN in texts(at) and at.query_params["run"] == OLDER_RUN
+    # Opened without a link, the newest run is shown and put in the URL, so a copied link keeps showing it.
+    fresh = _run(app_on(two_runs))
+    assert fresh.sidebar.selectbox(key="run_picker").value == e2e_run["run_id"]
+    assert fresh.query_params["run"] == e2e_run["run_id"]
+    # Picking another run moves the URL with it.
+    fresh.sidebar.selectbox(key="run_picker").select(OLDER_RUN).run()
+    assert fresh.query_params["run"] == OLDER_RUN
+
+
+def test_a_link_to_a_run_not_in_the_warehouse_says_so_and_shows_the_newest(
+    app_on: Callable[..., AppTest], e2e_run: dict[str, Any], two_runs: Path
+) -> None:
+    at = _run(app_on(two_runs, run="no-such-run"))
+    assert any("Run `no-such-run` from the link is not in this warehouse" in w.value for w in at.sidebar.warning)
+    assert at.sidebar.selectbox(key="run_picker").value == e2e_run["run_id"]
 
 
 def test_a_lost_run_is_flagged_as_stopped_without_finishing(
