@@ -23,6 +23,7 @@ from collector.config import (
     SyntheticPayload,
 )
 from collector.lengths import LengthDistribution
+from collector.prepare.spec import PrepareSpec
 from collector.schema import schema_markdown
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("top level", Config),
     ("`payloads[]`", PayloadBucket),
+    ("`payloads[].prepare`", PrepareSpec),
     ("`payloads[].synthetic`", SyntheticPayload),
     ("`payloads[].synthetic.output_tokens`", LengthDistribution),
     ("`experiments[]`", Experiment),
