@@ -94,8 +94,8 @@ def draw_length(dist: LengthDistribution, rng: random.Random, lengths: Sequence[
     return lengths[rng.randrange(len(lengths))]
 
 
-def stats(values: Sequence[int]) -> dict[str, float | int | None]:
-    """min, mean and max of token lengths, for provenance (None when there are none)."""
+def stats(values: Sequence[int], digits: int = 3) -> dict[str, float | int | None]:
+    """min, mean (rounded to `digits`) and max of token lengths, for provenance (None when there are none)."""
     if not values:
         return {"min": None, "mean": None, "max": None}
-    return {"min": min(values), "mean": round(sum(values) / len(values), 3), "max": max(values)}
+    return {"min": min(values), "mean": round(sum(values) / len(values), digits), "max": max(values)}

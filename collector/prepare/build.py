@@ -19,9 +19,10 @@ from typing import Any
 from collector import __version__
 from collector.config import Config, PayloadBucket
 from collector.errors import ConfigError, UserError
+from collector.lengths import stats
 from collector.prepare.sources import read_rows
 from collector.prepare.spec import PrepareSpec
-from collector.prepare.templates import FORMATS, chat_messages, default_instruction, render
+from collector.prepare.templates import FORMATS, default_instruction, render
 from collector.tokens import (
     CHAT_STYLES,
     DEFAULT_COUNTER,
@@ -182,7 +183,7 @@ def _render_all(p: BucketPlan, counts: dict[str, int]) -> tuple[list[_Kept], str
             if tokens < spec.min_tokens or (spec.max_tokens is not None and tokens >= spec.max_tokens):
                 continue
             out: dict[str, Any] = {"inputs": text} if text is not None else {"messages": messages}
-            if chat_messages(fields, row.where) is None:
+            if fields.get("messages") is None:  # a text row: the chat rows' messages were rendered above
                 if fields.get("answers") is not None:  # FMBench's row shape: ground truth and question beside it
                     out["ground_truth"] = fields["answers"]
                 if isinstance(fields.get("input"), str):
@@ -238,10 +239,6 @@ def _write_atomically(path: Path, lines: Iterable[str]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def token_stats(lengths: list[int]) -> dict[str, Any]:
-    return {"min": min(lengths), "mean": round(sum(lengths) / len(lengths), 1), "max": max(lengths)}
-
-
 def prepare_bucket(p: BucketPlan) -> dict[str, Any]:
     """Write the bucket's file and its provenance; return the provenance."""
     counts = {"rows_read": 0, "rows_in_language": 0}
@@ -260,7 +257,7 @@ def prepare_bucket(p: BucketPlan) -> dict[str, Any]:
             **counts,
             "rows_kept": len(kept),
             "rows_asked": p.spec.count,
-            "prompt_tokens": token_stats([k.tokens for k in kept]),
+            "prompt_tokens": stats([k.tokens for k in kept], digits=1),
         }
         _write_atomically(provenance_path(p.file), [json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"])
     except OSError as exc:
