@@ -276,7 +276,7 @@ _PREVIEW_LEVELS_SQL = """
         coalesce(levels.success_count > 0 and levels.latency_p95 <= $latency_budget_s, false)
             as preview_meets_latency_budget,
         case when levels.pricing_kind is distinct from 'unpriced' then
-            coalesce(levels.success_count > 0 and levels.cost_per_10k_txn <= $cost_budget_usd, false)
+            coalesce(levels.success_count > 0 and 10000 * levels.price_per_txn <= $cost_budget_usd, false)
         end as preview_meets_cost_budget,
         coalesce(levels.success_count > 0 and levels.error_rate <= $error_rate_budget, false)
             as preview_meets_error_budget,

@@ -12,6 +12,31 @@ requests as (
     select * from {{ ref('stg_raw__requests') }}
 ),
 
+planned_levels as (
+    select * from {{ ref('int_levels_planned') }}
+),
+
+measured_levels as (
+    select * from {{ ref('int_levels_aggregated') }}
+),
+
+planned_counts as (
+    select
+        run_id,
+        count(*) as planned_level_count
+    from planned_levels
+    group by run_id
+),
+
+measured_counts as (
+    -- Levels with a measured request (which a config without a plan also has).
+    select
+        run_id,
+        count(*) as measured_level_count
+    from measured_levels
+    group by run_id
+),
+
 experiment_counts as (
     select
         run_id,
@@ -60,12 +85,18 @@ summarised as (
         coalesce(request_counts.request_count, 0) as request_count,
         coalesce(request_counts.error_count, 0) as error_count,
         coalesce(request_counts.excluded_request_count, 0) as excluded_request_count,
-        coalesce(request_counts.flagged_request_count, 0) as flagged_request_count
+        coalesce(request_counts.flagged_request_count, 0) as flagged_request_count,
+        coalesce(planned_counts.planned_level_count, 0) as planned_level_count,
+        coalesce(measured_counts.measured_level_count, 0) as measured_level_count
     from runs
     left join experiment_counts
         on runs.run_id = experiment_counts.run_id
     left join request_counts
         on runs.run_id = request_counts.run_id
+    left join planned_counts
+        on runs.run_id = planned_counts.run_id
+    left join measured_counts
+        on runs.run_id = measured_counts.run_id
 )
 
 select * from summarised

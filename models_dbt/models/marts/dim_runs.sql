@@ -37,7 +37,9 @@ final as (
         request_count,
         error_count,
         excluded_request_count,
-        flagged_request_count
+        flagged_request_count,
+        planned_level_count,
+        measured_level_count
     from runs
 )
 

@@ -57,8 +57,7 @@ costed as (
             when prices.pricing_kind = 'instance'
                 then prices.usd_per_hour * experiments.instance_count * duration_s / 3600
             when prices.pricing_kind = 'token'
-                then experiments.success_prompt_tokens * prices.usd_per_1m_input_tokens / 1000000
-                    + experiments.success_completion_tokens * prices.usd_per_1m_output_tokens / 1000000
+                then {{ token_cost_usd('experiments.success_prompt_tokens', 'experiments.success_completion_tokens') }}
         end as cost_usd
     from experiments
     left join prices

@@ -62,8 +62,9 @@ costed as (
         case
             when not requests.is_success then 0
             when prices.pricing_kind = 'token'
-                then coalesce(requests.prompt_tokens, 0) * prices.usd_per_1m_input_tokens / 1000000
-                    + coalesce(requests.completion_tokens, 0) * prices.usd_per_1m_output_tokens / 1000000
+                then {{ token_cost_usd(
+                    'coalesce(requests.prompt_tokens, 0)', 'coalesce(requests.completion_tokens, 0)'
+                ) }}
             when prices.pricing_kind = 'instance' then levels.price_per_txn
         end as cost_usd
     from requests

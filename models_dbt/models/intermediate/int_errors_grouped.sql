@@ -1,0 +1,53 @@
+with
+
+failed_requests as (
+    -- Measured requests only (warm-up excluded), as the levels' error_count counts them.
+    select * from {{ ref('int_requests_timed') }}
+    where not is_warmup and not is_success
+),
+
+messages as (
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        error_type,
+        error_message,
+        http_status,
+        count(*) as message_count,
+        min(started_at) as first_seen_at
+    from failed_requests
+    group by all
+),
+
+grouped as (
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        error_type,
+        sum(message_count)::bigint as request_count,
+        -- The most frequent message (ties: the alphabetically first), as the example a sentence quotes.
+        first(error_message order by message_count desc, error_message asc nulls last) as example_message,
+        first(http_status order by message_count desc, error_message asc nulls last) as example_http_status,
+        count(distinct error_message) as distinct_message_count,
+        min(first_seen_at) as first_seen_at
+    from messages
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        error_type
+),
+
+phrased as (
+    select
+        *,
+        {{ error_type_phrase('error_type') }} as error_phrase
+    from grouped
+)
+
+select * from phrased
