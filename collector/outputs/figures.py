@@ -1,0 +1,215 @@
+"""Every figure the outputs show, defined once: the mart column it reads, its label and unit, how it is scaled
+for display, and the one precision rule the app, the report and the terminal summary all apply.
+
+The rule: a measure is shown to three significant figures and never loses a whole-number digit (1.66 s,
+0.000745, 36.2, 877, 12,345); counts are whole numbers; trailing zeros are dropped. Money follows the same
+rule behind a `$`; a share (error rate) is shown as a percentage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pandas as pd
+
+SIGNIFICANT_DIGITS = 3
+NO_VALUE = "–"
+
+Kind = Literal["measure", "count", "usd", "share"]
+
+
+def missing(value: Any) -> bool:
+    """None, NA or NaN: a figure the marts do not have (no successful request, no price, not streamed)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    try:
+        return bool(math.isnan(value))
+    except TypeError:
+        return False
+
+
+def rounded(value: Any) -> float | None:
+    """The precision rule on a number: three significant figures, whole-number digits kept."""
+    if missing(value):
+        return None
+    v = float(value)
+    if v == 0 or not math.isfinite(v):
+        return v
+    magnitude = math.floor(math.log10(abs(v)))
+    decimals = max(0, SIGNIFICANT_DIGITS - 1 - magnitude)
+    return round(v, decimals)
+
+
+def plain(value: Any) -> str:
+    """A rounded number as text: thousands separators, no trailing zeros, never scientific notation."""
+    v = rounded(value)
+    if v is None:
+        return NO_VALUE
+    if v == int(v):
+        return f"{int(v):,}"
+    magnitude = math.floor(math.log10(abs(v)))
+    decimals = max(0, SIGNIFICANT_DIGITS - 1 - magnitude)
+    return f"{v:,.{decimals}f}".rstrip("0").rstrip(".")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: `column` of a mart, shown as `label` in `unit` after multiplying by `scale`."""
+
+    column: str
+    label: str
+    unit: str = ""
+    scale: float = 1.0
+    kind: Kind = "measure"
+    help: str = ""
+
+    @property
+    def header(self) -> str:
+        """The column header and axis title: `TTFT p50 (ms)`, `Cost per 10k transactions ($)`."""
+        unit = "$" if self.kind == "usd" else self.unit
+        return f"{self.label} ({unit})" if unit else self.label
+
+    def value(self, raw: Any) -> float | int | None:
+        """The number shown (scaled and rounded; a count as an int), so tables stay numeric and sortable."""
+        if missing(raw):
+            return None
+        if self.kind == "count":
+            return int(round(float(raw)))
+        return rounded(float(raw) * self.scale)
+
+    def text(self, raw: Any) -> str:
+        """The figure as text, with its unit where a header does not carry it."""
+        v = self.value(raw)
+        if v is None:
+            return NO_VALUE
+        if self.kind == "count":
+            return f"{int(v):,}"
+        if self.kind == "usd":
+            return f"-${plain(-v)}" if v < 0 else f"${plain(v)}"
+        return plain(v)
+
+    def with_unit(self, raw: Any) -> str:
+        """The figure as text with its unit, for sentences and the Information | Value tables: `35.2 ms`."""
+        text = self.text(raw)
+        if text == NO_VALUE or self.kind == "usd" or not self.unit:
+            return text
+        return f"{text}{self.unit}" if self.unit == "%" else f"{text} {self.unit}"
+
+    @property
+    def app_format(self) -> str:
+        """A printf format for Streamlit's NumberColumn over `value()`s (already rounded, so %g shows them)."""
+        if self.kind == "count":
+            return "%d"
+        return "$%g" if self.kind == "usd" else "%g"
+
+
+def _percentiles(prefix: str, label: str, unit: str, scale: float, help: str) -> list[Figure]:
+    return [Figure(f"{prefix}_{p}", f"{label} {p}", unit, scale, help=help) for p in ("p50", "p95", "p99")]
+
+
+LATENCY_HELP = "End-to-end latency of the successful requests: request sent to last byte received."
+TTFT_HELP = "Time to first token of the successful streamed requests: request sent to first content."
+TPOT_HELP = "Time per output token after the first: (last token - first token) / (output tokens - 1)."
+
+FIGURES: tuple[Figure, ...] = (
+    # A level's identity and counts (fct_concurrency_metrics).
+    Figure("concurrency", "Concurrency", kind="count", help="Requests kept in flight."),
+    Figure("request_count", "Requests", kind="count", help="Measured requests of the level (warm-up excluded)."),
+    Figure("success_count", "Succeeded", kind="count"),
+    Figure("error_count", "Errors", kind="count"),
+    Figure("error_rate", "Error rate", "%", 100, kind="share", help="Failed requests / measured requests."),
+    Figure("instance_count", "Instances", kind="count"),
+    # Latency.
+    *_percentiles("latency", "Latency", "s", 1, LATENCY_HELP),
+    *_percentiles("ttft", "TTFT", "ms", 1000, TTFT_HELP),
+    *_percentiles("tpot", "TPOT", "ms", 1000, TPOT_HELP),
+    Figure("latency_mean", "Mean latency", "s", help=LATENCY_HELP),
+    # Tokens and throughput.
+    Figure("prompt_token_count_mean", "Mean prompt", "tokens"),
+    Figure("completion_token_count_mean", "Mean completion", "tokens"),
+    Figure("prompt_token_throughput", "Prompt throughput", "tokens/s"),
+    Figure("completion_token_throughput", "Output throughput", "tokens/s"),
+    Figure("transactions_per_minute", "Transactions/min", help="Successful requests per minute of the level."),
+    # Price and cost.
+    Figure("price_per_txn", "Price per transaction", kind="usd"),
+    Figure("price_per_token", "Price per 1M tokens", scale=1e6, kind="usd", help="Prompt and output tokens."),
+    Figure("cost_per_10k_txn", "Cost per 10k transactions", kind="usd"),
+    Figure("cost_usd", "Cost", kind="usd"),
+    Figure("duration_s", "Duration", "s"),
+    Figure("usd_per_hour", "Price per hour", kind="usd"),
+    # Telemetry (fct_endpoint_metrics and fct_telemetry_samples).
+    Figure("cpu_percent", "Host CPU", "%"),
+    Figure("host_memory_used_gib", "Host memory used", "GiB"),
+    Figure("gpu_utilization_percent", "GPU utilisation", "%"),
+    Figure("gpu_memory_used_gib", "GPU memory used", "GiB"),
+    Figure("gpu_memory_total_gib", "GPU memory installed", "GiB"),
+    Figure("gpu_power_w", "GPU power", "W"),
+    Figure("gpu_energy_j", "GPU energy", "J"),
+    Figure("gpu_energy_per_output_token_j", "GPU energy per output token", "J"),
+    Figure("window_duration_s", "Window", "s"),
+    Figure("sample_count", "Samples", kind="count"),
+    # Requests (fct_requests).
+    Figure("e2e_latency_s", "Latency", "s", help=LATENCY_HELP),
+    Figure("ttft_s", "TTFT", "ms", 1000, help=TTFT_HELP),
+    Figure("tpot_s", "TPOT", "ms", 1000, help=TPOT_HELP),
+    Figure("prompt_tokens", "Prompt tokens", kind="count"),
+    Figure("completion_tokens", "Output tokens", kind="count"),
+)
+
+BY_COLUMN: dict[str, Figure] = {f.column: f for f in FIGURES}
+BY_HEADER: dict[str, Figure] = {f.header: f for f in FIGURES}
+assert len(BY_COLUMN) == len(FIGURES) and len(BY_HEADER) == len(FIGURES), "a column or header is defined twice"
+
+# The telemetry measures of fct_endpoint_metrics, in the order every output lists them.
+TELEMETRY: tuple[Figure, ...] = tuple(
+    BY_COLUMN[c]
+    for c in (
+        "cpu_percent",
+        "host_memory_used_gib",
+        "gpu_utilization_percent",
+        "gpu_memory_used_gib",
+        "gpu_memory_total_gib",
+        "gpu_power_w",
+    )
+)
+
+
+def figure(column: str) -> Figure:
+    return BY_COLUMN[column]
+
+
+def header(column: str) -> str:
+    return BY_COLUMN[column].header
+
+
+def frame(rows: pd.DataFrame, columns: Iterable[str | tuple[str, str]]) -> pd.DataFrame:
+    """A display frame of mart rows: a figure column becomes its header with numeric `value()`s; a
+    `(header, column)` pair or a plain column that is not a figure is copied as text."""
+    out: dict[str, Any] = {}
+    for spec in columns:
+        if isinstance(spec, tuple):
+            title, column = spec
+            out[title] = rows[column].map(lambda v: NO_VALUE if missing(v) else str(v)).to_numpy()
+        elif spec in BY_COLUMN:
+            fig = BY_COLUMN[spec]
+            out[fig.header] = pd.array(
+                [fig.value(v) for v in rows[spec]], dtype="Int64" if fig.kind == "count" else "Float64"
+            )
+        else:
+            out[spec] = rows[spec].map(lambda v: NO_VALUE if missing(v) else str(v)).to_numpy()
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def as_text(display: pd.DataFrame) -> pd.DataFrame:
+    """A display frame with every figure column written as text by the precision rule (report, terminal)."""
+    out = display.copy()
+    for title in out.columns:
+        fig = BY_HEADER.get(str(title))
+        if fig is not None:
+            # Values are already scaled: format them as a figure of scale 1.
+            shown = Figure(fig.column, fig.label, fig.unit, 1.0, fig.kind)
+            out[title] = [shown.text(v) for v in out[title]]
+    return out
