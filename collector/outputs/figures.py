@@ -77,7 +77,7 @@ class Figure:
         if missing(raw):
             return None
         if self.kind == "count":
-            return int(round(float(raw)))
+            return round(float(raw))
         return rounded(float(raw) * self.scale)
 
     def text(self, raw: Any) -> str:
