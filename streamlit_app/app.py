@@ -18,7 +18,7 @@ try:
 except ImportError:  # run from a checkout without installing: the repo root holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.outputs import queries, tables
+from collector.outputs import figures, queries, tables
 from collector.settings import DEFAULT_WAREHOUSE, WAREHOUSE_ENV
 from streamlit_app import cache, ui
 
@@ -119,7 +119,8 @@ def sidebar_preview(ctx: ui.AppContext) -> None:
         row = best.iloc[0]
         lines.append(
             f"- Best price performance would be **{row['experiment_name']}** on {row['payload_file']} at "
-            f"concurrency {tables.fmt_int(row['concurrency'])} (${tables.fmt(row['cost_per_10k_txn'])} per 10k)."
+            f"concurrency {figures.figure('concurrency').text(row['concurrency'])} "
+            f"({figures.figure('cost_per_10k_txn').text(row['cost_per_10k_txn'])} per 10k)."
         )
     st.sidebar.warning(ui.escape_dollars("\n".join(lines)), icon="🧪")
 

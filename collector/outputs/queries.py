@@ -17,6 +17,7 @@ import pandas as pd
 
 from collector.errors import UserError
 from collector.landing import collector_alive
+from collector.outputs import figures
 from collector.warehouse import WarehouseBusy
 from collector.warehouse import connect as open_warehouse
 
@@ -54,17 +55,6 @@ class RequestFilter(NamedTuple):
     concurrencies: tuple[int, ...] = ()
     statuses: tuple[str, ...] = ()
     include_warmup: bool = False
-
-
-# Telemetry measures of fct_endpoint_metrics: column prefix, label, unit.
-TELEMETRY_MEASURES: tuple[tuple[str, str, str], ...] = (
-    ("cpu_percent", "Host CPU", "%"),
-    ("host_memory_used_gib", "Host memory used", "GiB"),
-    ("gpu_utilization_percent", "GPU utilisation", "%"),
-    ("gpu_memory_used_gib", "GPU memory used", "GiB"),
-    ("gpu_memory_total_gib", "GPU memory installed", "GiB"),
-    ("gpu_power_w", "GPU power", "W"),
-)
 
 
 @contextmanager
@@ -175,6 +165,28 @@ def failed_experiments(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     )
 
 
+def level_errors(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame:
+    """fct_level_errors of some runs: per level and error type, how many measured requests failed so."""
+    return _frame(
+        warehouse,
+        """
+        select * from marts.fct_level_errors
+        where list_contains($run_ids::varchar[], run_id)
+        order by run_id, experiment_name, payload_file, concurrency, request_count desc, error_type
+        """,
+        {"run_ids": list(run_ids)},
+    )
+
+
+def unmeasured_levels(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_unmeasured_levels of a run: the planned levels without a measured request, in sweep order."""
+    return _frame(
+        warehouse,
+        "select * from marts.fct_unmeasured_levels where run_id = $run_id order by unmeasured_position",
+        {"run_id": run_id},
+    )
+
+
 def experiment_costs(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     """fct_experiment_costs of a run: what benchmarking each experiment cost."""
     return _frame(
@@ -209,7 +221,7 @@ def telemetry_bands(warehouse: str | Path, run_id: str) -> pd.DataFrame:
         from marts.fct_endpoint_metrics
         where run_id = $run_id
         """
-        for order, (prefix, label, unit) in enumerate(TELEMETRY_MEASURES)
+        for order, (prefix, label, unit) in enumerate((f.column, f.label, f.unit) for f in figures.TELEMETRY)
     ]
     return _frame(
         warehouse,

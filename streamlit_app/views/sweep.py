@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from collector.outputs import charts, queries, tables
+from collector.outputs import charts, queries, sentences, tables
 from streamlit_app import cache, ui
 
 ctx = ui.context()
@@ -56,6 +56,10 @@ if ctx.is_preview:
     )
     preview = preview[(preview["payload_file"] == bucket) & preview["experiment_name"].isin(shown["experiment_name"])]
     st.caption("Verdicts under the preview budgets (the marts' verdicts are in `meets_*`; rerun `dbt build`).")
-    st.dataframe(tables.level_table(preview, verdict_prefix="preview_"), hide_index=True, key="sweep_levels")
+    ui.show_table(tables.level_table(preview, verdict_prefix="preview_"), key="sweep_levels")
 else:
-    st.dataframe(tables.level_table(shown), hide_index=True, key="sweep_levels")
+    ui.show_table(tables.level_table(shown), key="sweep_levels")
+errors = cache.level_errors(ctx.warehouse, [ctx.run_id])
+for _, level in shown[shown["error_count"].fillna(0) > 0].iterrows():
+    if sentence := sentences.level_errors(level, sentences.errors_of(level, errors)):
+        ui.md(f"- `{sentences.level_label(level)}`: {sentence}")
