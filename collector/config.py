@@ -35,6 +35,7 @@ from collector.launch.settings import LaunchSettings
 from collector.lengths import LengthDistribution
 from collector.prepare.spec import PrepareSpec
 from collector.settings import DEFAULT_PRICING_DIR, INSTANCE_PRICES_FILE, TOKEN_PRICES_FILE
+from collector.sim.settings import SimEndpointSettings
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
 
@@ -180,23 +181,13 @@ class OpenAIEndpoint(Strict):
         return self
 
 
-class SimulatedEndpoint(Strict):
+class SimulatedEndpoint(Strict, SimEndpointSettings):
     """The built-in simulated GPU server, started on 127.0.0.1 for the run."""
 
+    # The simulator's own keys are SimEndpointSettings' fields, declared once in collector/sim/settings.py.
     type: Literal["simulated"] = Field(description="Endpoint kind.")
-    model: str = Field(default="llama-3.1-8b", description="Model profile of the simulator (collector/sim/profiles).")
     api_style: ApiStyle = Field(default="chat", description=API_STYLE_DOC)
     stream: bool = Field(default=True, description="Stream responses (SSE).")
-    mean_output_tokens: float = Field(
-        default=40,
-        gt=0,
-        le=MAX_TOKENS,
-        description="Mean length at which the simulated model ends a reply (seeded draw).",
-    )
-    seed: int = Field(default=0, ge=0, lt=2**63, description="Seed of the simulator's end-of-sequence draws.")
-    speedup: float = Field(
-        default=1.0, ge=1.0, le=1e6, description="Run the modelled hardware this many times faster (tests only)."
-    )
     startup_timeout_s: float = Field(
         default=30, gt=0, le=MAX_SECONDS, description="How long to wait for the simulator to start."
     )
