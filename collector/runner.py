@@ -21,7 +21,7 @@ import duckdb
 
 from collector import __version__
 from collector.clock import RunClock, now_iso
-from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
+from collector.config import Config, Experiment, OpenAIEndpoint, load_config, redacted_dump
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
@@ -29,6 +29,7 @@ from collector.landing import RunLanding, check_free_space, compact_run, process
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
 from collector.payloads import Prompt, experiment_prompts
 from collector.prepare.build import ensure_prepared, file_sha256
+from collector.pricing import applied_prices
 from collector.progress import ProgressPrinter
 from collector.schema import RunManifest
 from collector.telemetry import TelemetrySampler
