@@ -402,8 +402,13 @@ class RequestOutcome:
 
 @dataclass
 class LevelProgress:
+    """A level's requests so far, and the one that finished last (what a live progress line shows of it)."""
+
     done: int = 0
     errors: int = 0
+    last_e2e_ns: int = 0
+    last_error_type: str | None = None  # None when the last request succeeded
+    last_is_warmup: bool = False
 
 
 async def run_level(
@@ -431,8 +436,12 @@ async def run_level(
                 return
             prompt = prompts[seq % len(prompts)]
             row = await send_one(session, target, level, prompt, clock, worker_index, seq, land)
+            failed = row.status != "success"
             progress.done += 1
-            progress.errors += row.status != "success"
+            progress.errors += failed
+            progress.last_e2e_ns = row.e2e_ns
+            progress.last_error_type = (row.error_type or "error") if failed else None
+            progress.last_is_warmup = seq < level.warmup
             if on_progress is not None:
                 on_progress(progress)
 
