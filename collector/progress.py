@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from collector.loadgen import LevelProgress
+from collector.outputs.precision import plain
 
 REDRAW_INTERVAL_S = 0.1
 BAR_WIDTH = 20
@@ -120,18 +121,13 @@ def duration(seconds: float) -> str:
 
 
 def latency_text(seconds: float) -> str:
-    """A latency: milliseconds below one second, seconds above."""
-    if seconds < 0.01:
-        return f"{seconds * 1000:.1f} ms"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    return f"{seconds:.2f} s"
+    """A latency by the outputs' precision rule: milliseconds below one second, seconds above."""
+    return f"{plain(seconds * 1000)} ms" if seconds < 1 else f"{plain(seconds)} s"
 
 
 def rate_text(per_s: float) -> str:
-    """Requests per second with three significant figures at most (0.42, 12.3, 123)."""
-    digits = 2 if per_s < 10 else 1 if per_s < 100 else 0
-    return f"{per_s:.{digits}f} req/s"
+    """Requests per second by the outputs' precision rule (0.42, 12.3, 123)."""
+    return f"{plain(per_s)} req/s"
 
 
 def errors_text(count: int, by_type: Mapping[str, int]) -> str:

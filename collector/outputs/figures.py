@@ -1,67 +1,21 @@
 """Every figure the outputs show, defined once: the mart column it reads, its label and unit, how it is scaled
 for display, and the one precision rule the app, the report and the terminal summary all apply.
 
-The rule: a measure is shown to three significant figures and never loses a whole-number digit (1.66 s,
-0.000745, 36.2, 877, 12,345), trailing zeros dropped; counts are whole numbers; money is in cents from a
-dollar up ($7.73, $4.00) and to three significant figures below it ($0.000773); a share (error rate) is a
-percentage by the measure rule (5%, 12.5%).
+The rule itself is in `precision` (pandas-free, so the collector's live progress line uses it too); a share
+(error rate) is shown as a percentage by it, TTFT and TPOT in milliseconds.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pandas as pd
 
-SIGNIFICANT_DIGITS = 3
-NO_VALUE = "–"
+from collector.outputs.precision import NO_VALUE, missing, plain, rounded, rounded_usd
 
 Kind = Literal["measure", "count", "usd", "share"]
-
-
-def missing(value: Any) -> bool:
-    """None, NA or NaN: a figure the marts do not have (no successful request, no price, not streamed)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    try:
-        return bool(math.isnan(value))
-    except TypeError:
-        return False
-
-
-def rounded(value: Any) -> float | None:
-    """The precision rule on a number: three significant figures, whole-number digits kept."""
-    if missing(value):
-        return None
-    v = float(value)
-    if v == 0 or not math.isfinite(v):
-        return v
-    magnitude = math.floor(math.log10(abs(v)))
-    decimals = max(0, SIGNIFICANT_DIGITS - 1 - magnitude)
-    return round(v, decimals)
-
-
-def rounded_usd(value: Any) -> float | None:
-    """The precision rule on money: cents from a dollar up, three significant figures below."""
-    if missing(value):
-        return None
-    v = float(value)
-    return round(v, 2) if abs(v) >= 1 else rounded(v)
-
-
-def plain(value: Any) -> str:
-    """A rounded number as text: thousands separators, no trailing zeros, never scientific notation."""
-    v = rounded(value)
-    if v is None:
-        return NO_VALUE
-    if v == int(v):
-        return f"{int(v):,}"
-    magnitude = math.floor(math.log10(abs(v)))
-    decimals = max(0, SIGNIFICANT_DIGITS - 1 - magnitude)
-    return f"{v:,.{decimals}f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_duration_reads_as_seconds_minutes_or_hours_never_negative_and_capped(se
 
 def test_latency_rate_and_errors_read_with_their_units_and_the_most_frequent_error_type() -> None:
     assert [latency_text(s) for s in (0.0042, 0.4123, 2.345)] == ["4.2 ms", "412 ms", "2.35 s"]
-    assert [rate_text(r) for r in (0.4234, 12.34, 123.4)] == ["0.42 req/s", "12.3 req/s", "123 req/s"]
+    assert [rate_text(r) for r in (0.4234, 12.34, 123.4)] == ["0.423 req/s", "12.3 req/s", "123 req/s"]
     assert errors_text(0, {}) == "0 errors"
     assert errors_text(1, {"timeout": 1}) == "1 error (timeout)"
     assert errors_text(3, {"timeout": 3}) == "3 errors (timeout)"
@@ -258,9 +258,9 @@ def test_a_log_gets_one_line_per_finished_level_with_the_runs_eta() -> None:
     printer = ProgressPrinter([PlannedLevel("a", "x", 1, 2), PlannedLevel("a", "y", 1, 2)], out, clock)
     _sweep(printer, clock, 0.5)
     assert out.getvalue().splitlines() == [
-        "level 1 of 2 | a | x | concurrency 1 | 2/2 requests, 0 errors | 2.00 req/s | p50 500 ms | 1.0s "
+        "level 1 of 2 | a | x | concurrency 1 | 2/2 requests, 0 errors | 2 req/s | p50 500 ms | 1.0s "
         "| run 2/4 requests | ETA 1.0s",
-        "level 2 of 2 | a | y | concurrency 1 | 2/2 requests, 1 error (timeout) | 2.00 req/s | 1.0s | run 4/4 requests",
+        "level 2 of 2 | a | y | concurrency 1 | 2/2 requests, 1 error (timeout) | 2 req/s | 1.0s | run 4/4 requests",
     ]
 
 
