@@ -338,9 +338,8 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     if not errors.empty:
         doc.heading(4, "Errors")
         doc.para("What the failed requests of each level failed with, the most frequent first, warm-up excluded.")
-        for _, level in levels[levels["error_count"].fillna(0) > 0].iterrows():
-            if sentence := sentences.level_errors(level, sentences.errors_of(level, errors)):
-                doc.para(f"{sentences.level_label(level, md_code)}: {md_text(sentence)}")
+        for line in sentences.errors_by_level(levels, errors, md_code, md_text):
+            doc.para(line)
         doc.frame(tables.errors_table(errors), code_columns=("Experiment", "Payload bucket"))
 
     # Endpoint metrics

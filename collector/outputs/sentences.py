@@ -176,6 +176,19 @@ def errors_of(level: Row, errors: pd.DataFrame) -> pd.DataFrame:
     return errors[mask]
 
 
+def errors_by_level(
+    levels: pd.DataFrame, errors: pd.DataFrame, code: Code = _plain_code, text: Code = _plain_code
+) -> list[str]:
+    """`vllm c=8 on big: All 12 requests failed: ...` for every level of `levels` with a failed request, in
+    their order; `errors` are the fct_level_errors rows (of these levels or more). `text` escapes the sentence,
+    which quotes the servers' messages."""
+    lines = []
+    for _, level in levels[levels["error_count"].fillna(0) > 0].iterrows():
+        if sentence := level_errors(level, errors_of(level, errors)):
+            lines.append(f"{level_label(level, code)}: {text(sentence)}")
+    return lines
+
+
 def level_label(row: Row, code: Code = _plain_code) -> str:
     """`vllm c=8 on en_1-500`: one level named in a sentence."""
     return f"{code(str(row['experiment_name']))} c={int(row['concurrency'])} on {code(str(row['payload_file']))}"

@@ -69,7 +69,8 @@ def summary_text(warehouse: Path, run_id: str) -> str:
         out += ["", *render(tables.failed_table(failed))]
     if not errors.empty:
         out += ["", "== Errors", ""]
-        out += render(tables.errors_table(errors))
+        out += sentences.errors_by_level(queries.level_metrics(warehouse, [run_id]), errors)
+        out += ["", *render(tables.errors_table(errors))]
 
     if not costs.empty:
         total = tables.total_cost(costs)

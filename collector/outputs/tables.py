@@ -151,7 +151,7 @@ def latency_table(levels: pd.DataFrame) -> Table:
     )
     table = Table.plain(frame)
     table.notes = _caution_percentiles(levels.reset_index(drop=True), frame, table.states)
-    if (levels["error_count"].fillna(0) > 0).any():
+    if ((levels["error_count"].fillna(0) > 0) & (levels["success_count"].fillna(0) > 0)).any():
         table.notes.append(sentences.SURVIVORS_NOTE)
     return table
 
@@ -218,7 +218,8 @@ def failed_table(failed: pd.DataFrame) -> Table:
             return ""  # not judged (the cost of an experiment benchmarked unpriced)
         return FAIL if bool(miss) else PASS if clean else CAUTION
 
-    survivors_only = (failed["success_count"].fillna(0) < failed["request_count"]).to_numpy()
+    succeeded = failed["success_count"].fillna(0)
+    survivors_only = ((succeeded > 0) & (succeeded < failed["request_count"])).to_numpy()
     table.states[figures.header("error_rate")] = [state(m) for m in failed["misses_error_budget"]]
     table.states[figures.header("latency_p95")] = [
         state(m, not s) for m, s in zip(failed["misses_latency_budget"], survivors_only, strict=True)

@@ -67,9 +67,8 @@ if not failed.empty:
     ui.show_table(tables.failed_table(failed), key="summary_failed_table")
 if not errors.empty:
     st.markdown("**What the failed requests failed with** (warm-up excluded)")
-    for _, level in levels[levels["error_count"].fillna(0) > 0].iterrows():
-        if sentence := sentences.level_errors(level, sentences.errors_of(level, errors)):
-            ui.md(f"- `{sentences.level_label(level)}`: {sentence}")
+    for line in sentences.errors_by_level(levels, errors, lambda name: f"`{name}`"):
+        ui.md(f"- {line}")
     ui.show_table(tables.errors_table(errors), key="summary_errors")
 
 if ctx.is_preview:

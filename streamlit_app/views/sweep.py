@@ -60,6 +60,5 @@ if ctx.is_preview:
 else:
     ui.show_table(tables.level_table(shown), key="sweep_levels")
 errors = cache.level_errors(ctx.warehouse, [ctx.run_id])
-for _, level in shown[shown["error_count"].fillna(0) > 0].iterrows():
-    if sentence := sentences.level_errors(level, sentences.errors_of(level, errors)):
-        ui.md(f"- `{sentences.level_label(level)}`: {sentence}")
+for line in sentences.errors_by_level(shown, errors, lambda name: f"`{name}`"):
+    ui.md(f"- {line}")
