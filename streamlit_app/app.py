@@ -20,7 +20,7 @@ except ImportError:  # run from a checkout without installing: the repo root hol
 
 from collector.outputs import figures, queries, tables
 from collector.settings import DEFAULT_WAREHOUSE, WAREHOUSE_ENV
-from streamlit_app import cache, ui
+from streamlit_app import cache, live, ui
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -42,7 +42,8 @@ def run_label(runs: dict[str, dict], run_id: str) -> str:
     started = run["started_at"]
     when = started.strftime("%Y-%m-%d %H:%M UTC") if hasattr(started, "strftime") else str(started)
     simulated = tables.simulated(run)
-    return f"{run['run_name']} · {when} · {run['status']}{' · ' + simulated if simulated else ''} ({run_id})"
+    built = " · not built yet" if bool(run.get("is_live")) else ""
+    return f"{run['run_name']} · {when} · {run['status']}{built}{' · ' + simulated if simulated else ''} ({run_id})"
 
 
 def sidebar_run_picker(runs) -> str:
@@ -148,6 +149,9 @@ def main() -> None:
         ctx = ui.AppContext(warehouse=warehouse, runs=runs, run=run, trial_budgets=sidebar_budgets(run))
         ui.set_context(ctx)
         sidebar_preview(ctx)
+        if bool(run.get("is_live")):
+            live.show(ctx)  # every page: the run has no marts yet
+            return
         if run["status"] == "running":
             st.info("This run is still collecting: its figures are those of the last `dbt build`.", icon="⏱️")
         elif run["status"] == "lost":

@@ -363,3 +363,26 @@ def comparison_table(rows: pd.DataFrame, label_column: str) -> Table:
             ratios.append(f"×{figures.plain(float(other) / float(base))}" if ok else NO_VALUE)
         data[f"{label_} / {labels[0]}"] = ratios
     return Table.plain(pd.DataFrame(data))
+
+
+def live_table(levels: pd.DataFrame) -> Table:
+    """The levels of a run not built yet, from its raw rows so far (queries.live_levels): provisional."""
+    levels = levels.reset_index(drop=True)
+    frame = figures.frame(
+        levels,
+        [
+            "experiment_name",
+            "payload_file",
+            "concurrency",
+            "request_count",
+            "error_count",
+            "latency_p50",
+            "latency_p95",
+            "latency_p99",
+            "ttft_p50",
+            "transactions_per_minute",
+        ],
+    )
+    table = Table.plain(frame)
+    table.notes = _caution_percentiles(levels, frame, table.states)
+    return table
