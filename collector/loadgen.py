@@ -420,30 +420,36 @@ async def run_level(
     stop: asyncio.Event,
     on_progress: Callable[[LevelProgress], None] | None = None,
 ) -> LevelProgress:
-    """Keep exactly `level.concurrency` requests in flight until warm-up + measured requests are sent.
+    """Send the level's warm-up requests and wait for all of them, then keep exactly `level.concurrency`
+    measured requests in flight until they are all sent: a warm-up still running would hold a slot during the
+    measured window and lower its throughput.
 
     Setting `stop` lets in-flight requests finish and sends no more; cancelling the task lands each
     in-flight request as a `cancelled` row.
     """
-    total = level.warmup + level.requests
-    jobs = iter(range(total))  # shared by all workers: the next free worker takes the next job
     progress = LevelProgress()
     prompts = level.prompts
 
-    async def worker(worker_index: int) -> None:
-        for seq in jobs:
-            if stop.is_set():
-                return
-            prompt = prompts[seq % len(prompts)]
-            row = await send_one(session, target, level, prompt, clock, worker_index, seq, land)
-            failed = row.status != "success"
-            progress.done += 1
-            progress.errors += failed
-            progress.last_e2e_ns = row.e2e_ns
-            progress.last_error_type = (row.error_type or "error") if failed else None
-            progress.last_is_warmup = seq < level.warmup
-            if on_progress is not None:
-                on_progress(progress)
+    async def phase(sequences: range) -> None:
+        jobs = iter(sequences)  # shared by the phase's workers: the next free worker takes the next job
 
-    await asyncio.gather(*(worker(w) for w in range(min(level.concurrency, total))))
+        async def worker(worker_index: int) -> None:
+            for seq in jobs:
+                if stop.is_set():
+                    return
+                prompt = prompts[seq % len(prompts)]
+                row = await send_one(session, target, level, prompt, clock, worker_index, seq, land)
+                failed = row.status != "success"
+                progress.done += 1
+                progress.errors += failed
+                progress.last_e2e_ns = row.e2e_ns
+                progress.last_error_type = (row.error_type or "error") if failed else None
+                progress.last_is_warmup = seq < level.warmup
+                if on_progress is not None:
+                    on_progress(progress)
+
+        await asyncio.gather(*(worker(w) for w in range(min(level.concurrency, len(sequences)))))
+
+    await phase(range(level.warmup))
+    await phase(range(level.warmup, level.warmup + level.requests))
     return progress

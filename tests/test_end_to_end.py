@@ -115,8 +115,21 @@ def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run:
         lat = [r[5] / 1e9 for r in ok]
         ttft = [r[6] / 1e9 for r in ok]
         tpot = [(r[5] - r[6]) / 1e9 / (r[8] - 1) for r in ok if r[8] >= 2]
-        span_s = (max(r[4] + r[5] for r in rows) - min(r[4] for r in rows)) / 1e9
-        tpm = len(ok) / span_s * 60
+        # Steady state: the requests that ended by the first end after the level's last start ran with
+        # `concurrency` in flight; by Little's law, concurrency x their successes / their summed latency, given
+        # one per slot at least; else the level's whole span.
+        last_start = max(r[4] for r in rows)
+        ramp_down = min(r[4] + r[5] for r in rows if r[4] + r[5] > last_start)
+        steady = [r for r in rows if r[4] + r[5] <= ramp_down]
+        concurrency = key[2]
+        if len(steady) >= concurrency:
+            slot_s = sum(r[5] for r in steady) / 1e9
+            tpm = concurrency * sum(r[3] == "success" for r in steady) * 60 / slot_s
+            completion_rate = concurrency * sum(r[8] for r in steady if r[3] == "success") / slot_s
+        else:
+            span_s = (max(r[4] + r[5] for r in rows) - min(r[4] for r in rows)) / 1e9
+            tpm = len(ok) * 60 / span_s
+            completion_rate = sum(r[8] for r in ok) / span_s
         prompt_mean = sum(r[7] for r in ok) / len(ok)
         completion_mean = sum(r[8] for r in ok) / len(ok)
         price = 1.624 * 1 / 60 / tpm  # g5.4xlarge, one instance
@@ -129,7 +142,7 @@ def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run:
             _quantile(ttft, 0.95),
             _quantile(tpot, 0.5),
             tpm,
-            sum(r[8] for r in ok) / span_s,
+            completion_rate,
             prompt_mean,
             price,
             price / (prompt_mean + completion_mean),

@@ -318,15 +318,24 @@ def telemetry_samples(warehouse: str | Path, run_id: str, max_points: int = TELE
 # The level figures of int_levels_aggregated over the raw rows landed so far, for a run not built yet (the app
 # marks them provisional). tests/dbt/test_live_levels_twin.py holds them equal to the marts once built.
 _LIVE_LEVELS_SQL = """
-    with measured as (
+    with timed as (
         select
             *,
             status = 'success' as is_success,
             e2e_ns / 1e9 as e2e_latency_s,
             first_content_ns / 1e9 as ttft_s,
-            start_offset_ns + e2e_ns as end_offset_ns
+            start_offset_ns + e2e_ns as end_offset_ns,
+            max(start_offset_ns) over (partition by experiment_name, payload_file, concurrency) as last_start_ns
         from raw.requests
         where run_id = $run_id and not is_warmup
+    ),
+    measured as (  -- the steady state: ended by the first end after the last start (int_levels_aggregated)
+        select
+            *,
+            end_offset_ns <= min(case when end_offset_ns > last_start_ns then end_offset_ns end) over (
+                partition by experiment_name, payload_file, concurrency
+            ) as is_steady
+        from timed
     ),
     aggregated as (
         select
@@ -342,18 +351,36 @@ _LIVE_LEVELS_SQL = """
             coalesce(sum(prompt_tokens) filter (where is_success), 0) as success_prompt_tokens,
             coalesce(sum(completion_tokens) filter (where is_success), 0) as success_completion_tokens,
             (max(end_offset_ns) - min(start_offset_ns)) / 1e9 as duration_s,
-            min(start_offset_ns) as level_start_offset_ns
+            min(start_offset_ns) as level_start_offset_ns,
+            count(*) filter (where is_steady and is_success) as steady_success_count,
+            count(*) filter (where is_steady) as steady_request_count,
+            sum(e2e_latency_s) filter (where is_steady) as steady_latency_sum_s,
+            coalesce(sum(prompt_tokens) filter (where is_steady and is_success), 0) as steady_prompt_tokens,
+            coalesce(sum(completion_tokens) filter (where is_steady and is_success), 0) as steady_completion_tokens
         from measured
         group by all
+    ),
+    slotted as (  -- at least one steady-state request per slot, as int_levels_aggregated requires
+        select *, case when steady_request_count >= concurrency then steady_latency_sum_s end as steady_slot_time_s
+        from aggregated
     )
     select
         *,
-        success_prompt_tokens / nullif(duration_s, 0) as prompt_token_throughput,
-        success_completion_tokens / nullif(duration_s, 0) as completion_token_throughput,
-        success_count * 60 / nullif(duration_s, 0) as transactions_per_minute,
+        coalesce(
+            concurrency * steady_prompt_tokens / nullif(steady_slot_time_s, 0),
+            success_prompt_tokens / nullif(duration_s, 0)
+        ) as prompt_token_throughput,
+        coalesce(
+            concurrency * steady_completion_tokens / nullif(steady_slot_time_s, 0),
+            success_completion_tokens / nullif(duration_s, 0)
+        ) as completion_token_throughput,
+        coalesce(
+            concurrency * steady_success_count * 60 / nullif(steady_slot_time_s, 0),
+            success_count * 60 / nullif(duration_s, 0)
+        ) as transactions_per_minute,
         success_count < 20 as is_p95_undersampled,
         success_count < 100 as is_p99_undersampled
-    from aggregated
+    from slotted
     order by level_start_offset_ns
 """
 

@@ -142,13 +142,16 @@ def test_closed_loop_keeps_exactly_concurrency_requests_in_flight(tmp_path: Path
     assert {r[1] for r in rows} == {0, 1, 2, 3}
     assert all(r[5] == "success" and 0 < r[6] < r[7] for r in rows)
     assert all(r[8] == r[9] and r[10] == "server" for r in rows)
-    # in flight at each request's start: never above 4, and 4 most of the time (a closed loop, no barriers)
-    in_flight = [sum(1 for o in rows if o[3] <= r[3] < o[4]) for r in rows]
+    # the warm-up ends before the measured window opens: no warm-up holds a slot beside a measured request
+    warmup, measured = [r for r in rows if r[2]], [r for r in rows if not r[2]]
+    assert max(w[4] for w in warmup) <= min(m[3] for m in measured)
+    # in flight at each measured start: never above 4, and 4 most of the time (a closed loop, no barriers)
+    in_flight = [sum(1 for o in measured if o[3] <= r[3] < o[4]) for r in measured]
     assert max(in_flight) == 4
     assert sum(n == 4 for n in in_flight) >= 20
     # a worker sends its next request as soon as its last one finished: gaps are tiny
     by_worker: dict[int, list] = {}
-    for r in rows:
+    for r in measured:
         by_worker.setdefault(r[1], []).append(r)
     gaps = [b[3] - a[4] for w in by_worker.values() for a, b in itertools.pairwise(w)]
     assert max(gaps) < 50_000_000  # 50 ms

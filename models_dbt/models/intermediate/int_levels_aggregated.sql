@@ -5,6 +5,28 @@ measured_requests as (
     where not is_warmup
 ),
 
+last_starts as (
+    -- A closed loop keeps `concurrency` requests in flight until the first worker finds no more work (the
+    -- level's last start) and then until the first of the requests still running ends: the ramp-down starts
+    -- there, with fewer in flight (and those running faster).
+    select
+        *,
+        max(start_offset_ns) over (partition by run_id, experiment_name, payload_file, concurrency) as last_start_ns
+    from measured_requests
+),
+
+windowed as (
+    -- The steady-state requests: those that ended by the ramp-down's start, all of their life at the intended
+    -- load (at concurrency 1 every request: one in flight is the intended load throughout).
+    select
+        *,
+        min(case when end_offset_ns > last_start_ns then end_offset_ns end) over (
+            partition by run_id, experiment_name, payload_file, concurrency
+        ) as steady_end_offset_ns,
+        end_offset_ns <= steady_end_offset_ns as is_steady
+    from last_starts
+),
+
 aggregated as (
     select
         run_id,
@@ -42,8 +64,16 @@ aggregated as (
         quantile_cont(ttft_s, 0.99) filter (where is_success) as ttft_p99,
         quantile_cont(tpot_s, 0.50) filter (where is_success) as tpot_p50,
         quantile_cont(tpot_s, 0.95) filter (where is_success) as tpot_p95,
-        quantile_cont(tpot_s, 0.99) filter (where is_success) as tpot_p99
-    from measured_requests
+        quantile_cont(tpot_s, 0.99) filter (where is_success) as tpot_p99,
+        any_value(steady_end_offset_ns) as steady_end_offset_ns,
+        count(*) filter (where is_steady) as steady_request_count,
+        count(*) filter (where is_steady and is_success) as steady_success_count,
+        sum(e2e_latency_s) filter (where is_steady) as steady_latency_sum_s,
+        coalesce(sum(prompt_tokens) filter (where is_steady and is_success), 0) as steady_prompt_tokens,
+        coalesce(sum(completion_tokens) filter (where is_steady and is_success), 0) as steady_completion_tokens,
+        quantile_cont(e2e_latency_s, 0.50) filter (where is_steady and is_success) as steady_latency_p50,
+        quantile_cont(e2e_latency_s, 0.95) filter (where is_steady and is_success) as steady_latency_p95
+    from windowed
     group by
         run_id,
         experiment_name,
@@ -54,15 +84,35 @@ aggregated as (
         concurrency
 ),
 
-rated as (
+spanned as (
+    -- Over the whole span (first measured start to last end, the ramp-down included) and, by Little's law
+    -- over the steady-state requests, with `concurrency` in flight: rate = concurrency x work / slot time.
     select
         *,
         error_count / request_count as error_rate,
         (level_end_offset_ns - level_start_offset_ns) / 1e9 as duration_s,
-        success_prompt_tokens / nullif(duration_s, 0) as prompt_token_throughput,
-        success_completion_tokens / nullif(duration_s, 0) as completion_token_throughput,
-        success_count * 60 / nullif(duration_s, 0) as transactions_per_minute
+        success_prompt_tokens / nullif(duration_s, 0) as span_prompt_token_throughput,
+        success_completion_tokens / nullif(duration_s, 0) as span_completion_token_throughput,
+        success_count * 60 / nullif(duration_s, 0) as span_transactions_per_minute,
+        case when steady_request_count >= concurrency then steady_latency_sum_s end as steady_slot_time_s,
+        concurrency * steady_prompt_tokens / nullif(steady_slot_time_s, 0) as steady_prompt_token_throughput,
+        concurrency * steady_completion_tokens / nullif(steady_slot_time_s, 0) as steady_completion_token_throughput,
+        concurrency * steady_success_count * 60 / nullif(steady_slot_time_s, 0) as steady_transactions_per_minute
     from aggregated
+),
+
+rated as (
+    -- The headline throughputs: steady state where it held at least one request per slot (fewer is too little
+    -- to estimate from), else the whole span.
+    select
+        *,
+        case when steady_transactions_per_minute is not null then 'steady_state' else 'level_span' end
+            as throughput_window,
+        coalesce(steady_prompt_token_throughput, span_prompt_token_throughput) as prompt_token_throughput,
+        coalesce(steady_completion_token_throughput, span_completion_token_throughput)
+            as completion_token_throughput,
+        coalesce(steady_transactions_per_minute, span_transactions_per_minute) as transactions_per_minute
+    from spanned
 )
 
 select * from rated
