@@ -66,6 +66,8 @@ def connect(warehouse: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
     with ExitStack() as stack:
         try:  # only the opening is translated into the app's words; the caller's own errors pass as they are
             con = stack.enter_context(open_warehouse(path, read_only=True, wait_s=LOCK_RETRY_S))
+            # A table name that is missing must be an error, never a Python variable of the same name.
+            con.execute("set python_enable_replacements = false")
         except WarehouseBusy as exc:
             raise WarehouseLocked(
                 f"The warehouse {path} is being written by another process (a dbt build).",
@@ -107,15 +109,11 @@ def runs(warehouse: str | Path) -> pd.DataFrame:
     """dim_runs, and the runs landed since the last build (`is_live`: read from their manifests, their figures
     provisional until the build), newest first; a run recorded as running whose collector is gone from this
     host shows as lost."""
-    frame = _frame(
-        warehouse,
-        f"""
-        select *, false as is_live from marts.dim_runs
-        union all by name
-        ({_LIVE_RUNS_SQL})
-        order by started_at desc nulls last, run_id desc
-        """,
-    )
+    built = "select *, false as is_live from marts.dim_runs"
+    with connect(warehouse) as con:  # raw.runs is missing from a warehouse no run has refreshed
+        has_raw = con.execute("select count(*) from duckdb_views() where schema_name = 'raw' and view_name = 'runs'")
+        live = f" union all by name ({_LIVE_RUNS_SQL})" if has_raw.fetchone()[0] else ""  # type: ignore[index]
+    frame = _frame(warehouse, f"{built}{live} order by started_at desc nulls last, run_id desc")
     return _judge_liveness(frame)
 
 
