@@ -37,6 +37,7 @@ MESSAGE_LIMIT = 500
 # becomes a malformed_response row as soon as the bound is passed, and its connection is dropped unread.
 MAX_EVENT_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
+MAX_CHUNK_OFFSETS = 100_000  # content chunk times kept per request (a 100k-token reply's; bounds the row)
 # Errors of the collector's own host (out of descriptors, memory, buffers or local ports), not the endpoint's.
 CLIENT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
@@ -218,6 +219,7 @@ async def send_one(
                 pending = b""
                 received = 0
                 sse = wire.SSE  # else jsonlines: every non-blank line is an event
+                offsets = out.content_offsets_ns = []
                 async for data in resp.content.iter_any():
                     now = time.perf_counter_ns() - t0
                     received += len(data)
@@ -235,6 +237,8 @@ async def send_one(
                             out.last_content_ns = now
                             if out.first_content_ns is None:
                                 out.first_content_ns = now
+                            if len(offsets) < MAX_CHUNK_OFFSETS:
+                                offsets.append(now)
                     # Checked per read, not per event: a line can exceed the bound by at most one read.
                     if len(pending) > MAX_EVENT_BYTES or received > MAX_RESPONSE_BYTES:
                         resp.close()  # drop the connection rather than read the rest
@@ -335,6 +339,7 @@ class RequestOutcome:
     first_chunk_ns: int | None = None
     first_content_ns: int | None = None
     last_content_ns: int | None = None
+    content_offsets_ns: list[int] | None = None  # each content chunk's arrival, when streamed
     status: str = "success"
     http_status: int | None = None
     error_type: str | None = None
@@ -397,6 +402,7 @@ class RequestOutcome:
             data_issue=usage.issue if usage is not None else None,
             server_prompt_tokens=server_prompt,
             server_completion_tokens=server_completion,
+            content_chunk_offsets_ns=self.content_offsets_ns,
         )
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 3  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 4  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
+# 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start
 
 
 def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
@@ -102,6 +103,12 @@ class RequestRow:
     server_completion_tokens: int | None = col(
         "INTEGER",
         "Completion tokens the server reported in its usage; null when it reported none (or before v3).",
+        None,
+    )
+    content_chunk_offsets_ns: list[int] | None = col(
+        "BIGINT[]",
+        "Send to each streamed chunk with content, ns, in arrival order (chunks read together share a time); "
+        "the inter-token latency's gaps. Null when not streamed (or before v4); at most the first 100,000.",
         None,
     )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)

@@ -82,7 +82,9 @@ def _percentiles(prefix: str, label: str, unit: str, scale: float, help: str) ->
 
 LATENCY_HELP = "End-to-end latency of the successful requests: request sent to last byte received."
 TTFT_HELP = "Time to first token of the successful streamed requests: request sent to first content."
-TPOT_HELP = "Time per output token after the first: (last token - first token) / (output tokens - 1)."
+TPOT_HELP = "Time per output token after the first, per request: (latency - TTFT) / (output tokens - 1)."
+FIRST_EVENT_HELP = "Time to the first streamed event of any kind (vLLM's TTFT; on chat often an empty role chunk)."
+ITL_HELP = "Inter-token latency: every gap between consecutive content chunks of the level, pooled (vLLM's ITL)."
 
 FIGURES: tuple[Figure, ...] = (
     # A level's identity and counts (fct_concurrency_metrics).
@@ -97,6 +99,11 @@ FIGURES: tuple[Figure, ...] = (
     *_percentiles("ttft", "TTFT", "ms", 1000, TTFT_HELP),
     *_percentiles("tpot", "TPOT", "ms", 1000, TPOT_HELP),
     Figure("latency_mean", "Mean latency", "s", help=LATENCY_HELP),
+    *_percentiles("ttft_first_event", "TTFT (first event)", "ms", 1000, FIRST_EVENT_HELP),
+    Figure("tpot_mean", "Mean TPOT", "ms", 1000, help=TPOT_HELP),
+    *_percentiles("itl", "ITL", "ms", 1000, ITL_HELP),
+    Figure("itl_mean", "Mean ITL", "ms", 1000, help=ITL_HELP),
+    Figure("content_chunk_count_mean", "Mean content chunks", "chunks"),
     # Tokens and throughput.
     Figure("prompt_token_count_mean", "Mean prompt", "tokens"),
     Figure("completion_token_count_mean", "Mean completion", "tokens"),

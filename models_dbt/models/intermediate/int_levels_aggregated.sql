@@ -5,6 +5,30 @@ measured_requests as (
     where not is_warmup
 ),
 
+token_gaps as (
+    select * from {{ ref('int_token_gaps_measured') }}
+),
+
+inter_token_latencies as (
+    -- Every gap between consecutive content chunks of the level's successful streamed requests, pooled.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        count(*) as itl_gap_count,
+        avg(gap_s) as itl_mean,
+        quantile_cont(gap_s, 0.50) as itl_p50,
+        quantile_cont(gap_s, 0.95) as itl_p95,
+        quantile_cont(gap_s, 0.99) as itl_p99
+    from token_gaps
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency
+),
+
 last_starts as (
     -- A closed loop keeps `concurrency` requests in flight until the first worker finds no more work (the
     -- level's last start) and then until the first of the requests still running ends: the ramp-down starts
@@ -65,6 +89,11 @@ aggregated as (
         quantile_cont(tpot_s, 0.50) filter (where is_success) as tpot_p50,
         quantile_cont(tpot_s, 0.95) filter (where is_success) as tpot_p95,
         quantile_cont(tpot_s, 0.99) filter (where is_success) as tpot_p99,
+        avg(tpot_s) filter (where is_success) as tpot_mean,
+        quantile_cont(ttft_first_event_s, 0.50) filter (where is_success) as ttft_first_event_p50,
+        quantile_cont(ttft_first_event_s, 0.95) filter (where is_success) as ttft_first_event_p95,
+        quantile_cont(ttft_first_event_s, 0.99) filter (where is_success) as ttft_first_event_p99,
+        avg(content_chunk_count) filter (where is_success and is_streaming) as content_chunk_count_mean,
         any_value(steady_end_offset_ns) as steady_end_offset_ns,
         count(*) filter (where is_steady) as steady_request_count,
         count(*) filter (where is_steady and is_success) as steady_success_count,
@@ -101,6 +130,23 @@ spanned as (
     from aggregated
 ),
 
+with_itl as (
+    select
+        spanned.*,
+        inter_token_latencies.itl_gap_count,
+        inter_token_latencies.itl_mean,
+        inter_token_latencies.itl_p50,
+        inter_token_latencies.itl_p95,
+        inter_token_latencies.itl_p99
+    from spanned
+    left join inter_token_latencies
+        on
+            spanned.run_id is not distinct from inter_token_latencies.run_id
+            and spanned.experiment_name is not distinct from inter_token_latencies.experiment_name
+            and spanned.payload_file is not distinct from inter_token_latencies.payload_file
+            and spanned.concurrency is not distinct from inter_token_latencies.concurrency
+),
+
 rated as (
     -- The headline throughputs: steady state where it held at least one request per slot (fewer is too little
     -- to estimate from), else the whole span.
@@ -112,7 +158,7 @@ rated as (
         coalesce(steady_completion_token_throughput, span_completion_token_throughput)
             as completion_token_throughput,
         coalesce(steady_transactions_per_minute, span_transactions_per_minute) as transactions_per_minute
-    from spanned
+    from with_itl
 )
 
 select * from rated

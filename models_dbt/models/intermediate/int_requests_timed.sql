@@ -33,6 +33,8 @@ timed as (
         finish_reason,
         e2e_ns / 1e9 as e2e_latency_s,
         first_content_ns / 1e9 as ttft_s,
+        -- vLLM's client times the first token from the first event of any kind (on chat, an empty role chunk).
+        first_chunk_ns / 1e9 as ttft_first_event_s,
         -- Time per output token after the first: only a completed response with two or more tokens has one.
         -- Integer nanoseconds are subtracted before converting, so no precision is lost.
         case
@@ -49,6 +51,7 @@ timed as (
         server_completion_tokens,
         chunk_count,
         content_chunk_count,
+        content_chunk_offsets_ns,
         data_issue
     from requests
 ),

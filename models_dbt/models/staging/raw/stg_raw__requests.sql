@@ -46,6 +46,8 @@ renamed as (
         -- Null in rows landed before schema v3 (the raw views read every run's files by name).
         server_prompt_tokens,
         server_completion_tokens,
+        -- Null before schema v4 and for responses not streamed.
+        content_chunk_offsets_ns,
         schema_version
     from source
 ),
