@@ -108,7 +108,7 @@ def test_sweep_charts_draw_the_marts_levels_and_the_latency_budget(
         [cfg["report"]["dataset_of_interest"]],
     )
     at = _run(app_on(e2e_run["warehouse"]), "sweep")
-    charts = {c["spec"].get("title", f"untitled {i}"): c for i, c in enumerate(charts_of(at))}
+    charts = {c["title"] or f"untitled {i}": c for i, c in enumerate(charts_of(at))}
     latency = charts["Concurrency vs latency (p50, p95, p99)"]
     frames = list(latency["datasets"].values())
     budget = next(f for f in frames if "latency_budget_s" in f.columns)
