@@ -62,16 +62,16 @@ if int(summary["request_count"]) > len(rows):
 
 st.subheader("Distributions (successful requests)")
 bins = cache.request_histograms(ctx.warehouse, ctx.run_id, filters)
-if bins.empty:
-    st.markdown("_No successful request matches the filters._")
-else:
-    h1, h2, h3 = st.columns(3)
-    ui.chart(charts.histogram(bins, "e2e_latency_s"), key="req_hist_latency", where=h1)
-    if bins["metric"].eq("ttft_s").any():
-        ui.chart(charts.histogram(bins, "ttft_s"), key="req_hist_ttft", where=h2)
-        ui.chart(charts.histogram(bins, "tpot_s"), key="req_hist_tpot", where=h3)
-    else:
-        h2.markdown("_No TTFT/TPOT: the responses were not streamed._")
+failed = int(summary["error_count"])
+if failed:
+    st.caption(f"{failed:,} failed request(s) left out: how long a request took to fail is not a latency.")
+if bins.empty:  # one reason for all three
+    st.info(charts.histogram_reason(bins, "e2e_latency_s") or "", icon="ℹ️")
+else:  # each in its own column, as wide as the column
+    columns = st.columns(len(charts.HISTOGRAM_METRICS))
+    for i, (metric, column) in enumerate(zip(charts.HISTOGRAM_METRICS, columns, strict=True)):
+        # One legend, under the first: the three share their colours.
+        ui.chart(charts.histogram(bins, metric, legend=i == 0), key=f"req_hist_{metric}", where=column)
 
 st.subheader("Errors")
 errors = cache.request_errors(ctx.warehouse, ctx.run_id, filters)
