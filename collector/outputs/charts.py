@@ -34,6 +34,7 @@ TEXT_COLOR = "#555"
 LEGEND_COLUMN_PX = 300
 LABEL_LIMIT_PX = LEGEND_COLUMN_PX - 30
 EMPTY_KEY = "empty_reason"
+APP_PADDING_PX = 6
 
 
 # -- Figures: what the charts plot and show -------------------------------------------------------------------
@@ -126,6 +127,9 @@ def fit_container(chart: AnyChart) -> AnyChart:
     else:
         chart.width = "container"
     chart.autosize = alt.AutoSizeParams(type="fit-x", contains="padding")
+    # Room for the text boxes at the edges (a title's line box, a rotated axis title): Streamlit sets no padding
+    # but at the bottom, and expects an object here.
+    chart.padding = {side: APP_PADDING_PX for side in ("left", "top", "right", "bottom")}
     return chart
 
 
@@ -309,6 +313,9 @@ def error_rate_by_concurrency(
     title = "Error rate by concurrency"
     if levels.empty:
         return _nothing(title, "No measured level to draw.")
+    if pd.to_numeric(levels["error_count"], errors="coerce").fillna(0).sum() == 0:
+        requests = int(pd.to_numeric(levels["request_count"], errors="coerce").fillna(0).sum())
+        return _nothing(title, f"No request failed: the error rate is 0 at every level ({requests:,} requests).")
     data = _shown(levels, ["concurrency", "error_rate", "error_count", "request_count"])
     tooltip = [
         alt.Tooltip(f"{color}:N", title=color_title),
@@ -409,6 +416,19 @@ def place_labels(
     return spots
 
 
+# An axis reaches out to a budget at most this many times its largest value; a budget further out would squash
+# the points into a corner, so the budget box runs off the plot instead (the subtitle gives its value).
+BUDGET_REACH = 2.5
+
+
+def _reach(values: pd.Series, budget: float | None) -> float:
+    """The top of a price-performance axis: the largest value and the budget (when near enough), plus a margin."""
+    top = float(values.max())
+    if budget is not None and float(budget) <= BUDGET_REACH * top:
+        top = max(top, float(budget))
+    return top * 1.1 if top > 0 else 1.0
+
+
 def price_performance(
     levels: pd.DataFrame,
     latency_budget_s: float | None = None,
@@ -424,8 +444,8 @@ def price_performance(
     columns = ["concurrency", "latency_p95", "cost_per_10k_txn", "transactions_per_minute", "error_rate"]
     data = _shown(levels.dropna(subset=["latency_p95", "cost_per_10k_txn"]), columns)
     data = data.sort_values([color, "payload_file", "concurrency"]).reset_index(drop=True)
-    x_max = max([float(data["latency_p95"].max()), float(latency_budget_s or 0)]) * 1.1
-    y_max = max([float(data["cost_per_10k_txn"].max()), float(cost_budget_usd or 0)]) * 1.1
+    x_max = _reach(data["latency_p95"], latency_budget_s)
+    y_max = _reach(data["cost_per_10k_txn"], cost_budget_usd)
     size_max = float(data["transactions_per_minute"].max() or 1)
     data["label"] = data["concurrency"].astype(int).astype(str)
     data["label_spot"] = place_labels(data, x_max, y_max, size_max, PLACEMENT_WIDTH_PX, HEIGHT)
@@ -441,7 +461,9 @@ def price_performance(
         box["y1_text"] = figures.figure("cost_per_10k_txn").with_unit(cost_budget_usd)
         layers.append(
             alt.Chart(box)
-            .mark_rect(color="#2ca02c", fillOpacity=0.08, stroke=BUDGET_COLOR, strokeDash=[4, 4], strokeWidth=1.5)
+            .mark_rect(
+                color="#2ca02c", fillOpacity=0.08, stroke=BUDGET_COLOR, strokeDash=[4, 4], strokeWidth=1.5, clip=True
+            )
             .encode(
                 x=alt.X("x0:Q", scale=alt.Scale(domain=[0, x_max], nice=False)),
                 x2="x1:Q",
@@ -525,11 +547,16 @@ def tokens_vs_latency(
         alt.Chart(data)
         .mark_point(filled=True, opacity=0.6)
         .encode(
-            x=alt.X("prompt_tokens:Q", title=_axis_title("prompt_tokens")),
+            x=alt.X("prompt_tokens:Q", title=_axis_title("prompt_tokens"), scale=alt.Scale(zero=False)),
             y=alt.Y("e2e_latency_s:Q", title=_axis_title("e2e_latency_s")),
             color=_color(color, color_title, requests[color]),
             shape=alt.Shape("payload_file:N", title="Payload", legend=_legend()),
-            size=alt.Size("concurrency:O", title=_axis_title("concurrency"), legend=alt.Legend(orient="right")),
+            size=alt.Size(
+                "concurrency:O",
+                title=_axis_title("concurrency"),
+                scale=alt.Scale(range=[25, 160]),
+                legend=alt.Legend(orient="right"),
+            ),
             tooltip=[
                 alt.Tooltip("request_id:N", title="Request"),
                 alt.Tooltip(f"{color}:N", title=color_title),

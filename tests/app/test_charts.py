@@ -125,6 +125,19 @@ def test_price_performance_axes_and_tooltips_come_from_figures_and_bubbles_size_
     assert texts and all(u["encoding"]["text"]["field"] == "label" for u in texts)
 
 
+def test_price_performance_axes_reach_a_near_budget_but_not_one_that_would_squash_the_points() -> None:
+    def domains(cost_budget: float) -> tuple[list[float], list[float]]:
+        spec = charts.price_performance(_levels(), 2.0, cost_budget).to_dict()
+        enc = next(u for u in _units(spec) if _mark(u) == "circle")["encoding"]
+        return enc["x"]["scale"]["domain"], enc["y"]["scale"]["domain"]
+
+    top_cost, top_p95 = 7.7, 1.4 * 1.3 * 2  # stackA at c=1; stackB at c=4
+    (x, near), (_, far) = domains(10.0), domains(100.0)
+    assert x == [0, pytest.approx(top_p95 * 1.1)]
+    assert near == [0, pytest.approx(10.0 * 1.1)]  # the box's top edge is on the plot
+    assert far == [0, pytest.approx(top_cost * 1.1)]  # a $100 budget would leave the points in the bottom tenth
+
+
 def test_ttft_and_tpot_histograms_are_drawn_in_milliseconds() -> None:
     bins = pd.DataFrame(
         {
@@ -246,6 +259,7 @@ def test_empty_charts_carry_the_reason_instead_of_an_empty_frame() -> None:
         "no tpot": (charts.histogram(bins.assign(metric="ttft_s"), "tpot_s"), "more than one output token"),
         "no success": (charts.histogram(bins.iloc[0:0], "e2e_latency_s"), "No successful request"),
         "no samples": (charts.telemetry_over_time(pd.DataFrame(), ENDPOINT_WINDOWS), "No telemetry sample"),
+        "no errors": (charts.error_rate_by_concurrency(_levels(error_count=0, error_rate=0.0)), "(48 requests)"),
     }
     for name, (chart, needle) in cases.items():
         reason = charts.empty_reason(chart)
