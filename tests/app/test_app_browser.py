@@ -33,8 +33,10 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "
 CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT_ENV = "TOKENBENCH_SCREENSHOT_DIR"
 VIEWPORT = (1440, 900)
-# Each page's own path and the title it shows (the Summary is titled by the run's models).
-PAGES = {"summary": None, "sweep": "Sweep", "requests": "Requests", "telemetry": "Telemetry", "compare": "Compare"}
+# Each page's own path and the title it shows. The Summary is the default page, at the root (st.navigation gives
+# the default page no path of its own), and is titled by the run's models.
+PAGES = {"": None, "sweep": "Sweep", "requests": "Requests", "telemetry": "Telemetry", "compare": "Compare"}
+NOT_FOUND = "Page not found"
 SECOND_EXPERIMENT = "llama8b-browser-nostream"
 TOLERANCE_PX = 1.0
 
@@ -148,6 +150,7 @@ def _wait_for_text(driver: Any, *needles: str, timeout: float = 60) -> str:
     while time.monotonic() < deadline:
         text = _text(driver)
         if all(n in text for n in needles) and "Running..." not in text:
+            assert NOT_FOUND not in text, text[:3000]
             return text
         time.sleep(0.5)
     raise AssertionError(f"page never showed {needles!r}; it showed:\n{text[:3000]}")
@@ -202,7 +205,9 @@ def _open(driver: Any, url: str, path: str, run_id: str, title: str | None) -> l
     assert heading, f"/{path} showed no title"
     if title is not None:
         assert heading.strip() == title, f"/{path} opened {heading!r}"
-    return _settled(driver)
+    charts = _settled(driver)
+    assert NOT_FOUND not in _text(driver), f"/{path} said: {NOT_FOUND}"
+    return charts
 
 
 def _picked_run(driver: Any, timeout: float = 30) -> str:
@@ -269,7 +274,7 @@ def _screenshot(driver: Any, name: str) -> None:
         _viewport(driver, *VIEWPORT)
 
 
-@pytest.mark.parametrize("path", list(PAGES))
+@pytest.mark.parametrize("path", list(PAGES), ids=[p or "summary" for p in PAGES])
 def test_each_page_opens_at_its_own_path_for_the_linked_run_with_charts_that_fit_their_columns(
     path: str, two_runs: dict[str, Any], app_url: str, browser: Any
 ) -> None:
@@ -278,7 +283,7 @@ def test_each_page_opens_at_its_own_path_for_the_linked_run_with_charts_that_fit
     assert _picked_run(browser).endswith(f"({older})"), _picked_run(browser)
     text = _text(browser)
     assert "Traceback" not in text
-    if path == "summary":
+    if path == "":  # the Summary
         sql = "select distinct model_id from marts.fct_requests where run_id = ?"
         models = mart(two_runs["warehouse"], sql, [older])
         heading = str(browser.execute_script("return document.querySelector('h1').innerText"))
@@ -287,7 +292,7 @@ def test_each_page_opens_at_its_own_path_for_the_linked_run_with_charts_that_fit
         assert "llama8b-g5-stackA" in text and SECOND_EXPERIMENT not in text
     assert charts, f"/{path} drew no chart"
     assert _layout_problems(charts) == []
-    _screenshot(browser, path)
+    _screenshot(browser, path or "summary")
 
 
 def test_the_requests_histograms_sit_side_by_side_each_in_its_own_column(
@@ -342,7 +347,7 @@ def test_summary_page_in_a_browser_shows_the_best_row_and_failed_levels(
         two_runs["warehouse"], "select count(*) as n from marts.fct_failed_experiments where run_id = ?", [older]
     )
     row = best.iloc[0]
-    browser.get(f"{app_url}/summary?run={older}")
+    browser.get(f"{app_url}/?run={older}")
     text = _wait_for_text(
         browser, "Results for performance benchmarking", "transactions_per_minute", "Failed experiments", "Endpoint"
     )
@@ -354,7 +359,7 @@ def test_summary_page_in_a_browser_shows_the_best_row_and_failed_levels(
 
 
 def test_a_shared_link_opens_the_budget_preview_in_a_browser(app_url: str, browser: Any) -> None:
-    browser.get(f"{app_url}/summary?budget_latency_s=10")
+    browser.get(f"{app_url}/?budget_latency_s=10")
     text = _wait_for_text(browser, "PREVIEW", "levels would meet every budget", "Preview verdicts")
     assert "Traceback" not in text
     # The link's budget is in the sidebar's box (not only in the URL it was opened with).
