@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from collector.outputs import charts, queries
+from collector.outputs import charts, figures, queries
 from streamlit_app import cache, ui
 
 ROW_LIMITS = [100, 500, 2000, 10000]
+FIGURE_COLUMNS = ("e2e_latency_s", "ttft_s", "tpot_s", "prompt_tokens", "completion_tokens", "cost_usd")
 
 ctx = ui.context()
 st.title("Requests")
@@ -46,17 +48,14 @@ m2.metric("Errors", f"{int(summary['error_count']):,}")
 m3.metric("Warm-up", f"{int(summary['warmup_count']):,}")
 
 rows = cache.request_rows(ctx.warehouse, ctx.run_id, filters, limit)
-st.dataframe(
-    rows,
-    hide_index=True,
-    key="req_table",
-    column_config={
-        "e2e_latency_s": st.column_config.NumberColumn("e2e latency (s)", format="%.3f"),
-        "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.3f"),
-        "tpot_s": st.column_config.NumberColumn("TPOT (s)", format="%.4f"),
-        "cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
-    },
-)
+# The measures as the charts show them (TTFT and TPOT in ms, the precision rule), under their figures' headers.
+shown = rows.copy()
+column_config = {}
+for column in FIGURE_COLUMNS:
+    fig = figures.figure(column)
+    shown[column] = pd.array([fig.value(v) for v in rows[column]], dtype="Int64" if fig.kind == "count" else "Float64")
+    column_config[column] = st.column_config.NumberColumn(fig.header, format=fig.app_format, help=fig.help or None)
+st.dataframe(shown, hide_index=True, key="req_table", column_config=column_config)
 if int(summary["request_count"]) > len(rows):
     st.caption(f"First {len(rows):,} of {int(summary['request_count']):,} matching requests, in the order sent.")
 

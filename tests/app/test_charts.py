@@ -114,8 +114,8 @@ def test_price_performance_axes_and_tooltips_come_from_figures_and_bubbles_size_
     tips = {t["title"]: t["field"] for t in enc["tooltip"]}
     assert tips["Cost per 10k transactions"] == "cost_per_10k_txn_text"
     rows = {(r["experiment_name"], r["concurrency"]): r for r in _data(spec, circle)}
-    assert rows[("stackA", 1)]["cost_per_10k_txn_text"] == "$7.7"
-    assert rows[("stackA", 4)]["error_rate_text"] == "25%"
+    assert rows[("stackA", 1)]["cost_per_10k_txn_text"] == figures.figure("cost_per_10k_txn").with_unit(7.7)
+    assert rows[("stackA", 4)]["error_rate_text"] == figures.figure("error_rate").with_unit(0.25) == "25%"
     rect = next(u for u in _units(spec) if _mark(u) == "rect")
     box = _data(spec, rect)[0]
     assert (box["x1"], box["y1"]) == (2.0, 20.0)
