@@ -5,10 +5,7 @@
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -37,10 +34,9 @@ from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
 from collector.lengths import LengthDistribution
 from collector.prepare.spec import PrepareSpec
-from collector.settings import PRICE_FILES
+from collector.settings import DEFAULT_PRICING_DIR, INSTANCE_PRICES_FILE, TOKEN_PRICES_FILE
+from collector.sim.settings import SimEndpointSettings
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
-
-REPO_PRICING_DIR = Path(__file__).resolve().parents[1] / "pricing"
 
 
 class SyntheticPayload(LengthDistribution):
@@ -185,23 +181,13 @@ class OpenAIEndpoint(Strict):
         return self
 
 
-class SimulatedEndpoint(Strict):
+class SimulatedEndpoint(Strict, SimEndpointSettings):
     """The built-in simulated GPU server, started on 127.0.0.1 for the run."""
 
+    # The simulator's own keys are SimEndpointSettings' fields, declared once in collector/sim/settings.py.
     type: Literal["simulated"] = Field(description="Endpoint kind.")
-    model: str = Field(default="llama-3.1-8b", description="Model profile of the simulator (collector/sim/profiles).")
     api_style: ApiStyle = Field(default="chat", description=API_STYLE_DOC)
     stream: bool = Field(default=True, description="Stream responses (SSE).")
-    mean_output_tokens: float = Field(
-        default=40,
-        gt=0,
-        le=MAX_TOKENS,
-        description="Mean length at which the simulated model ends a reply (seeded draw).",
-    )
-    seed: int = Field(default=0, ge=0, lt=2**63, description="Seed of the simulator's end-of-sequence draws.")
-    speedup: float = Field(
-        default=1.0, ge=1.0, le=1e6, description="Run the modelled hardware this many times faster (tests only)."
-    )
     startup_timeout_s: float = Field(
         default=30, gt=0, le=MAX_SECONDS, description="How long to wait for the simulator to start."
     )
@@ -319,9 +305,9 @@ class Config(Strict):
     experiments: list[Experiment] = Field(min_length=1, description="Serving setups to benchmark, in order.")
     report: Report = Field(description="Budgets and dataset of interest.")
     pricing_dir: Path = Field(
-        default=REPO_PRICING_DIR,
-        description="Folder with instance_prices.csv and token_prices.csv; a relative path is resolved against "
-        "the config file's folder. Default: the project's pricing/.",
+        default=DEFAULT_PRICING_DIR,
+        description=f"Folder with {INSTANCE_PRICES_FILE} and {TOKEN_PRICES_FILE}; a relative path is resolved "
+        "against the config file's folder. Default: the project's pricing/.",
     )
     launch: LaunchSettings | None = Field(
         default=None,
@@ -431,7 +417,7 @@ def load_config(path: Path | str) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = _read_text(path, "config file", MAX_CONFIG_BYTES)
+    text = read_text(path, "config file", MAX_CONFIG_BYTES)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -447,6 +433,8 @@ def load_config(path: Path | str) -> Config:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_one_line(path, exc)) from exc
+    from collector.pricing import check_prices  # pricing imports this module
+
     config = _resolve_files(config, path)
     check_prices(config, path)
     check_simulated(config, path)
@@ -454,7 +442,7 @@ def load_config(path: Path | str) -> Config:
     return config
 
 
-def _read_text(path: Path, what: str, max_bytes: int) -> str:
+def read_text(path: Path, what: str, max_bytes: int) -> str:
     """A text file's content; binary, non-UTF-8 or oversized files are one-line errors naming the byte."""
     try:
         size = path.stat().st_size
@@ -549,108 +537,6 @@ def check_simulated(config: Config, path: Path) -> None:
             field = {"unknown instance type": ".instance_type", "unknown model": ".endpoint.model"}
             where = next((f for prefix, f in field.items() if str(exc).startswith(prefix)), "")
             raise ConfigError(f"{path}: experiments[{i}]{where}: simulator: {exc}") from exc
-
-
-# -- prices -------------------------------------------------------------------------------
-
-
-MAX_PRICE_BYTES = 50 * 1024 * 1024
-
-
-def _read_price_file(file: Path, key: str, prices: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """Rows by key; every price must be a finite number >= 0, so a bad cell fails here and not in dbt."""
-    text = _read_text(file, "price table", MAX_PRICE_BYTES)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    columns = reader.fieldnames or []
-    for column in (key, *prices, "price_read_on"):
-        if column not in columns:
-            raise ConfigError(f"{file}: missing column {column!r} (columns: {', '.join(columns) or 'none'})")
-    rows: dict[str, dict[str, str]] = {}
-    for row in reader:
-        line = reader.line_num
-        if not row.get(key):
-            raise ConfigError(f"{file}: line {line}: {key}: empty")
-        for column in prices:
-            cell = row.get(column)
-            try:
-                value = float(cell or "")
-            except ValueError:
-                raise ConfigError(f"{file}: line {line}: {column}: not a number: {cell!r}") from None
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{file}: line {line}: {column}: must be a finite number >= 0, not {cell!r}")
-        rows[row[key]] = row
-    return rows
-
-
-def read_prices(pricing_dir: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
-    """(instance prices by instance_type, token prices by model_id) from the pricing folder."""
-    tables = []
-    for name, (key, prices) in PRICE_FILES.items():
-        file = pricing_dir / name
-        if not file.is_file():
-            raise ConfigError(f"pricing_dir: {file} not found")
-        tables.append(_read_price_file(file, key, prices))
-    return tables[0], tables[1]
-
-
-def check_prices(config: Config, path: Path) -> None:
-    """Every experiment must be priced: inline, by its instance type, or by its model id for token-priced
-    APIs, unless it says `unpriced: true`."""
-    instance_prices, token_prices = read_prices(config.pricing_dir)
-    for i, exp in enumerate(config.experiments):
-        if exp.unpriced or exp.price is not None:
-            continue
-        if exp.instance_type is not None:
-            if exp.instance_type not in instance_prices:
-                known = ", ".join(sorted(instance_prices)[:6])
-                raise ConfigError(
-                    f"{path}: experiments[{i}].instance_type: unknown instance type {exp.instance_type!r} "
-                    f"(not in {config.pricing_dir / 'instance_prices.csv'}; known include {known}, ...)"
-                )
-        elif exp.model_id not in token_prices:
-            raise ConfigError(
-                f"{path}: experiments[{i}].model_id: no instance_type and no token price for {exp.model_id!r} "
-                f"in {config.pricing_dir / 'token_prices.csv'}"
-            )
-
-
-def applied_prices(config: Config) -> list[dict[str, Any]]:
-    """The price each experiment is charged at, as recorded in the run manifest."""
-    instance_prices, token_prices = read_prices(config.pricing_dir)
-    out = []
-    for exp in config.experiments:
-        row: dict[str, Any] = {
-            "experiment_name": exp.name,
-            "model_id": exp.model_id,
-            "endpoint_type": exp.endpoint.type,
-            "instance_type": exp.instance_type,
-            "instance_count": exp.instance_count,
-            "pricing_kind": "instance" if exp.instance_type else "token",
-            "price_source": "pricing",
-            "usd_per_hour": None,
-            "usd_per_1m_input_tokens": None,
-            "usd_per_1m_output_tokens": None,
-            "price_read_on": None,
-            "telemetry_host": telemetry_host(exp.endpoint.type),
-        }
-        if exp.unpriced:
-            row.update(pricing_kind="unpriced", price_source=None)
-            out.append(row)
-            continue
-        if exp.price is not None:
-            row.update(pricing_kind="instance", price_source="config", usd_per_hour=exp.price.usd_per_hour)
-            out.append(row)
-            continue
-        if exp.instance_type:
-            price = instance_prices[exp.instance_type]
-            row["usd_per_hour"] = float(price["usd_per_hour"])
-        else:
-            price = token_prices[exp.model_id]
-            row["usd_per_1m_input_tokens"] = float(price["usd_per_1m_input_tokens"])
-            row["usd_per_1m_output_tokens"] = float(price["usd_per_1m_output_tokens"])
-        row["price_read_on"] = price["price_read_on"]
-        out.append(row)
-    return out
 
 
 def redacted_dump(config: Config) -> dict[str, Any]:

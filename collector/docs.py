@@ -77,7 +77,9 @@ def config_reference() -> str:
     for title, model in SECTIONS:
         parts.append(f"#### {title}\n\n{(model.__doc__ or '').strip()}\n")
         parts.append("| key | type | default | meaning |\n|---|---|---|---|")
-        for name, field in model.model_fields.items():
+        # The kind tag first: a model inheriting its other keys (SimulatedEndpoint) lists the inherited ones first.
+        fields = sorted(model.model_fields.items(), key=lambda item: item[0] != "type")
+        for name, field in fields:
             parts.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description} |")
         parts.append("")
     return "\n".join(parts)

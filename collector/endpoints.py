@@ -14,6 +14,7 @@ import aiohttp
 
 from collector.config import DEFAULT_HEALTH_PATHS, Experiment, OpenAIEndpoint, SimulatedEndpoint
 from collector.errors import ConfigError, EndpointError
+from collector.sim.settings import SimEndpointSettings, SimSettings, command_args
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
 
 READY_RE = re.compile(r"listening on (http://\S+)")
@@ -48,6 +49,14 @@ def api_headers(exp: Experiment, where: str) -> dict[str, str]:
     return {}
 
 
+def simulator_settings(exp: Experiment) -> SimSettings:
+    """The settings of the simulator a `type: simulated` experiment starts: the endpoint's keys, the experiment's
+    instance type, and its model id as the name clients send."""
+    assert isinstance(exp.endpoint, SimulatedEndpoint)
+    own = exp.endpoint.model_dump(include=set(SimEndpointSettings.model_fields))
+    return SimSettings(instance_type=exp.instance_type or "", served_model_name=exp.model_id, **own)
+
+
 class Simulator:
     """The built-in simulated server, run as a child process on a free loopback port."""
 
@@ -59,23 +68,19 @@ class Simulator:
         self.proc: asyncio.subprocess.Process | None = None
         self.base_url = ""
 
+    def command(self) -> list[str]:
+        """The simulator's command line: `python -m collector sim` on a free loopback port, with the settings."""
+        return [
+            sys.executable, "-m", "collector", "sim", "--host", "127.0.0.1", "--port", "0",
+            *command_args(simulator_settings(self.exp)), "--exit-on-stdin-close",
+        ]  # fmt: skip
+
     async def start(self) -> str:
         ep = self.endpoint
-        cmd = [
-            sys.executable, "-m", "collector", "sim",
-            "--host", "127.0.0.1", "--port", "0",
-            "--instance-type", self.exp.instance_type or "",
-            "--model", ep.model,
-            "--served-model-name", self.exp.model_id,
-            "--mean-output-tokens", str(ep.mean_output_tokens),
-            "--seed", str(ep.seed),
-            "--speedup", str(ep.speedup),
-            "--exit-on-stdin-close",
-        ]  # fmt: skip
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
-                *cmd, stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.PIPE
+                *self.command(), stdout=asyncio.subprocess.PIPE, stderr=log, stdin=asyncio.subprocess.PIPE
             )  # our end of stdin closes when we exit, however we exit, and the simulator follows
         assert self.proc.stdout is not None
         try:

@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from collector.apis import MalformedResponse, StreamError, Usage, request_url, wire_format
+from collector.apis.common import StreamStateBase
 from collector.clock import RunClock, iso_utc
 from collector.config import InferenceParameters
 from collector.fdlimit import raise_open_file_limit
@@ -200,21 +201,17 @@ async def send_one(
         wire.request_body(target.api_style, target.served_model_name, prompt, target.params_for(prompt), target.stream)
     ).encode()
     state = wire.StreamState(target.api_style)
-    status, http_status, error_type, error_message = "success", None, None, None
-    first_chunk = first_content = last_content = None
-    text, finish_reason, usage = "", None, None
-    request_id = f"{target.run_id}:{clock.next_seq()}"
+    out = RequestOutcome(request_id=f"{target.run_id}:{clock.next_seq()}", state=state)
     # The id travels as X-Request-Id, so a server's logs and traces can be joined to the raw row.
-    headers = {**target.request_headers, "X-Request-Id": wire_request_id(request_id)}
-    started_ns = time.time_ns()
+    headers = {**target.request_headers, "X-Request-Id": wire_request_id(out.request_id)}
+    out.started_ns = time.time_ns()
     t0 = time.perf_counter_ns()
     try:
         async with session.post(target.url, data=body, headers=headers, timeout=target.timeout) as resp:
-            http_status = resp.status
+            out.http_status = resp.status
             if resp.status >= 300:
                 detail = (await resp.content.read(ERROR_BODY_LIMIT)).decode("utf-8", "replace")
-                status, error_type = "error", "http_error"
-                error_message = f"HTTP {resp.status}: {detail.strip()}"[:MESSAGE_LIMIT]
+                out.fail("http_error", f"HTTP {resp.status}: {detail.strip()}"[:MESSAGE_LIMIT])
             elif target.stream:
                 # Read whatever arrived and split it into lines ourselves (cheaper than line iteration), and
                 # read to the end: a body left unread after [DONE] would cost the connection its reuse.
@@ -232,12 +229,12 @@ async def send_one(
                                 continue  # event separators, comments
                         elif not line.strip():
                             continue
-                        if first_chunk is None:
-                            first_chunk = now
+                        if out.first_chunk_ns is None:
+                            out.first_chunk_ns = now
                         if state.feed(line):
-                            last_content = now
-                            if first_content is None:
-                                first_content = now
+                            out.last_content_ns = now
+                            if out.first_content_ns is None:
+                                out.first_content_ns = now
                     # Checked per read, not per event: a line can exceed the bound by at most one read.
                     if len(pending) > MAX_EVENT_BYTES or received > MAX_RESPONSE_BYTES:
                         resp.close()  # drop the connection rather than read the rest
@@ -245,46 +242,50 @@ async def send_one(
                 if pending:
                     state.feed(pending)
                 if not state.complete:
-                    status, error_type = "error", "stream_cut"
-                    error_message = f"stream ended after {state.chunk_count} events without {_END[target.api_style]}"
+                    out.fail(
+                        "stream_cut", f"stream ended after {state.chunk_count} events without {_END[target.api_style]}"
+                    )
             else:
-                text, finish_reason, usage = wire.parse_completion(await _read_bounded(resp), target.api_style)
+                out.text, out.finish_reason, out.usage = wire.parse_completion(
+                    await _read_bounded(resp), target.api_style
+                )
     except asyncio.CancelledError:
-        status, error_type, error_message = "error", "cancelled", "run interrupted before the response completed"
+        out.fail("cancelled", "run interrupted before the response completed")
         raise
     except TimeoutError as exc:
-        status, error_type = "error", "timeout"
-        error_message = f"no complete response within {target.timeout.total} s ({_short(exc)})"[:MESSAGE_LIMIT]
+        out.fail("timeout", f"no complete response within {target.timeout.total} s ({_short(exc)})"[:MESSAGE_LIMIT])
     except aiohttp.ClientConnectorError as exc:
         code = _client_errno(exc)
-        status, error_type = "error", "connect_error" if code is None else "client_error"
-        error_message = _short(exc) if code is None else _client_fault(code, exc)
+        if code is None:
+            out.fail("connect_error", _short(exc))
+        else:
+            out.fail("client_error", _client_fault(code, exc))
     except aiohttp.ClientPayloadError as exc:
-        status, error_type, error_message = "error", "stream_cut", _short(exc)
+        out.fail("stream_cut", _short(exc))
     except MalformedResponse as exc:
-        status, error_type, error_message = "error", "malformed_response", str(exc)[:MESSAGE_LIMIT]
+        out.fail("malformed_response", str(exc)[:MESSAGE_LIMIT])
     except StreamError as exc:
-        status, error_type, error_message = "error", "http_error", f"error event: {exc}"[:MESSAGE_LIMIT]
+        out.fail("http_error", f"error event: {exc}"[:MESSAGE_LIMIT])
     except aiohttp.ClientResponseError as exc:  # e.g. an unparsable status line or headers
-        status, error_type, error_message = "error", "malformed_response", _short(exc)
+        out.fail("malformed_response", _short(exc))
     except (aiohttp.ClientError, OSError) as exc:  # ServerDisconnectedError, ClientOSError, ConnectionError, ...
         code = _client_errno(exc)
-        status, error_type = "error", "connection_reset" if code is None else "client_error"
-        error_message = _short(exc) if code is None else _client_fault(code, exc)
+        if code is None:
+            out.fail("connection_reset", _short(exc))
+        else:
+            out.fail("client_error", _client_fault(code, exc))
     except Exception as exc:  # nothing but cancellation may escape a request (e.g. aiohttp refusing a header)
-        status, error_type = "error", "client_error"
-        error_message = f"the collector failed on this request, not the endpoint: {_short(exc)}"[:MESSAGE_LIMIT]
+        out.fail(
+            "client_error", f"the collector failed on this request, not the endpoint: {_short(exc)}"[:MESSAGE_LIMIT]
+        )
     finally:
         end = time.perf_counter_ns()
+        out.start_offset_ns, out.e2e_ns = clock.offset_ns(t0), end - t0
         if target.stream:
-            text, finish_reason, usage = state.text(), state.finish_reason, state.usage
-        if error_message is not None and target.secrets:
-            error_message = scrub(error_message, target.secrets)
-        row = _row(
-            target, level, prompt, request_id, worker_index, sequence_in_level, started_ns,
-            clock.offset_ns(t0), end - t0, first_chunk, first_content, last_content, state, status,
-            http_status, error_type, error_message, finish_reason, usage, text,
-        )  # fmt: skip
+            out.text, out.finish_reason, out.usage = state.text(), state.finish_reason, state.usage
+        if out.error_message is not None and target.secrets:
+            out.error_message = scrub(out.error_message, target.secrets)
+        row = out.row(target, level, prompt, worker_index, sequence_in_level)
         land(row)
     return row
 
@@ -321,81 +322,93 @@ async def _read_bounded(resp: aiohttp.ClientResponse) -> bytes:
     return b"".join(parts)
 
 
-def _row(
-    target: Target,
-    level: Level,
-    prompt: Prompt,
-    request_id: str,
-    worker_index: int,
-    sequence_in_level: int,
-    started_ns: int,
-    start_offset_ns: int,
-    e2e_ns: int,
-    first_chunk: int | None,
-    first_content: int | None,
-    last_content: int | None,
-    state: Any,
-    status: str,
-    http_status: int | None,
-    error_type: str | None,
-    error_message: str | None,
-    finish_reason: str | None,
-    usage: Usage | None,
-    text: str,
-) -> RequestRow:
-    client_completion = target.counter.count(text) if (text or status == "success") else None
-    server_prompt = usage.prompt_tokens if usage is not None else None
-    server_completion = usage.completion_tokens if usage is not None else None
-    # Each count is the server's where it gave one (TGI's /generate and DJL report only generated tokens); the
-    # row says "server" when its completion count is the server's.
-    from_server = server_completion is not None
-    return RequestRow(
-        run_id=target.run_id,
-        request_id=request_id,
-        experiment_name=target.experiment_name,
-        model_id=target.model_id,
-        endpoint_type=target.endpoint_type,
-        endpoint_url=target.url,
-        api_style=target.api_style,
-        is_streaming=target.stream,
-        instance_type=target.instance_type,
-        instance_count=target.instance_count,
-        payload_file=level.payload_file,
-        prompt_index=prompt.index,
-        concurrency=level.concurrency,
-        worker_index=worker_index,
-        sequence_in_level=sequence_in_level,
-        is_warmup=sequence_in_level < level.warmup,
-        max_tokens=target.params_for(prompt).max_tokens,
-        started_at=iso_utc(started_ns),
-        start_offset_ns=start_offset_ns,
-        e2e_ns=e2e_ns,
-        first_chunk_ns=first_chunk,
-        first_content_ns=first_content,
-        last_content_ns=last_content,
-        chunk_count=state.chunk_count,
-        content_chunk_count=state.content_chunk_count,
-        status=status,
-        http_status=http_status,
-        error_type=error_type,
-        error_message=error_message,
-        finish_reason=finish_reason,
-        prompt_tokens=server_prompt if server_prompt is not None else prompt.client_tokens,
-        completion_tokens=server_completion if from_server else client_completion,
-        token_count_source="server" if from_server else "client",
-        client_prompt_tokens=prompt.client_tokens,
-        client_completion_tokens=client_completion,
-        token_counter=target.counter.name,
-        data_issue=usage.issue if usage is not None else None,
-        server_prompt_tokens=server_prompt,
-        server_completion_tokens=server_completion,
-    )
+@dataclass(slots=True)
+class RequestOutcome:
+    """What became of one request, filled in by send_one as it proceeds (its `finally` sets the end timings and
+    the reply); `row` makes it the request's one raw row. The `*_ns` durations count from the send (perf counter)."""
+
+    request_id: str
+    state: StreamStateBase  # the wire format's stream state: event counts (and a streamed reply)
+    started_ns: int = 0  # wall clock at send
+    start_offset_ns: int = 0  # perf counter at send, since the run started
+    e2e_ns: int = 0
+    first_chunk_ns: int | None = None
+    first_content_ns: int | None = None
+    last_content_ns: int | None = None
+    status: str = "success"
+    http_status: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+    def fail(self, error_type: str, message: str) -> None:
+        self.status, self.error_type, self.error_message = "error", error_type, message
+
+    def row(
+        self, target: Target, level: Level, prompt: Prompt, worker_index: int, sequence_in_level: int
+    ) -> RequestRow:
+        """The raw row of this request, sent by worker `worker_index` as the level's `sequence_in_level`th."""
+        usage, state = self.usage, self.state
+        client_completion = target.counter.count(self.text) if (self.text or self.status == "success") else None
+        server_prompt = usage.prompt_tokens if usage is not None else None
+        server_completion = usage.completion_tokens if usage is not None else None
+        # Each count is the server's where it gave one (TGI's /generate and DJL report only generated tokens); the
+        # row says "server" when its completion count is the server's.
+        from_server = server_completion is not None
+        return RequestRow(
+            run_id=target.run_id,
+            request_id=self.request_id,
+            experiment_name=target.experiment_name,
+            model_id=target.model_id,
+            endpoint_type=target.endpoint_type,
+            endpoint_url=target.url,
+            api_style=target.api_style,
+            is_streaming=target.stream,
+            instance_type=target.instance_type,
+            instance_count=target.instance_count,
+            payload_file=level.payload_file,
+            prompt_index=prompt.index,
+            concurrency=level.concurrency,
+            worker_index=worker_index,
+            sequence_in_level=sequence_in_level,
+            is_warmup=sequence_in_level < level.warmup,
+            max_tokens=target.params_for(prompt).max_tokens,
+            started_at=iso_utc(self.started_ns),
+            start_offset_ns=self.start_offset_ns,
+            e2e_ns=self.e2e_ns,
+            first_chunk_ns=self.first_chunk_ns,
+            first_content_ns=self.first_content_ns,
+            last_content_ns=self.last_content_ns,
+            chunk_count=state.chunk_count,
+            content_chunk_count=state.content_chunk_count,
+            status=self.status,
+            http_status=self.http_status,
+            error_type=self.error_type,
+            error_message=self.error_message,
+            finish_reason=self.finish_reason,
+            prompt_tokens=server_prompt if server_prompt is not None else prompt.client_tokens,
+            completion_tokens=server_completion if from_server else client_completion,
+            token_count_source="server" if from_server else "client",
+            client_prompt_tokens=prompt.client_tokens,
+            client_completion_tokens=client_completion,
+            token_counter=target.counter.name,
+            data_issue=usage.issue if usage is not None else None,
+            server_prompt_tokens=server_prompt,
+            server_completion_tokens=server_completion,
+        )
 
 
 @dataclass
 class LevelProgress:
+    """A level's requests so far, and the one that finished last (what a live progress line shows of it)."""
+
     done: int = 0
     errors: int = 0
+    last_e2e_ns: int = 0
+    last_error_type: str | None = None  # None when the last request succeeded
+    last_is_warmup: bool = False
 
 
 async def run_level(
@@ -423,8 +436,12 @@ async def run_level(
                 return
             prompt = prompts[seq % len(prompts)]
             row = await send_one(session, target, level, prompt, clock, worker_index, seq, land)
+            failed = row.status != "success"
             progress.done += 1
-            progress.errors += row.status != "success"
+            progress.errors += failed
+            progress.last_e2e_ns = row.e2e_ns
+            progress.last_error_type = (row.error_type or "error") if failed else None
+            progress.last_is_warmup = seq < level.warmup
             if on_progress is not None:
                 on_progress(progress)
 

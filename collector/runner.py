@@ -21,7 +21,7 @@ import duckdb
 
 from collector import __version__
 from collector.clock import RunClock, now_iso
-from collector.config import Config, Experiment, OpenAIEndpoint, applied_prices, load_config, redacted_dump
+from collector.config import Config, Experiment, OpenAIEndpoint, load_config, redacted_dump
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
@@ -29,7 +29,8 @@ from collector.landing import RunLanding, check_free_space, compact_run, process
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
 from collector.payloads import Prompt, experiment_prompts
 from collector.prepare.build import ensure_prepared, file_sha256
-from collector.progress import ProgressPrinter
+from collector.pricing import applied_prices
+from collector.progress import PlannedLevel, ProgressPrinter
 from collector.schema import RunManifest
 from collector.telemetry import TelemetrySampler
 from collector.tokens import TokenCounter, experiment_counters
@@ -89,7 +90,8 @@ class Sweep:
         self.landing = landing
         self.log_dir = log_dir
         self.stop = asyncio.Event()
-        self.progress = ProgressPrinter()
+        self.plan = sweep_plan(config)
+        self.progress = ProgressPrinter(self.plan)
         self.prompts = prompts  # by experiment, then bucket: counted with that experiment's tokenizer
         self.counters = counters
         self.requests = 0
@@ -162,28 +164,29 @@ class Sweep:
             timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
             counter=self.counters[exp.name],
         )
-        # Concurrency outer, bucket inner (as FMBench): each level is one contiguous window for telemetry.
-        for concurrency in exp.concurrency_levels:
-            for bucket in exp.payloads:
-                if self.stop.is_set():
-                    return
-                level = Level(
-                    payload_file=bucket,
-                    prompts=self.prompts[exp.name][bucket],
-                    concurrency=concurrency,
-                    requests=exp.requests_per_level,
-                    warmup=exp.warmup_requests_per_level,
-                )
-                self.progress.start(exp.name, bucket, concurrency, level.warmup + level.requests)
-                done = LevelProgress()
-                try:
-                    done = await run_level(
-                        session, target, level, self.clock, self.land, self.stop, self.progress.update
-                    )
-                finally:
-                    self.progress.finish()
-                self.requests += done.done
-                self.errors += done.errors
+        for index, planned in enumerate(self.plan):
+            if planned.experiment != exp.name:
+                continue
+            if self.stop.is_set():
+                return
+            level = Level(
+                payload_file=planned.bucket,
+                prompts=self.prompts[exp.name][planned.bucket],
+                concurrency=planned.concurrency,
+                requests=exp.requests_per_level,
+                warmup=exp.warmup_requests_per_level,
+            )
+            self.progress.start(index)
+            ticker = asyncio.ensure_future(self.progress.ticking()) if self.progress.tty else None
+            done = LevelProgress()
+            try:
+                done = await run_level(session, target, level, self.clock, self.land, self.stop, self.progress.update)
+            finally:
+                if ticker is not None:
+                    ticker.cancel()
+                self.progress.finish()
+            self.requests += done.done
+            self.errors += done.errors
 
 
 class Run:
@@ -265,12 +268,20 @@ async def _sweep_main(sweep: Sweep) -> None:
     await sweep.run()
 
 
+def sweep_plan(config: Config) -> list[PlannedLevel]:
+    """Every level of a config's sweep in the order it runs: experiments in order; within one, concurrency outer and
+    bucket inner (as FMBench), so each concurrency level is one contiguous window for telemetry."""
+    return [
+        PlannedLevel(exp.name, bucket, concurrency, exp.warmup_requests_per_level + exp.requests_per_level)
+        for exp in config.experiments
+        for concurrency in exp.concurrency_levels
+        for bucket in exp.payloads
+    ]
+
+
 def expected_rows(config: Config) -> int:
     """Request rows a config's sweep lands when nothing stops it early."""
-    return sum(
-        len(e.concurrency_levels) * len(e.payloads) * (e.requests_per_level + e.warmup_requests_per_level)
-        for e in config.experiments
-    )
+    return sum(level.requests for level in sweep_plan(config))
 
 
 def _prepare_warehouse(config: Config, config_path: Path, warehouse: Path, results_dir: Path) -> None:

@@ -18,8 +18,10 @@ DEFAULT_WAREHOUSE = DEFAULT_RESULTS_DIR / WAREHOUSE_FILE
 
 DBT_PROJECT_DIR = REPO_ROOT / "models_dbt"
 DEFAULT_PRICING_DIR = REPO_ROOT / "pricing"
+INSTANCE_PRICES_FILE = "instance_prices.csv"  # hourly prices by instance_type
+TOKEN_PRICES_FILE = "token_prices.csv"  # per-token prices by model_id, for token-priced APIs
 # Each price file: its key column and its price columns.
 PRICE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "instance_prices.csv": ("instance_type", ("usd_per_hour",)),
-    "token_prices.csv": ("model_id", ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens")),
+    INSTANCE_PRICES_FILE: ("instance_type", ("usd_per_hour",)),
+    TOKEN_PRICES_FILE: ("model_id", ("usd_per_1m_input_tokens", "usd_per_1m_output_tokens")),
 }

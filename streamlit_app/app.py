@@ -18,9 +18,9 @@ try:
 except ImportError:  # run from a checkout without installing: the repo root holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.outputs import queries, tables
+from collector.outputs import figures, queries, tables
 from collector.settings import DEFAULT_WAREHOUSE, WAREHOUSE_ENV
-from streamlit_app import cache, ui
+from streamlit_app import cache, live, ui
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -42,7 +42,8 @@ def run_label(runs: dict[str, dict], run_id: str) -> str:
     started = run["started_at"]
     when = started.strftime("%Y-%m-%d %H:%M UTC") if hasattr(started, "strftime") else str(started)
     simulated = tables.simulated(run)
-    return f"{run['run_name']} · {when} · {run['status']}{' · ' + simulated if simulated else ''} ({run_id})"
+    built = " · not built yet" if bool(run.get("is_live")) else ""
+    return f"{run['run_name']} · {when} · {run['status']}{built}{' · ' + simulated if simulated else ''} ({run_id})"
 
 
 def sidebar_run_picker(runs) -> str:
@@ -119,7 +120,8 @@ def sidebar_preview(ctx: ui.AppContext) -> None:
         row = best.iloc[0]
         lines.append(
             f"- Best price performance would be **{row['experiment_name']}** on {row['payload_file']} at "
-            f"concurrency {tables.fmt_int(row['concurrency'])} (${tables.fmt(row['cost_per_10k_txn'])} per 10k)."
+            f"concurrency {figures.figure('concurrency').text(row['concurrency'])} "
+            f"({figures.figure('cost_per_10k_txn').text(row['cost_per_10k_txn'])} per 10k)."
         )
     st.sidebar.warning(ui.escape_dollars("\n".join(lines)), icon="🧪")
 
@@ -147,6 +149,9 @@ def main() -> None:
         ctx = ui.AppContext(warehouse=warehouse, runs=runs, run=run, trial_budgets=sidebar_budgets(run))
         ui.set_context(ctx)
         sidebar_preview(ctx)
+        if bool(run.get("is_live")):
+            live.show(ctx)  # every page: the run has no marts yet
+            return
         if run["status"] == "running":
             st.info("This run is still collecting: its figures are those of the last `dbt build`.", icon="⏱️")
         elif run["status"] == "lost":

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from collector.outputs import charts, queries, tables
+from collector.outputs import charts, figures, queries, sentences, tables
 
 CONTEXT_KEY = "_tokenbench_context"
 BUDGET_FIELDS = ("latency_budget_s", "cost_per_10k_txn_budget_usd", "error_rate_budget")
@@ -53,6 +53,15 @@ def md(text: str) -> None:
     st.markdown(escape_dollars(text))
 
 
+def run_name(run: pd.Series, runs: pd.DataFrame) -> str:
+    """A run as people call it: its name, with its start time where another run of the warehouse shares it."""
+    name = str(run["run_name"])
+    if int((runs["run_name"].astype(str) == name).sum()) <= 1:
+        return name
+    started = run["started_at"]
+    return f"{name} ({started.strftime('%Y-%m-%d %H:%M') if hasattr(started, 'strftime') else started})"
+
+
 def set_context(ctx: AppContext) -> None:
     st.session_state[CONTEXT_KEY] = ctx
 
@@ -84,7 +93,7 @@ def preview_banner(ctx: AppContext) -> None:
         st.warning(
             escape_dollars(
                 "**Preview budgets** from the sidebar: "
-                + tables.criteria_sentence(b)
+                + sentences.criteria(b)
                 + ". Verdicts marked *preview* are not in the marts until the budgets go into the config's "
                 "`report:` section and `python -m collector build --config PATH` (dbt build) is rerun."
             ),
@@ -92,18 +101,36 @@ def preview_banner(ctx: AppContext) -> None:
         )
 
 
-def styled_failed(failed: pd.DataFrame) -> pd.io.formats.style.Styler:
-    """The failed-experiments table with failing cells in bold red and passing ones green (as the reference)."""
-    shown, flags = tables.failed_table(failed)
-    judged = ["error_rate_text", "latency_p95_text", "price_per_10k_txn_text"]
+STATE_CSS = {
+    tables.PASS: "color: green",
+    tables.FAIL: "color: #d62728; font-weight: bold",
+    tables.CAUTION: "color: #8a6d3b; font-style: italic",
+}
 
-    def colour(frame: pd.DataFrame) -> pd.DataFrame:
-        css = pd.DataFrame("", index=frame.index, columns=frame.columns)
-        for column in judged:
-            css[column] = flags[column].map(lambda bad: "color: #d62728; font-weight: bold" if bad else "color: green")
-        return css
 
-    return shown.style.apply(colour, axis=None)
+def show_table(shown: tables.Table, key: str, where: Any = st) -> None:
+    """A Table as a sortable dataframe: figure cells stay numbers (sorted as numbers) and read by the one
+    precision rule, a budget's cell green or bold red, a cautioned figure marked; the notes under it."""
+    frame = shown.frame
+    styler = frame.style.format(na_rep=figures.NO_VALUE)
+    help_texts: dict[str, Any] = {}
+    for column in frame.columns:
+        write = figures.cell_text(str(column), frame[column])
+        if write is None:
+            continue
+        styler = styler.format(write, subset=[column])
+        cautioned = shown.states.index[shown.states[column] == tables.CAUTION]
+        if len(cautioned):
+            styler = styler.format(
+                lambda v, write=write: f"{write(v)}{sentences.UNDERSAMPLED_MARK}", subset=(cautioned, [column])
+            )
+        fig = figures.BY_HEADER.get(str(column))
+        if fig is not None and fig.help:
+            help_texts[str(column)] = st.column_config.Column(help=fig.help)
+    styler = styler.apply(lambda _: shown.states.replace(STATE_CSS), axis=None)
+    where.dataframe(styler, hide_index=True, key=key, column_config=help_texts)
+    for note in shown.notes:
+        where.caption(note)
 
 
 def chart(spec: charts.AnyChart, key: str, where: Any = st) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import duckdb
 import pytest
+
+from collector.outputs import sentences
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +62,23 @@ def test_cli_run_prints_where_the_results_are(e2e_run: dict[str, Any]) -> None:
     # The last line says how to open the app on this run's warehouse.
     assert e2e_run["stdout"].splitlines()[-1] == f"explore: python -m collector app --warehouse {e2e_run['warehouse']}"
     assert "concurrency 4" in e2e_run["stderr"] and "9/9 requests, 0 errors" in e2e_run["stderr"]
+
+
+def test_cli_run_logs_one_line_per_level_in_sweep_order_with_the_runs_eta(e2e_run: dict[str, Any]) -> None:
+    lines = [line for line in e2e_run["stderr"].splitlines() if line.startswith("level ")]
+    pattern = re.compile(r"level (\d+) of (\d+) \| (\S+) \| (\S+) \| concurrency (\d+) \| 9/9 requests, 0 errors \| ")
+    got = [m.groups() if (m := pattern.match(line)) else line for line in lines]
+    order = [  # experiments in order; concurrency outer, bucket inner
+        (exp, bucket, concurrency)
+        for exp in ("llama8b-g5-stackA", "llama8b-g5-stackB")
+        for concurrency in (1, 4)
+        for bucket in ("short", "en_500-1000")
+    ]
+    assert got == [(str(i), "8", exp, bucket, str(c)) for i, (exp, bucket, c) in enumerate(order, 1)]
+    assert "\r" not in e2e_run["stderr"]  # not a terminal: no line is redrawn
+    assert all(" | p50 " in line for line in lines)
+    assert all(" | ETA " in line for line in lines[:-1]) and " | ETA " not in lines[-1]
+    assert lines[-1].endswith(" | run 72/72 requests")
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -122,15 +142,17 @@ def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run:
 
 
 def test_recommendations_keep_each_serving_stack_apart(e2e_run: dict[str, Any]) -> None:
-    rows = _query(
-        e2e_run,
-        "select payload_file, experiment_name, has_recommendation, recommendation_sentence "
-        "from marts.fct_recommendations order by all",
-    )
-    assert [r[:2] for r in rows] == [
+    con = duckdb.connect(str(e2e_run["warehouse"]), read_only=True)
+    try:
+        recs = con.execute("select * from marts.fct_recommendations order by payload_file, experiment_name").df()
+    finally:
+        con.close()
+    assert list(zip(recs["payload_file"], recs["experiment_name"], strict=True)) == [
         ("en_500-1000", "llama8b-g5-stackA"),
         ("en_500-1000", "llama8b-g5-stackB"),
         ("short", "llama8b-g5-stackA"),
         ("short", "llama8b-g5-stackB"),
     ]
-    assert all(r[1] in r[3] and "g5.4xlarge" in r[3] for r in rows)
+    for _, rec in recs.iterrows():
+        sentence = sentences.recommendation(rec)
+        assert rec["experiment_name"] in sentence and "g5.4xlarge" in sentence

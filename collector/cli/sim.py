@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
 from collector.errors import ConfigError
+from collector.sim.settings import CLI_SETTINGS, SimSettings, option
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,34 +28,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default: %(default)s)"
     )
-    parser.add_argument(
-        "--instance-type", default="g5.4xlarge", help="EC2 instance type to imitate (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--model", default="llama-3.1-8b", help="model profile key or Hugging Face id (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--served-model-name", default=None, help="model name clients must send (default: the model's Hugging Face id)"
-    )
-    parser.add_argument(
-        "--mean-output-tokens",
-        type=float,
-        default=None,
-        help="mean natural completion length in tokens, capped by max_tokens (default: 40)",
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed of the per-request random draws (default: 0)")
-    parser.add_argument(
-        "--speedup",
-        type=float,
-        default=None,
-        help="divide every modeled duration by this (>= 1), for fast tests only (default: 1)",
-    )
-    parser.add_argument(
-        "--tensor-parallel",
-        type=int,
-        default=None,
-        help="GPUs to shard the model over (default: all GPUs of the instance)",
-    )
+    # The simulator's settings: names, types, defaults and help come from SimSettings.
+    for name in CLI_SETTINGS:
+        field = SimSettings.model_fields[name]
+        parser.add_argument(option(name), dest=name, type=_value_type(field), default=field.default, help=_help(field))
     parser.add_argument(
         "--exit-on-stdin-close",
         action="store_true",
@@ -61,29 +40,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Any:
-    # Imported here so that other subcommands do not pay for loading the simulator (and aiohttp).
-    from collector.sim.settings import SimSettings
+def _value_type(field: FieldInfo) -> type:
+    """The type an option's value is parsed as: the field's, without its None."""
+    kinds = [a for a in typing.get_args(field.annotation) if a is not type(None)] or [field.annotation]
+    if len(kinds) != 1 or kinds[0] not in (str, int, float):
+        raise TypeError(f"a sim option must be a str, int or float setting, not {field.annotation}")
+    return typing.cast(type, kinds[0])
 
-    values = {
-        "instance_type": args.instance_type,
-        "model": args.model,
-        "served_model_name": args.served_model_name,
-        "mean_output_tokens": args.mean_output_tokens,
-        "seed": args.seed,
-        "speedup": args.speedup,
-        "tensor_parallel": args.tensor_parallel,
-    }
+
+def _help(field: FieldInfo) -> str:
+    text = (field.description or "").replace("%", "%%")  # argparse formats help with %
+    return text if field.default is None else f"{text.removesuffix('.')} (default: {field.default})"
+
+
+def _settings(args: argparse.Namespace) -> SimSettings:
     try:
-        return SimSettings(**{k: v for k, v in values.items() if v is not None})
+        return SimSettings(**{name: getattr(args, name) for name in CLI_SETTINGS})
     except ValidationError as exc:
         first = exc.errors()[0]
-        option = "--" + str(first["loc"][0]).replace("_", "-") if first["loc"] else "sim"
-        raise ConfigError(f"invalid {option}: {first['msg']}") from exc
+        where = option(str(first["loc"][0])) if first["loc"] else "sim"
+        raise ConfigError(f"invalid {where}: {first['msg']}") from exc
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the settings from parsed arguments and serve until interrupted."""
+    # Imported here so that other subcommands do not pay for loading the simulator (and aiohttp.web).
     from collector.sim.server import run_server
 
     settings = _settings(args)

@@ -24,13 +24,14 @@ from typing import Any, TextIO
 
 import yaml
 
-from collector.config import Config, Experiment, load_config, read_prices, redacted_dump
+from collector.config import Config, Experiment, load_config, redacted_dump
 from collector.errors import ConfigError
 from collector.landing import MANIFEST_FILE, raw_root
 from collector.launch.aws import ENDED_STATES, Aws, LaunchError
 from collector.launch.settings import LaunchSettings
 from collector.launch.uploader import raw_prefix, state_key
 from collector.launch.userdata import render
+from collector.pricing import read_prices
 from collector.runner import new_run_id
 from collector.settings import PRICE_FILES
 

@@ -1,58 +1,21 @@
 """Every figure the outputs show, defined once: the mart column it reads, its label and unit, how it is scaled
 for display, and the one precision rule the app, the report and the terminal summary all apply.
 
-The rule: a measure is shown to three significant figures and never loses a whole-number digit (1.66 s,
-0.000745, 36.2, 877, 12,345); counts are whole numbers; trailing zeros are dropped. Money follows the same
-rule behind a `$`; a share (error rate) is shown as a percentage.
+The rule itself is in `precision` (pandas-free, so the collector's live progress line uses it too); a share
+(error rate) is shown as a percentage by it, TTFT and TPOT in milliseconds.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pandas as pd
 
-SIGNIFICANT_DIGITS = 3
-NO_VALUE = "–"
+from collector.outputs.precision import NO_VALUE, missing, plain, rounded, rounded_usd
 
 Kind = Literal["measure", "count", "usd", "share"]
-
-
-def missing(value: Any) -> bool:
-    """None, NA or NaN: a figure the marts do not have (no successful request, no price, not streamed)."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    try:
-        return bool(math.isnan(value))
-    except TypeError:
-        return False
-
-
-def rounded(value: Any) -> float | None:
-    """The precision rule on a number: three significant figures, whole-number digits kept."""
-    if missing(value):
-        return None
-    v = float(value)
-    if v == 0 or not math.isfinite(v):
-        return v
-    magnitude = math.floor(math.log10(abs(v)))
-    decimals = max(0, SIGNIFICANT_DIGITS - 1 - magnitude)
-    return round(v, decimals)
-
-
-def plain(value: Any) -> str:
-    """A rounded number as text: thousands separators, no trailing zeros, never scientific notation."""
-    v = rounded(value)
-    if v is None:
-        return NO_VALUE
-    if v == int(v):
-        return f"{int(v):,}"
-    magnitude = math.floor(math.log10(abs(v)))
-    decimals = max(0, SIGNIFICANT_DIGITS - 1 - magnitude)
-    return f"{v:,.{decimals}f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True)
@@ -78,6 +41,8 @@ class Figure:
             return None
         if self.kind == "count":
             return round(float(raw))
+        if self.kind == "usd":
+            return rounded_usd(float(raw) * self.scale)
         return rounded(float(raw) * self.scale)
 
     def text(self, raw: Any) -> str:
@@ -88,8 +53,13 @@ class Figure:
         if self.kind == "count":
             return f"{int(v):,}"
         if self.kind == "usd":
-            return f"-${plain(-v)}" if v < 0 else f"${plain(v)}"
+            amount = f"{abs(v):,.2f}" if abs(v) >= 1 or v == 0 else plain(abs(v))
+            return f"-${amount}" if v < 0 else f"${amount}"
         return plain(v)
+
+    def shown_text(self, shown: Any) -> str:
+        """A value already scaled for display (a display frame's cell) as text by the rule."""
+        return replace(self, scale=1.0).text(shown)
 
     def with_unit(self, raw: Any) -> str:
         """The figure as text with its unit, for sentences and the Information | Value tables: `35.2 ms`."""
@@ -159,6 +129,22 @@ FIGURES: tuple[Figure, ...] = (
     Figure("completion_tokens", "Output tokens", kind="count"),
 )
 
+# Columns that name things rather than measure them, as every table heads them.
+NAMES: dict[str, str] = {
+    "run_id": "Run",
+    "run_name": "Run name",
+    "experiment_name": "Experiment",
+    "model_id": "Model",
+    "payload_file": "Payload bucket",
+    "instance_type": "Instance type",
+    "pricing_kind": "Pricing",
+    "price_source": "Price source",
+    "error_type": "Error type",
+    "example_message": "Most frequent message",
+    "telemetry_host": "Host sampled",
+    "status": "Status",
+}
+
 BY_COLUMN: dict[str, Figure] = {f.column: f for f in FIGURES}
 BY_HEADER: dict[str, Figure] = {f.header: f for f in FIGURES}
 assert len(BY_COLUMN) == len(FIGURES) and len(BY_HEADER) == len(FIGURES), "a column or header is defined twice"
@@ -185,9 +171,14 @@ def header(column: str) -> str:
     return BY_COLUMN[column].header
 
 
+def label(column: str) -> str:
+    """The header of any mart column: a figure's header, a name column's label, else the column itself."""
+    return BY_COLUMN[column].header if column in BY_COLUMN else NAMES.get(column, column)
+
+
 def frame(rows: pd.DataFrame, columns: Iterable[str | tuple[str, str]]) -> pd.DataFrame:
-    """A display frame of mart rows: a figure column becomes its header with numeric `value()`s; a
-    `(header, column)` pair or a plain column that is not a figure is copied as text."""
+    """A display frame of mart rows: a figure column becomes its header with numeric `value()`s; a name
+    column its label; a `(header, column)` pair copies the column as text under that header."""
     out: dict[str, Any] = {}
     for spec in columns:
         if isinstance(spec, tuple):
@@ -199,17 +190,28 @@ def frame(rows: pd.DataFrame, columns: Iterable[str | tuple[str, str]]) -> pd.Da
                 [fig.value(v) for v in rows[spec]], dtype="Int64" if fig.kind == "count" else "Float64"
             )
         else:
-            out[spec] = rows[spec].map(lambda v: NO_VALUE if missing(v) else str(v)).to_numpy()
+            out[label(spec)] = rows[spec].map(lambda v: NO_VALUE if missing(v) else str(v)).to_numpy()
     return pd.DataFrame(out).reset_index(drop=True)
 
 
+def cell_text(header: str, column: pd.Series) -> Callable[[Any], str] | None:
+    """How a display frame's column is written: its figure's rule, the measure rule for other numbers (a
+    column of mixed measures, each named in its row), or None for text."""
+    fig = BY_HEADER.get(str(header))
+    if fig is not None:
+        return fig.shown_text
+    if pd.api.types.is_integer_dtype(column.dtype):
+        return lambda v: NO_VALUE if missing(v) else f"{int(v):,}"
+    if pd.api.types.is_float_dtype(column.dtype):
+        return plain
+    return None
+
+
 def as_text(display: pd.DataFrame) -> pd.DataFrame:
-    """A display frame with every figure column written as text by the precision rule (report, terminal)."""
+    """A display frame with every number written as text by the precision rule (report, terminal)."""
     out = display.copy()
     for title in out.columns:
-        fig = BY_HEADER.get(str(title))
-        if fig is not None:
-            # Values are already scaled: format them as a figure of scale 1.
-            shown = Figure(fig.column, fig.label, fig.unit, 1.0, fig.kind)
-            out[title] = [shown.text(v) for v in out[title]]
+        write = cell_text(str(title), out[title])
+        if write is not None:
+            out[title] = [write(v) for v in out[title]]
     return out

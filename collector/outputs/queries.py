@@ -17,6 +17,7 @@ import pandas as pd
 
 from collector.errors import UserError
 from collector.landing import collector_alive
+from collector.outputs import figures
 from collector.warehouse import WarehouseBusy
 from collector.warehouse import connect as open_warehouse
 
@@ -54,17 +55,6 @@ class RequestFilter(NamedTuple):
     concurrencies: tuple[int, ...] = ()
     statuses: tuple[str, ...] = ()
     include_warmup: bool = False
-
-
-# Telemetry measures of fct_endpoint_metrics: column prefix, label, unit.
-TELEMETRY_MEASURES: tuple[tuple[str, str, str], ...] = (
-    ("cpu_percent", "Host CPU", "%"),
-    ("host_memory_used_gib", "Host memory used", "GiB"),
-    ("gpu_utilization_percent", "GPU utilisation", "%"),
-    ("gpu_memory_used_gib", "GPU memory used", "GiB"),
-    ("gpu_memory_total_gib", "GPU memory installed", "GiB"),
-    ("gpu_power_w", "GPU power", "W"),
-)
 
 
 @contextmanager
@@ -114,9 +104,42 @@ def _frame(warehouse: str | Path, sql: str, params: dict[str, Any] | None = None
 
 
 def runs(warehouse: str | Path) -> pd.DataFrame:
-    """dim_runs, newest first; a run recorded as running whose collector is gone from this host shows as lost."""
-    frame = _frame(warehouse, "select * from marts.dim_runs order by started_at desc nulls last, run_id desc")
+    """dim_runs, and the runs landed since the last build (`is_live`: read from their manifests, their figures
+    provisional until the build), newest first; a run recorded as running whose collector is gone from this
+    host shows as lost."""
+    frame = _frame(
+        warehouse,
+        f"""
+        select *, false as is_live from marts.dim_runs
+        union all by name
+        ({_LIVE_RUNS_SQL})
+        order by started_at desc nulls last, run_id desc
+        """,
+    )
     return _judge_liveness(frame)
+
+
+# A run whose manifest landed after the last build: what the app needs of dim_runs, from the manifest itself.
+_LIVE_RUNS_SQL = """
+    select
+        run_id, run_name, status, status as recorded_status, started_at, ended_at, heartbeat_at, error_message,
+        config_path, config_json::varchar as config_json, latency_budget_s, cost_per_10k_txn_budget_usd,
+        error_rate_budget, dataset_of_interest, 'manifest' as budget_source, collector_version, hostname, pid,
+        process_started_at,
+        json_array_length(experiments_json) as experiment_count,
+        (
+            select coalesce(sum(json_array_length(e, '$.payloads') * json_array_length(e, '$.concurrency_levels')), 0)
+            from (select unnest(json_extract(config_json, '$.experiments[*]')) as e)
+        ) as planned_level_count,
+        (
+            select count(*) from (select unnest(json_extract_string(experiments_json, '$[*].endpoint_type')) as t)
+            where t = 'simulated'
+        ) as simulated_experiment_count,
+        true as is_live
+    from raw.runs
+    where run_id not in (select run_id from marts.dim_runs)
+    qualify row_number() over (partition by run_id order by heartbeat_at desc nulls last) = 1
+"""
 
 
 def _judge_liveness(frame: pd.DataFrame) -> pd.DataFrame:
@@ -175,6 +198,28 @@ def failed_experiments(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     )
 
 
+def level_errors(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame:
+    """fct_level_errors of some runs: per level and error type, how many measured requests failed so."""
+    return _frame(
+        warehouse,
+        """
+        select * from marts.fct_level_errors
+        where list_contains($run_ids::varchar[], run_id)
+        order by run_id, experiment_name, payload_file, concurrency, request_count desc, error_type
+        """,
+        {"run_ids": list(run_ids)},
+    )
+
+
+def unmeasured_levels(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_unmeasured_levels of a run: the planned levels without a measured request, in sweep order."""
+    return _frame(
+        warehouse,
+        "select * from marts.fct_unmeasured_levels where run_id = $run_id order by unmeasured_position",
+        {"run_id": run_id},
+    )
+
+
 def experiment_costs(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     """fct_experiment_costs of a run: what benchmarking each experiment cost."""
     return _frame(
@@ -209,7 +254,7 @@ def telemetry_bands(warehouse: str | Path, run_id: str) -> pd.DataFrame:
         from marts.fct_endpoint_metrics
         where run_id = $run_id
         """
-        for order, (prefix, label, unit) in enumerate(TELEMETRY_MEASURES)
+        for order, (prefix, label, unit) in enumerate((f.column, f.label, f.unit) for f in figures.TELEMETRY)
     ]
     return _frame(
         warehouse,
@@ -267,6 +312,57 @@ def telemetry_samples(warehouse: str | Path, run_id: str, max_points: int = TELE
 
 
 # ---- budget preview ----------------------------------------------------------------------------------
+
+# ---- during a run: provisional figures from the raw rows ---------------------------------------------
+
+# The level figures of int_levels_aggregated over the raw rows landed so far, for a run not built yet (the app
+# marks them provisional). tests/dbt/test_live_levels_twin.py holds them equal to the marts once built.
+_LIVE_LEVELS_SQL = """
+    with measured as (
+        select
+            *,
+            status = 'success' as is_success,
+            e2e_ns / 1e9 as e2e_latency_s,
+            first_content_ns / 1e9 as ttft_s,
+            start_offset_ns + e2e_ns as end_offset_ns
+        from raw.requests
+        where run_id = $run_id and not is_warmup
+    ),
+    aggregated as (
+        select
+            run_id, experiment_name, model_id, payload_file, concurrency,
+            count(*) as request_count,
+            count(*) filter (where is_success) as success_count,
+            count(*) filter (where not is_success) as error_count,
+            count(*) filter (where not is_success) / count(*) as error_rate,
+            quantile_cont(e2e_latency_s, 0.50) filter (where is_success) as latency_p50,
+            quantile_cont(e2e_latency_s, 0.95) filter (where is_success) as latency_p95,
+            quantile_cont(e2e_latency_s, 0.99) filter (where is_success) as latency_p99,
+            quantile_cont(ttft_s, 0.50) filter (where is_success) as ttft_p50,
+            coalesce(sum(prompt_tokens) filter (where is_success), 0) as success_prompt_tokens,
+            coalesce(sum(completion_tokens) filter (where is_success), 0) as success_completion_tokens,
+            (max(end_offset_ns) - min(start_offset_ns)) / 1e9 as duration_s,
+            min(start_offset_ns) as level_start_offset_ns
+        from measured
+        group by all
+    )
+    select
+        *,
+        success_prompt_tokens / nullif(duration_s, 0) as prompt_token_throughput,
+        success_completion_tokens / nullif(duration_s, 0) as completion_token_throughput,
+        success_count * 60 / nullif(duration_s, 0) as transactions_per_minute,
+        success_count < 20 as is_p95_undersampled,
+        success_count < 100 as is_p99_undersampled
+    from aggregated
+    order by level_start_offset_ns
+"""
+
+
+def live_levels(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """Per level of a run not built yet: counts, latency percentiles, TTFT p50 and throughputs from its raw
+    rows so far (the level in progress included), in the order the levels started. Provisional."""
+    return _frame(warehouse, _LIVE_LEVELS_SQL, {"run_id": run_id})
+
 
 # The verdict and recommendation rules of fct_concurrency_metrics and fct_recommendations, applied to
 # budgets the user is trying out. The marts stay the authority; this is a preview until a rebuild.

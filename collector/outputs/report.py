@@ -22,7 +22,7 @@ import yaml
 from collector import __version__
 from collector.errors import UserError
 from collector.landing import MANIFEST_FILE
-from collector.outputs import charts, queries, tables
+from collector.outputs import charts, figures, queries, sentences, tables
 
 PNG_SCALE = 2
 
@@ -63,13 +63,23 @@ class Document:
     def table(self, columns: list[str], rows: list[list[Cell]]) -> None:
         self.blocks.append(("table", (columns, rows)))
 
-    def frame(self, frame: pd.DataFrame, index_name: str | None = None) -> None:
-        if index_name is not None:
-            frame = frame.reset_index().rename(columns={"index": index_name})
-        rows: list[list[Cell]] = [
-            [v if isinstance(v, Markup) else str(v) for v in row] for row in frame.itertuples(index=False)
-        ]
+    def frame(self, shown: tables.Table, code_columns: tuple[str, ...] = ()) -> None:
+        """A Table with its figures written by the precision rule, a passed budget's cell in green and a missed
+        one in bold red (as the reference), `code_columns` as code spans, and its notes under it."""
+        frame = tables.text(shown)
+        rows: list[list[Cell]] = []
+        for i in range(len(frame)):
+            cells: list[Cell] = []
+            for column in frame.columns:
+                value, state = str(frame.iloc[i][column]), shown.states.iloc[i][column]
+                if state in (tables.PASS, tables.FAIL):
+                    cells.append(Colored(value, "green" if state == tables.PASS else "red", bold=state == tables.FAIL))
+                else:
+                    cells.append(md_code(value) if column in code_columns else value)
+            rows.append(cells)
         self.table([str(c) for c in frame.columns], rows)
+        for note in shown.notes:
+            self.para(md_text(note))
 
     def image(self, alt_text: str, filename: str, chart: charts.AnyChart) -> None:
         import vl_convert
@@ -261,12 +271,14 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     failed = queries.failed_experiments(warehouse, run_id)
     costs = queries.experiment_costs(warehouse, run_id)
     endpoint = queries.endpoint_metrics(warehouse, run_id)
+    errors = queries.level_errors(warehouse, [run_id])
+    unmeasured = queries.unmeasured_levels(warehouse, run_id)
     doi = levels[levels["is_dataset_of_interest"]]
     budgets = {k: float(run[k]) for k in ("latency_budget_s", "cost_per_10k_txn_budget_usd", "error_rate_budget")}
     doc = Document()
 
     models = sorted(levels["model_id"].dropna().astype(str).unique()) or [str(run["run_name"])]
-    servings = sorted({tables.serving(r) for _, r in levels.iterrows()})
+    servings = sorted({sentences.serving(r) for _, r in levels.iterrows()})
     buckets = sorted(levels["payload_file"].astype(str).unique())
     doi_name = str(run["dataset_of_interest"])
 
@@ -278,21 +290,20 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
 
     # Summary
     doc.heading(2, "Summary")
-    best = recs[recs["is_best_price_performance"]]
+    no_best, failed_line = sentences.verdict(run, recs, failed, unmeasured)
     intro = (
         f"We did performance benchmarking for {_codes(models)} on {_codes(servings)} with "
-        f"{levels['experiment_name'].nunique()} experiment(s) on {len(buckets)} dataset(s) ({_codes(buckets)})"
+        f"{levels['experiment_name'].nunique()} experiment(s) on {len(buckets)} dataset(s) ({_codes(buckets)})."
     )
-    if best.empty:
-        doc.para(
-            f"{intro}; no experiment met every configured budget ({tables.criteria_sentence(budgets)}) "
-            f"on the dataset of interest {md_code(doi_name)}, so there is no best price performance to report."
-        )
+    if no_best is not None:
+        doc.para(f"{intro} {md_text(no_best)}")
     else:
-        row = best.iloc[0]
-        doc.para(f"{intro}. {md_text(row['best_price_performance_sentence'])}")
+        row = recs[recs["is_best_price_performance"]].iloc[0]
+        doc.para(f"{intro} {sentences.best_price_performance(row, md_code)}")
         doc.frame(tables.information_table(row))
-    if not doi.empty:
+    if unmeasured_note := sentences.unmeasured(run, unmeasured, md_code):
+        doc.para(f"**Not measured.** {unmeasured_note}")
+    if not doi.empty and doi["cost_per_10k_txn"].notna().any():
         chart = charts.price_performance(doi, budgets["latency_budget_s"], budgets["cost_per_10k_txn_budget_usd"])
         doc.para(
             f"The price performance comparison of every experiment and concurrency level for the {md_code(doi_name)} "
@@ -302,46 +313,34 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         doc.image("Price performance comparison", "business_summary.png", chart)
         doc.interactive = chart
 
-    if unpriced := tables.unpriced_note(levels, md_code):
+    if unpriced := sentences.unpriced_note(levels, md_code):
         doc.para(unpriced)
 
     # Latency metrics analysis
     doc.heading(3, "Latency Metrics Analysis")
     doc.para(
-        "The following table provides token latency metrics including the overall latency, Time To First Token "
-        f"(TTFT), and Time Per Output Token (TPOT) for the {md_code(doi_name)} dataset, in seconds."
+        "The following table provides the overall latency, Time To First Token (TTFT) and Time Per Output Token "
+        f"(TPOT) for the {md_code(doi_name)} dataset, per experiment and concurrency level, with the requests "
+        "each level measured."
     )
-    if doi.empty or doi["ttft_p50"].isna().all():
-        doc.para(
-            "_No token latency metrics data is available. To get token latency metrics stream the responses "
-            "(`stream: true` on the experiment's endpoint)_."
-        )
+    if doi.empty:
+        doc.para(f"_No level of the {md_code(doi_name)} dataset was measured._")
     else:
-        doc.frame(tables.latency_table(doi))
+        doc.frame(tables.latency_table(doi), code_columns=("Experiment",))
+        if doi["ttft_p50"].isna().all() and doi["success_count"].gt(0).any():
+            doc.para("_No TTFT or TPOT: they need streamed responses (`stream: true` on the experiment's endpoint)._")
 
     # Failed experiments
     doc.heading(3, "Failed experiments")
-    criteria = tables.criteria_sentence(budgets)
-    if failed.empty:
-        doc.para(f"All experiments satisfied the configured performance criteria: {criteria}.")
-    else:
-        doc.para(
-            f"There were a total of {len(failed)} experiment run(s) that failed at least one configured "
-            f"performance criteria: {criteria}. See table below."
-        )
-        shown, flags = tables.failed_table(failed)
-        rows: list[list[Cell]] = []
-        for i in shown.index:
-            row_cells: list[Cell] = []
-            for column in tables.FAILED_COLUMNS:
-                text = str(shown.at[i, column])
-                if column in ("error_rate_text", "latency_p95_text", "price_per_10k_txn_text"):
-                    bad = bool(flags.at[i, column])
-                    row_cells.append(Colored(text, "red" if bad else "green", bold=bad))
-                else:
-                    row_cells.append(text)
-            rows.append(row_cells)
-        doc.table(list(tables.FAILED_COLUMNS), rows)
+    doc.para(md_text(failed_line))
+    if not failed.empty:
+        doc.frame(tables.failed_table(failed), code_columns=("Experiment", "Payload bucket"))
+    if not errors.empty:
+        doc.heading(4, "Errors")
+        doc.para("What the failed requests of each level failed with, the most frequent first, warm-up excluded.")
+        for line in sentences.errors_by_level(levels, errors, md_code, md_text):
+            doc.para(line)
+        doc.frame(tables.errors_table(errors), code_columns=("Experiment", "Payload bucket"))
 
     # Endpoint metrics
     doc.heading(3, "Endpoint metrics")
@@ -350,7 +349,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         "telemetry samples inside each level's window (host CPU %, host memory GiB, and GPU utilisation %, "
         "memory GiB and power W where an NVIDIA driver was present)."
     )
-    remote_note = tables.remote_telemetry_note(endpoint, md_code)
+    remote_note = sentences.remote_telemetry_note(endpoint, md_code)
     if remote_note:
         doc.para(remote_note)
     endpoint_rows = tables.endpoint_table(endpoint)
@@ -370,12 +369,11 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     doc.para(
         "The cost to run each experiment is provided in the table below (instance time from the first to the "
         f"last request, warm-up included; or the tokens billed). The total cost for running all experiments is "
-        f"{tables.fmt_usd(total)}."
+        f"{figures.figure('cost_usd').text(total)}."
     )
-    unpriced = tables.unpriced_note(levels, md_code)
     if unpriced:
         doc.para(unpriced)
-    doc.frame(tables.cost_table(costs))
+    doc.frame(tables.cost_table(costs), code_columns=("Experiment",))
 
     # Per instance results
     doc.heading(2, "Per instance results")
@@ -384,10 +382,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         "on different instance types (the highest concurrency meeting every budget, per experiment and dataset). "
         f"The following dataset(s) were used for this test: {_codes(buckets)}."
     )
-    rec_table = tables.recommendation_table(recs)
-    for column in ("Dataset", "Experiment", "Instance type"):
-        rec_table[column] = rec_table[column].map(md_code)
-    doc.frame(rec_table)
+    doc.frame(tables.recommendation_table(recs), code_columns=("Payload bucket", "Experiment", "Serving"))
 
     # Plots
     doc.heading(2, "Plots")
@@ -448,9 +443,8 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     # Configuration file
     doc.heading(2, "Configuration file")
     doc.para(
-        f"Budgets applied (source: {md_text(run['budget_source'])}): {criteria}; dataset of interest "
-        f"{md_code(doi_name)}. "
-        f"Prices applied: {_prices_line(costs)}."
+        f"Budgets applied (source: {md_text(run['budget_source'])}): {md_text(sentences.criteria(budgets))}; "
+        f"dataset of interest {md_code(doi_name)}. Prices applied: {_prices_line(costs)}."
     )
     config, source = _run_config(run, results_dir)
     if config is None:

@@ -1,81 +1,52 @@
-"""Tables in the reference report's shape, built from mart frames; shared by the app and the report.
+"""Tables in the reference report's shape, built from mart frames; shared by the app, the report and the
+terminal summary.
 
-Pure pandas (no streamlit): each function takes rows of one mart and returns a display frame of strings, so
-the page and report.md show the same figures with the same rounding.
+Pure pandas (no streamlit). Each builder returns a `Table`: a display frame whose figure columns hold numbers
+(scaled and rounded by `figures`, so the app sorts 1, 2, 4, 8, 16 and not 1, 16, 2), headed by the figures'
+labels and units, plus a same-shaped frame of cell states (a budget passed or failed, a figure to read with
+caution) and the notes that explain the marks. `text()` writes it out for the report and the terminal.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-NO_VALUE = "–"
+from collector.outputs import figures, sentences
+from collector.outputs.figures import NO_VALUE, missing
+
+PASS, FAIL, CAUTION = "pass", "fail", "caution"
 
 
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    try:
-        return bool(math.isnan(value))
-    except TypeError:
-        return False
+@dataclass
+class Table:
+    """A display frame, its cell states ('' | pass | fail | caution) and the notes under it."""
+
+    frame: pd.DataFrame
+    states: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def plain(cls, frame: pd.DataFrame, notes: list[str] | None = None) -> Table:
+        return cls(frame, pd.DataFrame("", index=frame.index, columns=frame.columns), notes or [])
+
+    @property
+    def empty(self) -> bool:
+        return self.frame.empty
 
 
-def fmt(value: Any, digits: int = 2) -> str:
-    """A number with `digits` decimals (a dash when missing)."""
-    return NO_VALUE if _missing(value) else f"{float(value):.{digits}f}"
-
-
-def fmt_int(value: Any) -> str:
-    """A count or a mean rounded to a whole number, as the reference prints token counts and throughputs."""
-    return NO_VALUE if _missing(value) else f"{float(value):.0f}"
-
-
-def fmt_budget(value: Any) -> str:
-    """A budget as the user wrote it: 2, 0.3, 20 (no trailing zeros)."""
-    return NO_VALUE if _missing(value) else f"{float(value):g}"
-
-
-def fmt_triple(row: pd.Series | dict, prefix: str, digits: int = 2) -> str:
-    """`<prefix>_p50, _p95, _p99` merged into one cell, as the reference's "latency p50, p95, p99"."""
-    return ", ".join(fmt(row[f"{prefix}_{p}"], digits) for p in ("p50", "p95", "p99"))
-
-
-def fmt_usd(value: Any) -> str:
-    """Dollars with cents, or with six decimals below a cent (a short benchmark costs fractions of one)."""
-    if _missing(value):
-        return NO_VALUE
-    v = float(value)
-    return f"${v:,.2f}" if abs(v) >= 0.01 or v == 0 else f"${v:.6f}"
-
-
-def serving(row: pd.Series | dict) -> str:
-    """Instance type with its count (`2 × g5.4xlarge`), the model's API when token-priced, or `unpriced
-    endpoint` for an endpoint benchmarked without a price and without an instance type."""
-    instance = row.get("instance_type")
-    if _missing(instance) or not instance:
-        if row.get("pricing_kind") == "unpriced":
-            return "unpriced endpoint"
-        return f"{row.get('model_id')} API"
-    count = row.get("instance_count")
-    if count is not None and not _missing(count) and int(count) > 1:
-        return f"{int(count)} × {instance}"
-    return str(instance)
-
-
-def simulated(run: pd.Series | dict) -> str:
-    """`simulated`, `partly simulated` or '' for a run whose experiments were sent to the built-in simulator:
-    its timings come from a model of a GPU server, not a measurement, and every title says so."""
-    count = run.get("simulated_experiment_count")
-    if _missing(count) or not count:
-        return ""
-    total = run.get("experiment_count")
-    if total is None or _missing(total) or int(count) >= int(total):
-        return "simulated"
-    return "partly simulated"
+def text(table: Table) -> pd.DataFrame:
+    """Every cell as text by the precision rule; a caution cell carries the under-sampled mark."""
+    out = figures.as_text(table.frame)
+    for column in out.columns:
+        marked = table.states[column] == CAUTION
+        if marked.any():
+            out.loc[marked, column] = out.loc[marked, column].map(
+                lambda v: v if v == NO_VALUE else f"{v}{sentences.UNDERSAMPLED_MARK}"
+            )
+    return out
 
 
 def title(models: list[str], run: pd.Series | dict) -> str:
@@ -84,245 +55,334 @@ def title(models: list[str], run: pd.Series | dict) -> str:
     return f"Results for performance benchmarking {', '.join(models)}" + (f" ({label})" if label else "")
 
 
-def information_table(best: pd.Series | dict) -> pd.DataFrame:
+def simulated(run: pd.Series | dict) -> str:
+    """`simulated`, `partly simulated` or '' for a run whose experiments were sent to the built-in simulator:
+    its timings come from a model of a GPU server, not a measurement, and every title says so."""
+    count = run.get("simulated_experiment_count")
+    if missing(count) or not count:
+        return ""
+    total = run.get("experiment_count")
+    if total is None or missing(total) or int(count) >= int(total):
+        return "simulated"
+    return "partly simulated"
+
+
+def _percentile_text(row: pd.Series | dict, prefix: str) -> str:
+    """`1.66 / 1.7 / 1.72 s` with the mark on a percentile from too few requests."""
+    fig = figures.figure(f"{prefix}_p50")
+    parts = []
+    for p in ("p50", "p95", "p99"):
+        v = figures.figure(f"{prefix}_{p}").text(row.get(f"{prefix}_{p}"))
+        if v != NO_VALUE and p != "p50" and bool(row.get(f"is_{p}_undersampled")):
+            v += sentences.UNDERSAMPLED_MARK
+        parts.append(v)
+    if all(p == NO_VALUE for p in parts):
+        return NO_VALUE
+    return " / ".join(parts) + f" {fig.unit}"
+
+
+def information_table(best: pd.Series | dict) -> Table:
     """The Summary's Information | Value table for one fct_recommendations (or fct_concurrency_metrics) row."""
-    rows = [
-        ("experiment_name", str(best["experiment_name"])),
-        ("model_id", str(best["model_id"])),
-        ("payload_file", str(best["payload_file"])),
-        ("instance_type", NO_VALUE if _missing(best.get("instance_type")) else str(best["instance_type"])),
-        ("instance_count", fmt_int(best.get("instance_count"))),
-        ("concurrency", fmt_int(best["concurrency"])),
-        ("error_rate", fmt(best["error_rate"], 2)),
-        ("prompt_token_count_mean", fmt_int(best["prompt_token_count_mean"])),
-        ("prompt_token_throughput", fmt_int(best["prompt_token_throughput"])),
-        ("completion_token_count_mean", fmt_int(best["completion_token_count_mean"])),
-        ("completion_token_throughput", fmt_int(best["completion_token_throughput"])),
-        ("transactions_per_minute", fmt_int(best["transactions_per_minute"])),
-        ("price_per_txn", fmt(best["price_per_txn"], 6)),
-        ("price_per_token", fmt(best["price_per_token"], 8)),
-        ("cost_per_10k_txn", fmt(best["cost_per_10k_txn"], 2)),
-        ("latency p50, p95, p99", fmt_triple(best, "latency", 2)),
-        ("TTFT p50, p95, p99", fmt_triple(best, "ttft", 3)),
-        ("TPOT p50, p95, p99", fmt_triple(best, "tpot", 4)),
-    ]
-    return pd.DataFrame(rows, columns=["Information", "Value"])
 
+    def value(column: str) -> str:
+        return figures.figure(column).with_unit(best.get(column))
 
-def criteria_sentence(budgets: pd.Series | dict) -> str:
-    """The configured criteria in the reference's words (markdown with code spans)."""
-    return (
-        f"`Latency` (p95) ≤ `{fmt_budget(budgets['latency_budget_s'])}s`, "
-        f"`cost per 10k transactions`: `${fmt_budget(budgets['cost_per_10k_txn_budget_usd'])}`, "
-        f"`error rate`: `{fmt_budget(budgets['error_rate_budget'])}`"
+    succeeded = best.get("success_count")
+    requests = value("request_count") + (
+        "" if succeeded is None or missing(succeeded) else f" ({int(succeeded):,} succeeded)"
     )
+    rows = [
+        ("Experiment", str(best["experiment_name"])),
+        ("Model", str(best["model_id"])),
+        ("Payload bucket", str(best["payload_file"])),
+        ("Serving", sentences.serving(best)),
+        ("Concurrency", value("concurrency")),
+        ("Requests", requests),
+        ("Error rate", value("error_rate")),
+        ("Mean prompt", value("prompt_token_count_mean")),
+        ("Prompt throughput", value("prompt_token_throughput")),
+        ("Mean completion", value("completion_token_count_mean")),
+        ("Output throughput", value("completion_token_throughput")),
+        ("Transactions/min", value("transactions_per_minute")),
+        ("Price per transaction", value("price_per_txn")),
+        ("Price per 1M tokens", value("price_per_token")),
+        ("Cost per 10k transactions", value("cost_per_10k_txn")),
+        ("Latency p50 / p95 / p99", _percentile_text(best, "latency")),
+        ("TTFT p50 / p95 / p99", _percentile_text(best, "ttft")),
+        ("TPOT p50 / p95 / p99", _percentile_text(best, "tpot")),
+    ]
+    notes = (
+        [sentences.UNDERSAMPLED_NOTE]
+        if bool(best.get("is_p95_undersampled") or best.get("is_p99_undersampled"))
+        else []
+    )
+    return Table.plain(pd.DataFrame(rows, columns=["Information", "Value"]), notes)
 
 
-FAILED_COLUMNS = [
-    "experiment_name",
-    "payload_file",
-    "concurrency",
-    "error_rate_text",
-    "latency_p95_text",
-    "price_per_10k_txn_text",
-    "missed_budgets",
-]
+def _caution_percentiles(levels: pd.DataFrame, frame: pd.DataFrame, states: pd.DataFrame) -> list[str]:
+    """Mark every p95/p99 cell computed from too few successful requests; the note when any is marked."""
+    marked = False
+    for p in ("p95", "p99"):
+        flags = levels.get(f"is_{p}_undersampled")
+        if flags is None:
+            continue
+        flags = flags.fillna(False).astype(bool).to_numpy()
+        for prefix in ("latency", "ttft", "tpot"):
+            header = figures.header(f"{prefix}_{p}")
+            if header in frame.columns:
+                has_value = frame[header].notna().to_numpy()
+                states.loc[flags & has_value, header] = CAUTION
+                marked = marked or bool((flags & has_value).any())
+    return [sentences.UNDERSAMPLED_NOTE] if marked else []
 
 
-def failed_table(failed: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """fct_failed_experiments as the reference's table, plus a same-shaped frame of booleans: which cell fails."""
-    shown = pd.DataFrame(
+def latency_table(levels: pd.DataFrame) -> Table:
+    """Latency metrics analysis: latency, TTFT and TPOT percentiles per experiment and level, with counts."""
+    frame = figures.frame(
+        levels,
+        [
+            "experiment_name",
+            "concurrency",
+            "request_count",
+            "error_count",
+            *(f"{m}_{p}" for m in ("latency", "ttft", "tpot") for p in ("p50", "p95", "p99")),
+            "transactions_per_minute",
+        ],
+    )
+    table = Table.plain(frame)
+    table.notes = _caution_percentiles(levels.reset_index(drop=True), frame, table.states)
+    if ((levels["error_count"].fillna(0) > 0) & (levels["success_count"].fillna(0) > 0)).any():
+        table.notes.append(sentences.SURVIVORS_NOTE)
+    return table
+
+
+def _verdict(value: Any) -> str:
+    # A null verdict is one not judged (the cost budget of an experiment benchmarked unpriced).
+    return "not judged" if missing(value) else "pass" if bool(value) else "FAIL"
+
+
+VERDICTS = (
+    ("Latency verdict", "meets_latency_budget"),
+    ("Cost verdict", "meets_cost_budget"),
+    ("Error verdict", "meets_error_budget"),
+    ("All budgets", "meets_all_budgets"),
+)
+
+
+def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
+    """Per-level figures with the verdicts (`preview_` prefix for the trial budgets)."""
+    levels = levels.reset_index(drop=True)
+    frame = figures.frame(
+        levels,
+        [
+            "experiment_name",
+            "payload_file",
+            "concurrency",
+            "request_count",
+            "error_rate",
+            "latency_p95",
+            "cost_per_10k_txn",
+            "transactions_per_minute",
+        ],
+    )
+    for title_, column in VERDICTS:
+        frame[title_] = levels[f"{verdict_prefix}{column}"].map(_verdict).to_numpy()
+    table = Table.plain(frame)
+    for title_, _ in VERDICTS:
+        table.states[title_] = frame[title_].map({"pass": PASS, "FAIL": FAIL}).fillna("")
+    table.notes = _caution_percentiles(levels, frame, table.states)
+    return table
+
+
+def failed_table(failed: pd.DataFrame) -> Table:
+    """fct_failed_experiments as the reference's table: a missed budget's cell fails (red), a met one passes
+    (green), except a latency measured on survivors only (some requests failed), which reads with caution."""
+    failed = failed.reset_index(drop=True)
+    frame = figures.frame(
+        failed,
+        [
+            "experiment_name",
+            "payload_file",
+            "concurrency",
+            "request_count",
+            "error_rate",
+            "latency_p95",
+            "cost_per_10k_txn",
+        ],
+    )
+    frame["Missed budgets"] = failed["missed_budgets"].astype(str).to_numpy()
+    table = Table.plain(frame)
+
+    def state(miss: Any, clean: bool = True) -> str:
+        if missing(miss):
+            return ""  # not judged (the cost of an experiment benchmarked unpriced)
+        return FAIL if bool(miss) else PASS if clean else CAUTION
+
+    succeeded = failed["success_count"].fillna(0)
+    survivors_only = ((succeeded > 0) & (succeeded < failed["request_count"])).to_numpy()
+    table.states[figures.header("error_rate")] = [state(m) for m in failed["misses_error_budget"]]
+    table.states[figures.header("latency_p95")] = [
+        state(m, not s) for m, s in zip(failed["misses_latency_budget"], survivors_only, strict=True)
+    ]
+    table.states[figures.header("cost_per_10k_txn")] = [state(m) for m in failed["misses_cost_budget"]]
+    if survivors_only.any():
+        table.notes.append(sentences.SURVIVORS_NOTE)
+    return table
+
+
+def recommendation_table(
+    recs: pd.DataFrame, budgets: dict[str, float] | None = None, *, preview: bool = False
+) -> Table:
+    """Per instance results: Dataset | Experiment | Serving | Recommendation (the sentence)."""
+    recs = recs.reset_index(drop=True)
+    frame = pd.DataFrame(
         {
-            "experiment_name": failed["experiment_name"].astype(str),
-            "payload_file": failed["payload_file"].astype(str),
-            "concurrency": failed["concurrency"].map(fmt_int),
-            "error_rate_text": failed["error_rate"].map(lambda v: fmt(v, 2)),
-            "latency_p95_text": failed["latency_p95"].map(lambda v: fmt(v, 2)),
-            "price_per_10k_txn_text": failed["cost_per_10k_txn"].map(lambda v: fmt(v, 2)),
-            "missed_budgets": failed["missed_budgets"].astype(str),
-        },
-        columns=FAILED_COLUMNS,
-    ).reset_index(drop=True)
-    flags = pd.DataFrame(False, index=shown.index, columns=FAILED_COLUMNS)
-    flags["error_rate_text"] = failed["misses_error_budget"].astype(bool).to_numpy()
-    flags["latency_p95_text"] = failed["misses_latency_budget"].astype(bool).to_numpy()
-    # misses_cost_budget is null (not judged) for an experiment benchmarked unpriced: not a miss.
-    flags["price_per_10k_txn_text"] = [not _missing(v) and bool(v) for v in failed["misses_cost_budget"]]
-    return shown, flags
-
-
-def recommendation_table(recs: pd.DataFrame) -> pd.DataFrame:
-    """Per instance results: Dataset | Experiment | Instance type | Recommendation."""
-    return pd.DataFrame(
-        {
-            "Dataset": recs["payload_file"].astype(str),
+            "Payload bucket": recs["payload_file"].astype(str),
             "Experiment": recs["experiment_name"].astype(str),
-            "Instance type": [serving(row) for _, row in recs.iterrows()],
-            "Recommendation": recs["recommendation_sentence"].astype(str),
+            "Serving": [sentences.serving(row) for _, row in recs.iterrows()],
+            "Recommendation": [sentences.recommendation(row, budgets, preview=preview) for _, row in recs.iterrows()],
         }
-    ).reset_index(drop=True)
+    )
+    return Table.plain(frame)
 
 
-def cost_table(costs: pd.DataFrame) -> pd.DataFrame:
+def cost_table(costs: pd.DataFrame) -> Table:
     """Experiment cost: one row per experiment, as the reference's Model Benchmarking Cost."""
-    return pd.DataFrame(
-        {
-            "experiment_name": costs["experiment_name"].astype(str),
-            "instance_type": [serving(row) for _, row in costs.iterrows()],
-            "pricing": costs["pricing_kind"].fillna(NO_VALUE).astype(str)
+    costs = costs.reset_index(drop=True)
+    frame = figures.frame(costs, ["experiment_name", "request_count", "duration_s", "cost_usd"])
+    frame.insert(1, "Serving", [sentences.serving(row) for _, row in costs.iterrows()])
+    frame.insert(
+        2,
+        "Pricing",
+        (
+            costs["pricing_kind"].fillna(NO_VALUE).astype(str)
             + " ("
             + costs["price_source"].fillna("none").astype(str)
-            + ")",
-            "request_count": costs["request_count"].map(fmt_int),
-            "duration_in_seconds": costs["duration_s"].map(lambda v: fmt(v, 2)),
-            "cost": costs["cost_usd"].map(lambda v: fmt(v, 6)),
-        }
-    ).reset_index(drop=True)
+            + ")"
+        ).to_numpy(),
+    )
+    return Table.plain(frame)
 
 
 def total_cost(costs: pd.DataFrame) -> float:
     return float(costs["cost_usd"].fillna(0).sum())
 
 
-ENDPOINT_MEASURES = (
-    ("cpu_percent", "cpu_percent"),
-    ("host_memory_used_gib", "host_memory_used_gib"),
-    ("gpu_utilization_percent", "gpu_utilization_percent"),
-    ("gpu_memory_used_gib", "gpu_memory_used_gib"),
-    ("gpu_memory_total_gib", "gpu_memory_total_gib"),
-    ("gpu_power_w", "gpu_power_w"),
-)
+def endpoint_table(metrics: pd.DataFrame) -> Table:
+    """Endpoint metrics: one row per experiment, concurrency and measure with min, quartiles, max and sample
+    count, and whose host the samples describe (`endpoint`, or `collector` for a remote endpoint).
 
-
-def _host(level: pd.Series) -> str:
-    """Whose host a level's samples describe (fct_endpoint_metrics.telemetry_host)."""
-    host = level.get("telemetry_host")
-    return "collector" if host == "collector" else "endpoint"
-
-
-def endpoint_table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Endpoint metrics: one row per experiment, concurrency and measure with min, 25%, 50%, 75%, max, and
-    whose host the samples describe (`endpoint`, or `collector` for a remote endpoint whose host was not sampled).
-
-    Measures with no sample in any window (GPU measures on a host without NVML) are left out.
+    Measures with no sample in any window (GPU measures on a host without NVML) are left out; values are in
+    the measure's unit (named in the Measure column).
     """
     rows = []
     for _, level in metrics.iterrows():
-        head = [str(level["experiment_name"]), fmt_int(level["concurrency"]), _host(level)]
-        for prefix, label in ENDPOINT_MEASURES:
-            values = [level[f"{prefix}_{s}"] for s in ("min", "p25", "p50", "p75", "max")]
-            if all(_missing(v) for v in values):
+        host = "collector" if level.get("telemetry_host") == "collector" else "endpoint"
+        head = [str(level["experiment_name"]), int(level["concurrency"]), host]
+        for fig in figures.TELEMETRY:
+            values = [level[f"{fig.column}_{s}"] for s in ("min", "p25", "p50", "p75", "max")]
+            if all(missing(v) for v in values):
                 continue
-            rows.append([*head, label] + [fmt(v, 2) for v in values] + [fmt_int(level["sample_count"])])
-        if not _missing(level.get("gpu_energy_per_output_token_j")):
+            rows.append([*head, fig.header, *(figures.rounded(v) for v in values), int(level["sample_count"])])
+        energy = figures.figure("gpu_energy_per_output_token_j")
+        if not missing(level.get(energy.column)):
             rows.append(
-                [*head, "gpu_energy_per_output_token_j"]
-                + [NO_VALUE] * 2
-                + [fmt(level["gpu_energy_per_output_token_j"], 3)]
-                + [NO_VALUE] * 2
-                + [fmt_int(level["sample_count"])]
+                [
+                    *head,
+                    energy.header,
+                    None,
+                    None,
+                    figures.rounded(level[energy.column]),
+                    None,
+                    None,
+                    int(level["sample_count"]),
+                ]
             )
-    return pd.DataFrame(
-        rows,
-        columns=["experiment_name", "concurrency", "host", "measure", "min", "25%", "50%", "75%", "max", "samples"],
-    )
+    columns = [
+        figures.label("experiment_name"),
+        figures.header("concurrency"),
+        figures.label("telemetry_host"),
+        "Measure",
+        "Min",
+        "25%",
+        "Median",
+        "75%",
+        "Max",
+        figures.header("sample_count"),
+    ]
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("Min", "25%", "Median", "75%", "Max"):
+        frame[column] = pd.array(frame[column], dtype="Float64")
+    return Table.plain(frame)
 
 
-def _backticks(name: str) -> str:
-    return f"`{name}`"
-
-
-def remote_telemetry_note(metrics: pd.DataFrame, code: Callable[[str], str] = _backticks) -> str | None:
-    """The sentence warning that some experiments' telemetry is the collector's own host (their endpoint is
-    remote, `type: openai`), or None when every sample describes the endpoint's host. `code` formats a name."""
-    if metrics.empty or "telemetry_host" not in metrics:
-        return None
-    remote = sorted({str(n) for n in metrics.loc[metrics["telemetry_host"] == "collector", "experiment_name"]})
-    if not remote:
-        return None
-    names = ", ".join(code(n) for n in remote)
-    return (
-        f"For {names} the endpoint is remote: those samples (host `collector`) describe the machine the collector "
-        "ran on, not the endpoint's host, whose load tokenbench cannot see."
-    )
-
-
-def unpriced_note(levels: pd.DataFrame, code: Callable[[str], str] = _backticks) -> str | None:
-    """The sentence saying which experiments were benchmarked unpriced, or None when every one has a price."""
-    if levels.empty or "pricing_kind" not in levels:
-        return None
-    unpriced = sorted({str(n) for n in levels.loc[levels["pricing_kind"] == "unpriced", "experiment_name"]})
-    if not unpriced:
-        return None
-    return (
-        f"{', '.join(code(n) for n in unpriced)} {'was' if len(unpriced) == 1 else 'were'} benchmarked unpriced "
-        "(`unpriced: true`): no price or cost is shown for it, and its verdicts judge latency and error rate only."
-    )
-
-
-def latency_table(levels: pd.DataFrame) -> pd.DataFrame:
-    """Latency metrics analysis: overall latency, TTFT and TPOT per experiment and level, seconds."""
-    return pd.DataFrame(
-        {
-            "experiment_name": levels["experiment_name"].astype(str),
-            "concurrency": levels["concurrency"].map(fmt_int),
-            "latency p50, p95, p99 (s)": [fmt_triple(r, "latency", 2) for _, r in levels.iterrows()],
-            "TTFT p50, p95, p99 (s)": [fmt_triple(r, "ttft", 3) for _, r in levels.iterrows()],
-            "TPOT p50, p95, p99 (s)": [fmt_triple(r, "tpot", 4) for _, r in levels.iterrows()],
-            "transactions_per_minute": levels["transactions_per_minute"].map(fmt_int),
-        }
+def errors_table(errors: pd.DataFrame) -> Table:
+    """fct_level_errors: per level, what the failed requests failed with, most frequent first."""
+    errors = errors.sort_values(
+        ["experiment_name", "payload_file", "concurrency", "request_count"], ascending=[True, True, True, False]
     ).reset_index(drop=True)
-
-
-def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> pd.DataFrame:
-    """Compact per-level figures with the verdicts (`preview_` prefix for the trial budgets)."""
-
-    def mark(v: Any) -> str:
-        # A null verdict is one not judged (the cost budget of an experiment benchmarked unpriced).
-        return "not judged" if _missing(v) else "pass" if bool(v) else "FAIL"
-
-    return pd.DataFrame(
-        {
-            "experiment_name": levels["experiment_name"].astype(str),
-            "payload_file": levels["payload_file"].astype(str),
-            "concurrency": levels["concurrency"].map(fmt_int),
-            "latency_p95": levels["latency_p95"].map(lambda v: fmt(v, 2)),
-            "cost_per_10k_txn": levels["cost_per_10k_txn"].map(lambda v: fmt(v, 2)),
-            "error_rate": levels["error_rate"].map(lambda v: fmt(v, 2)),
-            "transactions_per_minute": levels["transactions_per_minute"].map(fmt_int),
-            "latency": levels[f"{verdict_prefix}meets_latency_budget"].map(mark),
-            "cost": levels[f"{verdict_prefix}meets_cost_budget"].map(mark),
-            "error rate": levels[f"{verdict_prefix}meets_error_budget"].map(mark),
-            "all budgets": levels[f"{verdict_prefix}meets_all_budgets"].map(mark),
-        }
-    ).reset_index(drop=True)
-
-
-def preview_sentence(row: pd.Series | dict, budgets: dict[str, float]) -> str:
-    """A preview recommendation in the marts' words, under trial budgets."""
-    if row.get("pricing_kind") == "unpriced":
-        others = (
-            f"with an error-rate budget of {fmt_budget(budgets['error_rate_budget'])}; unpriced, so cost is not judged"
-        )
-    else:
-        others = (
-            f"with a cost budget of ${fmt_budget(budgets['cost_per_10k_txn_budget_usd'])} per 10k transactions and "
-            f"an error-rate budget of {fmt_budget(budgets['error_rate_budget'])}"
-        )
-    budget_phrase = f"a latency budget of {fmt_budget(budgets['latency_budget_s'])} seconds ({others})"
-    where = serving(row)
-    where = where if where.endswith("API") else f"an {where}" if where.startswith("unpriced") else f"a {where}"
-    if not bool(row["has_recommendation"]):
-        return (
-            f"Experiment {row['experiment_name']} on {where} would find no concurrency level for the "
-            f"{row['payload_file']} dataset staying within {budget_phrase}."
-        )
-    c = fmt_int(row["concurrency"])
-    return (
-        f"The best option for staying within {budget_phrase} on {where} for the {row['payload_file']} dataset "
-        f"with experiment {row['experiment_name']} would be a concurrency level of {c}: a median latency of "
-        f"{fmt(row['latency_p50'], 2)} seconds, for an average prompt size of "
-        f"{fmt_int(row['prompt_token_count_mean'])} tokens and completion size of "
-        f"{fmt_int(row['completion_token_count_mean'])} tokens with {fmt_int(row['transactions_per_minute'])} "
-        "transactions/minute."
+    frame = figures.frame(errors, ["experiment_name", "payload_file", "concurrency"])
+    frame["Failure"] = [sentences.ERROR_PHRASES.get(str(t), str(t)) for t in errors["error_type"]]
+    frame[figures.header("error_count")] = pd.array(errors["request_count"].astype(int), dtype="Int64")
+    frame[figures.header("error_rate")] = pd.array(
+        [figures.figure("error_rate").value(v) for v in errors["share_of_level"]], dtype="Float64"
     )
+    frame[figures.label("example_message")] = errors["example_message"].fillna(NO_VALUE).astype(str).to_numpy()
+    return Table.plain(frame)
+
+
+COMPARED_FIGURES = (
+    "concurrency",
+    "request_count",
+    "error_rate",
+    "transactions_per_minute",
+    "completion_token_throughput",
+    "latency_p50",
+    "latency_p95",
+    "ttft_p50",
+    "tpot_p50",
+    "price_per_txn",
+    "cost_per_10k_txn",
+)
+
+
+def comparison_table(rows: pd.DataFrame, label_column: str) -> Table:
+    """Series side by side (one column each, e.g. the recommended level of each run or experiment), and for
+    each series after the first its ratio to the first (`×1.25`: 25% more than the first; `–` where either
+    has no value). Rows are the figures, with their units."""
+    rows = rows.reset_index(drop=True)
+    labels = [str(v) for v in rows[label_column]]
+    data: dict[str, list[str]] = {"Figure": [figures.figure(c).header for c in COMPARED_FIGURES]}
+    for i, label_ in enumerate(labels):
+        data[label_] = [figures.figure(c).text(rows.at[i, c]) for c in COMPARED_FIGURES]
+    for i, label_ in enumerate(labels[1:], start=1):
+        ratios = []
+        for c in COMPARED_FIGURES:
+            base, other = rows.at[0, c], rows.at[i, c]
+            ok = not (missing(base) or missing(other)) and float(base) != 0
+            ratios.append(f"×{figures.plain(float(other) / float(base))}" if ok else NO_VALUE)
+        data[f"{label_} / {labels[0]}"] = ratios
+    return Table.plain(pd.DataFrame(data))
+
+
+def live_table(levels: pd.DataFrame) -> Table:
+    """The levels of a run not built yet, from its raw rows so far (queries.live_levels): provisional."""
+    levels = levels.reset_index(drop=True)
+    frame = figures.frame(
+        levels,
+        [
+            "experiment_name",
+            "payload_file",
+            "concurrency",
+            "request_count",
+            "error_count",
+            "latency_p50",
+            "latency_p95",
+            "latency_p99",
+            "ttft_p50",
+            "transactions_per_minute",
+        ],
+    )
+    table = Table.plain(frame)
+    table.notes = _caution_percentiles(levels, frame, table.states)
+    return table

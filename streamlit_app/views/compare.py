@@ -5,16 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from collector.outputs import charts, tables
+from collector.outputs import charts, figures, sentences, tables
 from streamlit_app import cache, ui
 
 ctx = ui.context()
 st.title("Compare")
 run_ids = [str(r) for r in ctx.runs["run_id"]]
+RUN_NAMES = {str(r["run_id"]): ui.run_name(r, ctx.runs) for _, r in ctx.runs.iterrows()}
 chosen_runs = st.multiselect(
     "Runs",
     run_ids,
     default=[ctx.run_id],
+    format_func=lambda rid: RUN_NAMES.get(rid, rid),
     key="cmp_runs",
     bind="query-params",
     help="Pick several runs to compare them; within one run, its experiments are compared.",
@@ -27,9 +29,10 @@ if levels.empty:
 
 
 def series_label(frame: pd.DataFrame) -> pd.Series:
+    """The experiment, and with several runs the run's name (with its start time where two runs share a name)."""
     if len(chosen_runs) == 1:
         return frame["experiment_name"].astype(str)
-    return frame["experiment_name"].astype(str) + " · " + frame["run_id"].astype(str)
+    return frame["experiment_name"].astype(str) + " · " + frame["run_id"].astype(str).map(RUN_NAMES)
 
 
 levels = levels.assign(series=series_label(levels))
@@ -56,19 +59,14 @@ shown = levels[(levels["payload_file"] == bucket) & levels["series"].isin(chosen
 shown_recs = recs[(recs["payload_file"] == bucket) & recs["series"].isin(chosen_series)]
 
 st.subheader(f"Recommended level per experiment on `{bucket}`")
-st.caption("Each column is the highest concurrency meeting every budget of its run (fct_recommendations).")
-columns = {}
+st.caption(
+    "Each column is the highest concurrency meeting every budget of its run (fct_recommendations); the ratio "
+    "columns divide each series by the first (×1.25: 25% more)."
+)
+if not shown_recs.empty:  # a series without a recommended level shows dashes
+    ui.show_table(tables.comparison_table(shown_recs.sort_values("series"), "series"), key="cmp_side_by_side")
 for _, rec in shown_recs.sort_values("series").iterrows():
-    if bool(rec["has_recommendation"]):
-        columns[rec["series"]] = tables.information_table(rec).set_index("Information")["Value"]
-    else:
-        columns[rec["series"]] = pd.Series({"recommendation": "no level met every budget"})
-if columns:
-    side_by_side = pd.DataFrame(columns).fillna(tables.NO_VALUE)
-    side_by_side.index.name = "Information"
-    st.dataframe(side_by_side, key="cmp_side_by_side")
-for _, rec in shown_recs.sort_values("series").iterrows():
-    ui.md(f"- **{rec['series']}**: {rec['recommendation_sentence']}")
+    ui.md(f"- **{rec['series']}**: {sentences.recommendation(rec)}")
 
 b = ctx.budgets
 st.subheader("Price performance")
@@ -88,13 +86,11 @@ st.subheader("Throughput")
 ui.chart(charts.throughput_vs_concurrency(shown, color="series", color_title="Series"), key="cmp_throughput")
 
 st.subheader("Every level")
-table = tables.level_table(shown).assign(
-    series=shown["series"].to_numpy(),
-    model_id=shown["model_id"].astype(str).to_numpy(),
-    serving=[tables.serving(r) for _, r in shown.iterrows()],
-)
-st.dataframe(
-    table[["series", "model_id", "serving", *[c for c in table.columns if c not in ("series", "model_id", "serving")]]],
-    hide_index=True,
-    key="cmp_levels",
-)
+every = tables.level_table(shown)
+every.frame.insert(0, "Series", shown["series"].astype(str).to_numpy())
+every.frame.insert(1, figures.label("model_id"), shown["model_id"].astype(str).to_numpy())
+every.frame.insert(2, "Serving", [sentences.serving(r) for _, r in shown.iterrows()])
+for column in ("Series", figures.label("model_id"), "Serving"):
+    every.states[column] = ""
+every.states = every.states[every.frame.columns]
+ui.show_table(every, key="cmp_levels")

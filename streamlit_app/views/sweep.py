@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from collector.outputs import charts, queries, tables
+from collector.outputs import charts, queries, sentences, tables
 from streamlit_app import cache, ui
 
 ctx = ui.context()
@@ -56,6 +56,9 @@ if ctx.is_preview:
     )
     preview = preview[(preview["payload_file"] == bucket) & preview["experiment_name"].isin(shown["experiment_name"])]
     st.caption("Verdicts under the preview budgets (the marts' verdicts are in `meets_*`; rerun `dbt build`).")
-    st.dataframe(tables.level_table(preview, verdict_prefix="preview_"), hide_index=True, key="sweep_levels")
+    ui.show_table(tables.level_table(preview, verdict_prefix="preview_"), key="sweep_levels")
 else:
-    st.dataframe(tables.level_table(shown), hide_index=True, key="sweep_levels")
+    ui.show_table(tables.level_table(shown), key="sweep_levels")
+errors = cache.level_errors(ctx.warehouse, [ctx.run_id])
+for line in sentences.errors_by_level(shown, errors, lambda name: f"`{name}`"):
+    ui.md(f"- {line}")

@@ -40,7 +40,7 @@ if endpoint.empty:
     st.info("No concurrency window of this run is in the marts yet (rerun `python -m collector build`).")
     st.stop()
 st.caption("Samples inside each level's window: min, quartiles and max (fct_endpoint_metrics).")
-st.dataframe(tables.endpoint_table(windows), hide_index=True, key="tel_table")
+ui.show_table(tables.endpoint_table(windows), key="tel_table")
 energy = windows.dropna(subset=["gpu_energy_j"])
 if not energy.empty:
     st.subheader("GPU energy")

@@ -14,7 +14,8 @@ import yaml
 from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
-from collector.outputs import charts, tables
+from collector.outputs import charts, figures, sentences
+from streamlit_app import ui
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +58,17 @@ def test_summary_information_table_shows_the_best_rows_figures(
     at = _run(app_on(e2e_run["warehouse"]))
     assert at.title[0].value == "Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct (simulated)"
     assert " · simulated (" in at.sidebar.selectbox[0].format_func(at.sidebar.selectbox[0].value)
-    info = at.table[0].value["Value"]
-    assert info["experiment_name"] == best["experiment_name"]
-    assert info["payload_file"] == cfg["report"]["dataset_of_interest"]
-    assert info["transactions_per_minute"] == f"{best['transactions_per_minute']:.0f}"
-    assert info["price_per_txn"] == f"{best['price_per_txn']:.6f}"
-    assert info["latency p50, p95, p99"] == ", ".join(f"{best[f'latency_{p}']:.2f}" for p in ("p50", "p95", "p99"))
-    assert info["TTFT p50, p95, p99"] == ", ".join(f"{best[f'ttft_{p}']:.3f}" for p in ("p50", "p95", "p99"))
-    assert best["best_price_performance_sentence"].replace("$", "\\$") in texts(at)
+    info = _dataframe(at, "Information").set_index("Information")["Value"]
+    assert info["Experiment"] == best["experiment_name"]
+    assert info["Payload bucket"] == cfg["report"]["dataset_of_interest"]
+    assert info["Transactions/min"] == figures.plain(best["transactions_per_minute"])
+    assert info["Price per transaction"] == figures.figure("price_per_txn").text(best["price_per_txn"])
+    assert info["Requests"] == f"{best['request_count']} ({best['success_count']} succeeded)"
+    # TTFT in milliseconds; the e2e levels have under 20 requests, so p95 and p99 carry the mark.
+    ttft = [figures.plain(best[f"ttft_{p}"] * 1000) for p in ("p50", "p95", "p99")]
+    assert info["TTFT p50 / p95 / p99"] == f"{ttft[0]} / {ttft[1]}† / {ttft[2]}† ms"
+    assert sentences.UNDERSAMPLED_NOTE in texts(at)
+    assert ui.escape_dollars(sentences.best_price_performance(best)) in texts(at)
 
 
 def test_summary_failed_experiments_match_the_mart_and_flag_the_missed_budget(
@@ -76,12 +80,12 @@ def test_summary_failed_experiments_match_the_mart_and_flag_the_missed_budget(
         "payload_file, concurrency",
     )
     at = _run(app_on(e2e_run["warehouse"]))
-    shown = _dataframe(at, "latency_p95_text")
+    shown = _dataframe(at, "Missed budgets")
     assert len(shown) == len(failed) > 0
-    assert f"There were a total of {len(failed)} experiment run(s)" in texts(at)
-    assert "`Latency` (p95) ≤ `0.3s`" in texts(at)
-    assert list(shown["latency_p95_text"]) == [f"{v:.2f}" for v in failed["latency_p95"]]
-    assert list(shown["missed_budgets"]) == list(failed["missed_budgets"])
+    assert f"{len(failed)} levels missed at least one configured budget: latency p95 ≤ 0.3 s" in texts(at)
+    # Numbers stay numbers (the table sorts them), rounded by the precision rule.
+    assert list(shown["Latency p95 (s)"]) == [figures.rounded(v) for v in failed["latency_p95"]]
+    assert list(shown["Missed budgets"]) == list(failed["missed_budgets"])
 
 
 def test_summary_lists_every_recommendation_sentence_and_the_cost(
@@ -91,12 +95,12 @@ def test_summary_lists_every_recommendation_sentence_and_the_cost(
     costs = mart(e2e_run["warehouse"], "select sum(cost_usd) as total from marts.fct_experiment_costs")
     at = _run(app_on(e2e_run["warehouse"]))
     shown = _dataframe(at, "Recommendation")
-    assert sorted(shown["Recommendation"]) == sorted(recs["recommendation_sentence"])
+    assert sorted(shown["Recommendation"]) == sorted(sentences.recommendation(r) for _, r in recs.iterrows())
     assert len(shown) == len(_experiments(cfg)) * len(cfg["payloads"])
-    total = tables.fmt_usd(costs["total"].iloc[0]).replace("$", "\\$")
+    total = ui.escape_dollars(figures.figure("cost_usd").text(costs["total"].iloc[0]))
     assert f"The total cost for running all experiments is {total}." in texts(at)
-    endpoint = _dataframe(at, "measure")
-    assert set(endpoint["experiment_name"]) <= set(_experiments(cfg)) and "cpu_percent" in set(endpoint["measure"])
+    endpoint = _dataframe(at, "Measure")
+    assert set(endpoint["Experiment"]) <= set(_experiments(cfg)) and "Host CPU (%)" in set(endpoint["Measure"])
 
 
 def test_sweep_charts_draw_the_marts_levels_and_the_latency_budget(
@@ -119,8 +123,9 @@ def test_sweep_charts_draw_the_marts_levels_and_the_latency_budget(
     assert any(t.startswith("Price performance") for t in charts)
     assert len(charts) == 4  # no request failed: the error-rate chart says so instead of drawing zeros
     assert "No request failed: the error rate is 0 at every level" in texts(at)
-    verdicts = _dataframe(at, "all budgets")
-    assert verdicts["all budgets"].tolist() == ["pass" if v else "FAIL" for v in levels["meets_all_budgets"]]
+    verdicts = _dataframe(at, "All budgets")
+    assert verdicts["All budgets"].tolist() == ["pass" if v else "FAIL" for v in levels["meets_all_budgets"]]
+    assert verdicts["Requests"].tolist() == levels["request_count"].tolist()
 
 
 def test_requests_concurrency_filter_narrows_the_table_and_the_counts(
@@ -193,13 +198,13 @@ def test_telemetry_page_draws_every_sample_over_time_with_each_level_window_labe
     assert series["titles"][:2] == ["Host CPU (%)", "Host memory used (GiB)"]
     assert (charts.NO_GPU_TELEMETRY in texts(at)) == (samples["gpu_count"].max() == 0)
     # The per-level five-number table stays below the series.
-    shown = _dataframe(at, "measure")
-    cpu = shown[shown["measure"] == "cpu_percent"]
+    shown = _dataframe(at, "Measure")
+    cpu = shown[shown["Measure"] == "Host CPU (%)"]
     measured = windows[windows["sample_count"] > 0]
     assert len(cpu) == len(measured)
     for _, w in measured.iterrows():
-        row = cpu[(cpu["experiment_name"] == w["experiment_name"]) & (cpu["concurrency"] == str(w["concurrency"]))]
-        assert row["50%"].tolist() == [f"{w['cpu_percent_p50']:.2f}"]
+        row = cpu[(cpu["Experiment"] == w["experiment_name"]) & (cpu["Concurrency"] == w["concurrency"])]
+        assert row["Median"].tolist() == [figures.rounded(w["cpu_percent_p50"])]
 
 
 def test_telemetry_page_without_gpu_rows_says_so_instead_of_gpu_charts(
@@ -249,10 +254,13 @@ def test_compare_puts_experiments_side_by_side_on_one_bucket(
         [cfg["report"]["dataset_of_interest"]],
     )
     at = _run(app_on(e2e_run["warehouse"]), "compare")
-    side = _dataframe(at, "Information")
-    assert list(side.columns) == _experiments(cfg)
-    for _, rec in recs.iterrows():
-        assert side.loc["transactions_per_minute", rec["experiment_name"]] == f"{rec['transactions_per_minute']:.0f}"
+    side = _dataframe(at, "Figure").set_index("Figure")
+    first, *others = _experiments(cfg)
+    assert list(side.columns) == [first, *others, *(f"{o} / {first}" for o in others)]
+    tpm = recs.set_index("experiment_name")["transactions_per_minute"]
+    for name in _experiments(cfg):
+        assert side.loc["Transactions/min", name] == figures.plain(tpm[name])
+    assert side.loc["Transactions/min", f"{others[0]} / {first}"] == f"×{figures.plain(tpm[others[0]] / tpm[first])}"
     at.selectbox(key="cmp_bucket").set_value("short").run()
     assert "Recommended level per experiment on `short`" in texts(at)
 
@@ -271,10 +279,10 @@ def test_sidebar_budgets_preview_verdicts_without_changing_the_marts(
     official = int(levels["meets_all_budgets"].sum())
     assert f"{would_pass} of {len(levels)} levels would meet every budget (marts: {official})" in preview
     assert "Preview budgets" in texts(at)
-    shown = _dataframe(at, "all budgets")
-    assert (shown["latency"] == "pass").all()
+    shown = _dataframe(at, "All budgets")
+    assert (shown["Latency verdict"] == "pass").all()
     # The marts' own tables are unchanged.
-    assert len(_dataframe(at, "latency_p95_text")) == len(levels) - int(levels["meets_all_budgets"].sum())
+    assert len(_dataframe(at, "Missed budgets")) == len(levels) - int(levels["meets_all_budgets"].sum())
 
 
 OLDER_RUN = "20000101T000000Z-older"

@@ -120,7 +120,9 @@ def test_price_performance_axes_and_tooltips_come_from_figures_and_bubbles_size_
     box = _data(spec, rect)[0]
     assert (box["x1"], box["y1"]) == (2.0, 20.0)
     # The budget is said in the subtitle, not written on the plot where labels could hit it.
-    assert any("p95 ≤ 2 s" in line and "$20 per 10k" in line for line in _subtitle(spec))
+    latency, cost = figures.figure("latency_p95").with_unit(2.0), figures.figure("cost_per_10k_txn").with_unit(20.0)
+    budget = f"p95 ≤ {latency} and ≤ {cost}"
+    assert any(budget in line for line in _subtitle(spec)), _subtitle(spec)
     texts = [u for u in _units(spec) if _mark(u) == "text"]
     assert texts and all(u["encoding"]["text"]["field"] == "label" for u in texts)
 

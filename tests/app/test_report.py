@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from collector.cli import report as report_cli
 from collector.errors import UserError
+from collector.outputs import figures, sentences
 from collector.outputs import report as report_module
 from collector.outputs.report import md_code, md_text, write_report
 from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
@@ -41,15 +42,15 @@ def test_report_summary_figures_equal_the_best_mart_row(e2e_run: dict[str, Any],
     row = best.iloc[0]
     text = report.read_text()
     assert text.startswith("# Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct (simulated)\n")
-    assert row["best_price_performance_sentence"] in text
-    assert _info_value(text, "transactions_per_minute") == f"{row['transactions_per_minute']:.0f}"
-    assert _info_value(text, "price_per_txn") == f"{row['price_per_txn']:.6f}"
-    assert _info_value(text, "price_per_token") == f"{row['price_per_token']:.8f}"
-    triple = _info_value(text, "latency p50, p95, p99").split(", ")
-    assert triple[1] == f"{row['latency_p95']:.2f}"
-    assert _info_value(text, "TTFT p50, p95, p99") == ", ".join(
-        f"{row[f'ttft_{p}']:.3f}" for p in ("p50", "p95", "p99")
-    )
+    assert sentences.best_price_performance(row, md_code) in text
+    assert _info_value(text, "Transactions/min") == figures.plain(row["transactions_per_minute"])
+    assert _info_value(text, "Price per transaction") == figures.figure("price_per_txn").text(row["price_per_txn"])
+    assert _info_value(text, "Price per 1M tokens") == f"${figures.plain(row['price_per_token'] * 1e6)}"
+    latency = _info_value(text, "Latency p50 / p95 / p99").removesuffix(" s").split(" / ")
+    assert latency[1].rstrip("†") == figures.plain(row["latency_p95"])
+    ttft = _info_value(text, "TTFT p50 / p95 / p99").removesuffix(" ms").split(" / ")
+    assert [t.rstrip("†") for t in ttft] == [figures.plain(row[f"ttft_{p}"] * 1000) for p in ("p50", "p95", "p99")]
+    assert md_text(sentences.UNDERSAMPLED_NOTE) in text
 
 
 @pytest.mark.slow
@@ -57,19 +58,20 @@ def test_report_failed_experiments_table_marks_each_missed_budget_red(e2e_run: d
     failed = mart(e2e_run["warehouse"], "select * from marts.fct_failed_experiments")
     text = report.read_text()
     section = text.split("### Failed experiments")[1].split("### Endpoint metrics")[0]
-    assert f"There were a total of {len(failed)} experiment run(s)" in section
-    assert "`Latency` (p95) ≤ `0.3s`, `cost per 10k transactions`: `$20`, `error rate`: `0`" in section
+    assert f"{len(failed)} levels missed at least one configured budget" in section
+    assert "latency p95 ≤ 0.3 s, cost per 10k transactions ≤ $20, error rate ≤ 0" in section
     rows = [line for line in section.splitlines() if line.startswith("| ") and "<span" in line]
     assert len(rows) == len(failed)
     misses = int(failed[["misses_latency_budget", "misses_cost_budget", "misses_error_budget"]].to_numpy().sum())
     assert section.count("<span style='color:red'>") == misses
     for _, f in failed.iterrows():
-        assert f"<span style='color:red'>**{f['latency_p95']:.2f}**</span>" in section or not f["misses_latency_budget"]
+        shown = figures.plain(f["latency_p95"])
+        assert f"<span style='color:red'>**{shown}**</span>" in section or not f["misses_latency_budget"]
 
 
 @pytest.mark.slow
 def test_report_has_the_reference_sections_and_every_recommendation(e2e_run: dict[str, Any], report: Path) -> None:
-    recs = mart(e2e_run["warehouse"], "select recommendation_sentence from marts.fct_recommendations")
+    recs = mart(e2e_run["warehouse"], "select * from marts.fct_recommendations")
     costs = mart(e2e_run["warehouse"], "select sum(cost_usd) as total from marts.fct_experiment_costs")
     text = report.read_text()
     headings = re.findall(r"^#+ .*$", text, flags=re.M)
@@ -84,11 +86,11 @@ def test_report_has_the_reference_sections_and_every_recommendation(e2e_run: dic
         "## Configuration file",
     ]:
         assert heading in headings
-    assert "| Dataset | Experiment | Instance type | Recommendation |" in text
-    for sentence in recs["recommendation_sentence"]:
-        assert sentence in text
-    total = costs["total"].iloc[0]
-    assert f"The total cost for running all experiments is ${total:.6f}." in text or f"${total:,.2f}." in text
+    assert "| Payload bucket | Experiment | Serving | Recommendation |" in text
+    for _, rec in recs.iterrows():
+        assert md_text(sentences.recommendation(rec)) in text
+    total = figures.figure("cost_usd").text(costs["total"].iloc[0])
+    assert f"The total cost for running all experiments is {total}." in text
     assert "from `marts.dim_runs.config_json`" in text and "run_name: e2e" in text  # the resolved config
     for png in re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", text):
         assert (report.parent / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

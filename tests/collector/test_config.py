@@ -9,9 +9,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.config import applied_prices, load_config, read_prices
+from collector.config import load_config
 from collector.errors import ConfigError
 from collector.landing import run_dirs
+from collector.pricing import applied_prices, read_prices
 from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
 
 
@@ -74,11 +75,6 @@ def test_unknown_endpoint_type_is_named(tmp_path: Path) -> None:
     assert "experiments[0].endpoint" in msg
 
 
-def test_unknown_instance_type_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(instance_type="g5.4xlarg"))
-    assert "experiments[0].instance_type: unknown instance type 'g5.4xlarg'" in msg
-
-
 def test_simulated_instance_type_without_a_hardware_profile_is_named(tmp_path: Path) -> None:
     msg = _bad(tmp_path, lambda c: c["experiments"][0].update(instance_type="p4de.24xlarge"))
     assert "experiments[0].instance_type: simulator: unknown instance type 'p4de.24xlarge'" in msg
@@ -97,11 +93,6 @@ def test_unknown_bucket_reference_is_named(tmp_path: Path) -> None:
 def test_missing_payload_file_is_named(tmp_path: Path) -> None:
     msg = _bad(tmp_path, lambda c: c["payloads"].append({"name": "f", "file": "missing.jsonl"}))
     assert "payloads[2].file: file not found" in msg and "missing.jsonl" in msg
-
-
-def test_token_priced_model_without_price_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].pop("instance_type"))
-    assert "experiments[0].model_id: no instance_type and no token price" in msg
 
 
 def test_dataset_of_interest_must_match_a_bucket(tmp_path: Path) -> None:
@@ -213,24 +204,6 @@ def test_an_openai_type_endpoint_is_probed_where_its_wire_format_answers(
 
 
 REMOTE = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model_name": "m"}
-
-
-def test_an_inline_price_or_unpriced_needs_no_pricing_row(tmp_path: Path) -> None:
-    on_prem = sim_experiment(name="on-prem", endpoint=REMOTE, instance_type="dgx-basement", price={"usd_per_hour": 3.2})
-    laptop = sim_experiment(name="laptop", endpoint=REMOTE, instance_type=None, model_id="my/own-model", unpriced=True)
-    cfg = load_config(write_config(tmp_path / "c.yml", config_dict([on_prem, laptop])))
-    rows = {r["experiment_name"]: r for r in applied_prices(cfg)}
-    assert (rows["on-prem"]["pricing_kind"], rows["on-prem"]["price_source"], rows["on-prem"]["usd_per_hour"]) == (
-        "instance",
-        "config",
-        3.2,
-    )
-    assert (rows["laptop"]["pricing_kind"], rows["laptop"]["price_source"], rows["laptop"]["usd_per_hour"]) == (
-        "unpriced",
-        None,
-        None,
-    )
-    assert {r["telemetry_host"] for r in rows.values()} == {"collector"}  # both endpoints are remote
 
 
 @pytest.mark.parametrize(

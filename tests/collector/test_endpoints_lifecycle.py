@@ -177,7 +177,7 @@ def test_container_start_fault_is_one_line_naming_cause_and_cleanup(tmp_path, ca
     started = [p.name for p in (tmp_path / "docker" / "containers").glob("*")] if case != "missing_docker" else []
     for cid in started:
         assert (tmp_path / "docker" / "containers" / cid / "removed.json").is_file()
-        assert "stopped and removed" in lines[0] or "nothing was left running" in lines[0]
+        assert f"container {cid[:12]} stopped and removed" in lines[0], lines[0]
     if case in ("missing_docker", "pull_fail"):
         assert started == [] and "run" not in [c[0] for c in docker_calls(tmp_path) if case == "missing_docker"]
 

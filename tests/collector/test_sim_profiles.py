@@ -124,13 +124,21 @@ def test_impossible_tensor_parallel_degree_is_rejected():
         resolve_hardware("g5.4xlarge", "llama-3.1-8b", tensor_parallel=2)
 
 
-def test_every_data_entry_has_a_source_and_files_document_units():
+def test_every_data_entry_has_a_source_and_gpu_figures_are_in_the_documented_units():
     for name, section in [("gpus.yml", "gpus"), ("instances.yml", "instances"), ("models.yml", "models")]:
-        text = (PROFILES_DIR / name).read_text(encoding="utf-8")
-        assert text.startswith("#")
-        assert "Units" in text
-        entries = yaml.safe_load(text)[section]
+        entries = yaml.safe_load((PROFILES_DIR / name).read_text(encoding="utf-8"))[section]
         assert entries
         assert all(entry.get("source") for entry in entries.values()), name
+    gpus = yaml.safe_load((PROFILES_DIR / "gpus.yml").read_text(encoding="utf-8"))["gpus"]
+    # The A10G (g5, the reference instance) as NVIDIA's A10 datasheet prints it: 24 GB, 125 dense BF16 TFLOP/s,
+    # 600 GB/s.
+    a10g = gpus["A10G"]
+    assert (a10g["memory_gb"], a10g["bf16_dense_tflops"], a10g["memory_bandwidth_gb_per_s"]) == (24, 125, 600)
+    for gpu, spec in gpus.items():
+        # Dense BF16 FLOP per byte of bandwidth is 200-420 on every data-centre GPU listed: a sparsity figure
+        # (x2), TB/s for GB/s (x1000) or GiB for GB would fall outside it.
+        ridge = spec["bf16_dense_tflops"] * 1e12 / (spec["memory_bandwidth_gb_per_s"] * 1e9)
+        assert 150 < ridge < 500, (gpu, ridge)
+        assert 16 <= spec["memory_gb"] <= 200, gpu
     defaults = yaml.safe_load((PROFILES_DIR / "gpus.yml").read_text(encoding="utf-8"))["defaults"]
     assert "FMBench" in defaults["source"]

@@ -72,6 +72,7 @@ class Req:
     http_status: int | None = 200
     is_warmup: bool = False
     worker_index: int = 0
+    error_message: str | None = None
 
 
 @dataclass
@@ -105,6 +106,7 @@ class RunSpec:
     cost_per_10k_txn_budget_usd: float = 20.0
     error_rate_budget: float = 0.0
     dataset_of_interest: str = "en_500-1000"
+    planned: dict[str, tuple[list[str], list[int]]] | None = None  # experiment: (payloads, concurrency levels)
 
 
 def _iso(seconds: float) -> str:
@@ -121,7 +123,19 @@ def manifest(spec: RunSpec) -> RunManifest:
         heartbeat_at=_iso(1),
         error_message=None,
         config_path=f"configs/{spec.run_name}.yml",
-        config_json={"run_name": spec.run_name},
+        config_json={
+            "run_name": spec.run_name,
+            **(
+                {}
+                if spec.planned is None
+                else {
+                    "experiments": [
+                        {"name": name, "payloads": payloads, "concurrency_levels": levels}
+                        for name, (payloads, levels) in spec.planned.items()
+                    ]
+                }
+            ),
+        },
         experiments_json=[
             {
                 "experiment_name": e.name,
@@ -194,7 +208,7 @@ def request_rows(spec: RunSpec) -> list[RequestRow]:
                 status=r.status,
                 http_status=r.http_status if ok else (r.http_status if r.error_type == "http_error" else None),
                 error_type=None if ok else (r.error_type or "timeout"),
-                error_message=None if ok else f"{r.error_type or 'timeout'} in test",
+                error_message=None if ok else (r.error_message or f"{r.error_type or 'timeout'} in test"),
                 finish_reason="stop" if ok else None,
                 prompt_tokens=r.prompt_tokens,
                 completion_tokens=r.completion_tokens if ok else None,

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from conftest import GIB, LARGE, PRICING_DIR, RUN_A, RUN_B, SMALL, query
 
+from collector.outputs import sentences
+
 approx = pytest.approx
 
 
@@ -116,28 +118,26 @@ def test_two_stacks_on_one_instance_type_get_separate_recommendations(built: Pat
 def test_best_price_performance_is_the_cheapest_recommended_dataset_of_interest_row(built: Path) -> None:
     best = query(
         built,
-        "select run_id, experiment_name, payload_file, cost_per_10k_txn, best_price_performance_sentence "
-        "from marts.fct_recommendations where is_best_price_performance order by run_id",
+        "select * from marts.fct_recommendations where is_best_price_performance order by run_id",
     )
     assert [(b["run_id"], b["experiment_name"]) for b in best] == [(RUN_A, "bedrock-llama"), (RUN_B, "custom-box")]
-    assert best[0]["best_price_performance_sentence"] == (
+    assert sentences.best_price_performance(best[0]) == (
         "The best price performance for dataset en_500-1000 is provided by experiment bedrock-llama "
         "(meta.llama3-1-8b-instruct-v1:0) on the meta.llama3-1-8b-instruct-v1:0 API at a concurrency level of 1: "
-        "$2.15 per 10k transactions at 60 transactions/minute, with a p95 latency of 1.00 seconds."
+        "$2.15 per 10k transactions at 60 transactions/minute, with a p95 latency of 1 s."
     )
 
 
 def test_recommendation_sentence_reads_like_the_reference(built: Path) -> None:
     (row,) = query(
         built,
-        "select recommendation_sentence from marts.fct_recommendations "
-        "where run_id = ? and experiment_name = 'vllm-g5' and payload_file = ?",
+        "select * from marts.fct_recommendations where run_id = ? and experiment_name = 'vllm-g5' and payload_file = ?",
         [RUN_A, LARGE],
     )
-    assert row["recommendation_sentence"] == (
+    assert sentences.recommendation(row) == (
         "The best option for staying within a latency budget of 2 seconds (with a cost budget of $20 per 10k "
         "transactions and an error-rate budget of 0) on a g5.4xlarge for the en_500-1000 dataset with experiment "
-        "vllm-g5 is a concurrency level of 2. A concurrency level of 2 achieves a median latency of 2.00 seconds, "
+        "vllm-g5 is a concurrency level of 2. A concurrency level of 2 achieves a median latency of 2 s, "
         "for an average prompt size of 800 tokens and completion size of 40 tokens with 60 transactions/minute."
     )
 

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 from conftest import Experiment, Instant, Req, RunSpec, build_warehouse, query
 
+from collector.outputs import sentences
+
 approx = pytest.approx
 RUN = "20261127T090000Z-cccccc"
 BUCKET = "en_500-1000"
@@ -65,7 +67,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_run_with_nothing_priced_builds_with_a_recommendation_and_no_best_price_performance(built: Path) -> None:
     (rec,) = query(built, "select * from marts.fct_recommendations where run_id = ?", [ONLY_UNPRICED.run_id])
     assert (rec["has_recommendation"], rec["concurrency"], rec["is_best_price_performance"]) == (True, 1, False)
-    assert rec["best_price_performance_sentence"] is None
 
 
 def _levels(warehouse: Path) -> dict[tuple[str, int], dict]:
@@ -116,13 +117,12 @@ def test_unpriced_experiment_is_recommended_on_latency_and_errors_but_never_rank
     }
     laptop = recs["laptop"]
     assert (laptop["has_recommendation"], laptop["concurrency"]) == (True, 1)
-    assert "unpriced, so cost is not judged" in laptop["recommendation_sentence"]
-    assert "an unpriced endpoint" in laptop["recommendation_sentence"]
+    assert "unpriced, so cost is not judged" in sentences.recommendation(laptop)
     assert laptop["is_best_price_performance"] is False
     # The priced one (highest passing level c2, $13.33 per 10k) is the best price performance.
     on_prem = recs["on-prem"]
     assert (on_prem["concurrency"], on_prem["is_best_price_performance"]) == (2, True)
-    assert "$13.33 per 10k" in on_prem["best_price_performance_sentence"]
+    assert "$13.33 per 10k" in sentences.best_price_performance(on_prem)
 
 
 def test_endpoint_metrics_say_whose_host_the_telemetry_describes(built: Path) -> None:
@@ -139,10 +139,10 @@ def test_report_says_which_experiment_is_unpriced_and_whose_host_the_telemetry_i
     assert "`laptop` was benchmarked unpriced" in text
     endpoint = text.split("### Endpoint metrics")[1].split("### Configuration")[0]
     assert "For `laptop` the endpoint is remote" in endpoint
-    assert "| laptop | 1 | collector | cpu_percent |" in endpoint
-    assert "| on-prem | 1 | endpoint | cpu_percent |" in endpoint
+    assert "| laptop | 1 | collector | Host CPU (%) |" in endpoint
+    assert "| on-prem | 1 | endpoint | Host CPU (%) |" in endpoint
     costs = text.split("#### Model Benchmarking Cost")[1]
-    assert "| laptop | unpriced endpoint | unpriced (none) |" in costs
+    assert "| `laptop` | unpriced endpoint | unpriced (none) |" in costs
 
 
 def test_budget_preview_under_the_runs_own_budgets_equals_the_marts_for_unpriced_and_inline_prices(built: Path) -> None:

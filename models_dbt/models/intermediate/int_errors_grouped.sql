@@ -41,13 +41,6 @@ grouped as (
         payload_file,
         concurrency,
         error_type
-),
-
-phrased as (
-    select
-        *,
-        {{ error_type_phrase('error_type') }} as error_phrase
-    from grouped
 )
 
-select * from phrased
+select * from grouped

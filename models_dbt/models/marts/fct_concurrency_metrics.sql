@@ -12,29 +12,6 @@ runs as (
     select * from {{ ref('int_runs_budgeted') }}
 ),
 
-errors as (
-    select * from {{ ref('int_errors_grouped') }}
-),
-
-breakdowns as (
-    -- "12 timed out (no complete response within 1.5 s); 2 got an HTTP error (HTTP 503: ...)", most frequent first.
-    select
-        run_id,
-        experiment_name,
-        payload_file,
-        concurrency,
-        string_agg(
-            request_count || ' ' || error_phrase || coalesce(' (' || example_message || ')', ''),
-            '; ' order by request_count desc, error_type asc
-        ) as error_breakdown
-    from errors
-    group by
-        run_id,
-        experiment_name,
-        payload_file,
-        concurrency
-),
-
 priced as (
     select
         levels.*,
@@ -91,40 +68,13 @@ judged as (
         on priced.run_id = runs.run_id
 ),
 
-explained as (
+sampled as (
+    -- A percentile needs enough successful requests for its tail to hold one of them (macros/percentile_sampling.sql).
     select
-        judged.*,
-        breakdowns.error_breakdown,
-        -- Why a level's figures are what they are: every request failed (and with what), or some did and the
-        -- percentiles describe only the survivors.
-        case
-            when judged.error_count = 0 then null
-            when judged.success_count = 0
-                then 'All ' || judged.request_count || ' requests failed: ' || breakdowns.error_breakdown || '.'
-            else
-                judged.error_count || ' of ' || judged.request_count || ' requests failed: '
-                || breakdowns.error_breakdown || '. Latency figures describe the ' || judged.success_count
-                || ' that succeeded.'
-        end as error_sentence,
-        judged.success_count < {{ min_samples_for_percentile(95) }} as is_p95_undersampled,
-        judged.success_count < {{ min_samples_for_percentile(99) }} as is_p99_undersampled,
-        case
-            when judged.success_count = 0 then null
-            when judged.success_count < {{ min_samples_for_percentile(95) }}
-                then 'p95 and p99 from ' || judged.success_count || ' successful requests (they need at least '
-                    || {{ min_samples_for_percentile(95) }} || ' and ' || {{ min_samples_for_percentile(99) }}
-                    || ')'
-            when judged.success_count < {{ min_samples_for_percentile(99) }}
-                then 'p99 from ' || judged.success_count || ' successful requests (it needs at least '
-                    || {{ min_samples_for_percentile(99) }} || ')'
-        end as percentile_sample_note
+        *,
+        success_count < {{ min_samples_for_percentile(95) }} as is_p95_undersampled,
+        success_count < {{ min_samples_for_percentile(99) }} as is_p99_undersampled
     from judged
-    left join breakdowns
-        on
-            judged.run_id = breakdowns.run_id
-            and judged.experiment_name = breakdowns.experiment_name
-            and judged.payload_file = breakdowns.payload_file
-            and judged.concurrency = breakdowns.concurrency
 ),
 
 final as (
@@ -184,12 +134,9 @@ final as (
         budget_source,
         dataset_of_interest,
         is_dataset_of_interest,
-        error_breakdown,
-        error_sentence,
         is_p95_undersampled,
-        is_p99_undersampled,
-        percentile_sample_note
-    from explained
+        is_p99_undersampled
+    from sampled
 )
 
 select * from final

@@ -15,7 +15,6 @@ final as (
         errors.payload_file,
         errors.concurrency,
         errors.error_type,
-        errors.error_phrase,
         errors.request_count,
         levels.request_count as level_request_count,
         errors.request_count / levels.request_count as share_of_level,

@@ -51,7 +51,10 @@ joined as (
         best_levels.run_id is not null as has_recommendation,
         best_levels.concurrency,
         best_levels.request_count,
+        best_levels.success_count,
         best_levels.error_rate,
+        best_levels.is_p95_undersampled,
+        best_levels.is_p99_undersampled,
         best_levels.prompt_token_count_mean,
         best_levels.completion_token_count_mean,
         best_levels.prompt_token_throughput,
@@ -75,24 +78,7 @@ joined as (
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
         runs.dataset_of_interest,
-        coalesce(contains(candidates.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest,
-        case
-            when candidates.pricing_kind = 'unpriced' and candidates.instance_type is null then 'an unpriced endpoint'
-            when candidates.instance_type is null then 'the ' || candidates.model_id || ' API'
-            when candidates.instance_count > 1
-                then candidates.instance_count || ' × ' || candidates.instance_type
-            else 'a ' || candidates.instance_type
-        end as serving_phrase,
-        'a latency budget of ' || printf('%g', runs.latency_budget_s) || ' seconds'
-        || case
-            when candidates.pricing_kind = 'unpriced'
-                then ' (with an error-rate budget of ' || printf('%g', runs.error_rate_budget)
-                    || '; unpriced, so cost is not judged)'
-            else
-                ' (with a cost budget of $' || printf('%g', runs.cost_per_10k_txn_budget_usd)
-                || ' per 10k transactions and an error-rate budget of ' || printf('%g', runs.error_rate_budget)
-                || ')'
-        end as budget_phrase
+        coalesce(contains(candidates.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest
     from candidates
     left join best_levels
         on
@@ -143,7 +129,10 @@ described as (
         has_recommendation,
         concurrency,
         request_count,
+        success_count,
         error_rate,
+        is_p95_undersampled,
+        is_p99_undersampled,
         prompt_token_count_mean,
         completion_token_count_mean,
         prompt_token_throughput,
@@ -170,27 +159,7 @@ described as (
         error_rate_budget,
         dataset_of_interest,
         is_dataset_of_interest,
-        coalesce(price_performance_rank = 1, false) as is_best_price_performance,
-        case
-            when has_recommendation
-                then 'The best option for staying within ' || budget_phrase || ' on ' || serving_phrase
-                    || ' for the ' || payload_file || ' dataset with experiment ' || experiment_name
-                    || ' is a concurrency level of ' || concurrency || '. A concurrency level of ' || concurrency
-                    || ' achieves a median latency of ' || printf('%.2f', latency_p50) || ' seconds, for an average'
-                    || ' prompt size of ' || printf('%.0f', prompt_token_count_mean) || ' tokens'
-                    || ' and completion size of ' || printf('%.0f', completion_token_count_mean) || ' tokens with '
-                    || printf('%.0f', transactions_per_minute) || ' transactions/minute.'
-            else 'Experiment ' || experiment_name || ' on ' || serving_phrase || ' found no concurrency level for the '
-                || payload_file || ' dataset staying within ' || budget_phrase || '.'
-        end as recommendation_sentence,
-        case
-            when price_performance_rank = 1
-                then 'The best price performance for dataset ' || dataset_of_interest || ' is provided by experiment '
-                    || experiment_name || ' (' || model_id || ') on ' || serving_phrase || ' at a concurrency level of '
-                    || concurrency || ': $' || printf('%.2f', cost_per_10k_txn) || ' per 10k transactions at '
-                    || printf('%.0f', transactions_per_minute) || ' transactions/minute, with a p95 latency of '
-                    || printf('%.2f', latency_p95) || ' seconds.'
-        end as best_price_performance_sentence
+        coalesce(price_performance_rank = 1, false) as is_best_price_performance
     from ranked
 )
 

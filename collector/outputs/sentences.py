@@ -1,0 +1,278 @@
+"""Every sentence the outputs write about a run, built once from mart rows: the recommendations and the best
+price performance (in FMBench's words), the budgets, why a level's figures are what they are (errors,
+under-sampled percentiles), which planned levels were never measured, and the verdict lines.
+
+Figures inside sentences follow the one precision rule of `figures`. Sentences are plain text; a caller that
+renders Markdown escapes the values it puts in (`code` formats names).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeAlias
+
+import pandas as pd
+
+from collector.outputs.figures import figure, missing
+
+Row: TypeAlias = Mapping[str, Any] | pd.Series
+Code: TypeAlias = Callable[[str], str]
+
+# error_type (collector/schema.py RequestRow.error_type) as the verb phrase a count reads with: "12 timed out".
+ERROR_PHRASES = {
+    "timeout": "timed out",
+    "http_error": "got an HTTP error",
+    "connect_error": "could not connect",
+    "connection_reset": "lost the connection",
+    "stream_cut": "had their stream cut",
+    "malformed_response": "got a malformed reply",
+    "client_error": "failed in the collector's own host",
+    "cancelled": "were cut off by the interruption",
+}
+UNDERSAMPLED_MARK = "†"
+UNDERSAMPLED_NOTE = (
+    f"{UNDERSAMPLED_MARK} from fewer successful requests than the percentile needs (20 for a p95, 100 for a p99): "
+    "read it as the slowest request, not a tail estimate."
+)
+SURVIVORS_NOTE = "Where requests failed, latency figures describe only the requests that succeeded."
+
+
+def _plain_code(name: str) -> str:
+    return name
+
+
+def _budget(value: Any) -> str:
+    """A budget as the user wrote it: 2, 0.3, 20 (no trailing zeros)."""
+    return "–" if missing(value) else f"{float(value):g}"
+
+
+def serving(row: Row) -> str:
+    """Instance type with its count (`2 × g5.4xlarge`), the model's API when token-priced, or `unpriced
+    endpoint` for an endpoint benchmarked without a price and without an instance type."""
+    instance = row.get("instance_type")
+    if missing(instance) or not instance:
+        if row.get("pricing_kind") == "unpriced":
+            return "unpriced endpoint"
+        return f"{row.get('model_id')} API"
+    count = row.get("instance_count")
+    if count is not None and not missing(count) and int(count) > 1:
+        return f"{int(count)} × {instance}"
+    return str(instance)
+
+
+def serving_phrase(row: Row, code: Code = _plain_code) -> str:
+    """`serving` with its article: `a g5.4xlarge`, `2 × g5.4xlarge`, `the m API`, `an unpriced endpoint`."""
+    where = serving(row)
+    if where.endswith(" API"):
+        return f"the {code(where.removesuffix(' API'))} API"
+    if where.startswith("unpriced"):
+        return f"an {where}"
+    return code(where) if "×" in where else f"a {code(where)}"
+
+
+def criteria(budgets: Row) -> str:
+    """The configured budgets as one plain phrase: `latency p95 <= 2 s, cost per 10k transactions <= $20, ...`."""
+    return (
+        f"latency p95 ≤ {_budget(budgets['latency_budget_s'])} s, cost per 10k transactions ≤ "
+        f"${_budget(budgets['cost_per_10k_txn_budget_usd'])}, error rate ≤ {_budget(budgets['error_rate_budget'])}"
+    )
+
+
+def budget_phrase(budgets: Row, pricing_kind: Any) -> str:
+    """The budgets in the reference's words, for a recommendation (cost left out for an unpriced experiment)."""
+    if pricing_kind == "unpriced":
+        others = (
+            f"with an error-rate budget of {_budget(budgets['error_rate_budget'])}; unpriced, so cost is not judged"
+        )
+    else:
+        others = (
+            f"with a cost budget of ${_budget(budgets['cost_per_10k_txn_budget_usd'])} per 10k transactions and "
+            f"an error-rate budget of {_budget(budgets['error_rate_budget'])}"
+        )
+    return f"a latency budget of {_budget(budgets['latency_budget_s'])} seconds ({others})"
+
+
+def _with_unit(column: str, row: Row) -> str:
+    return figure(column).with_unit(row.get(column))
+
+
+def recommendation(rec: Row, budgets: Row | None = None, *, preview: bool = False, code: Code = _plain_code) -> str:
+    """A fct_recommendations row (or a preview row) as FMBench's per-instance sentence; `budgets` default to
+    the row's own; `preview` words it as what the trial budgets would give."""
+    budgets = rec if budgets is None else budgets
+    phrase = budget_phrase(budgets, rec.get("pricing_kind"))
+    experiment, bucket = code(str(rec["experiment_name"])), code(str(rec["payload_file"]))
+    where = serving_phrase(rec, code)
+    if not bool(rec["has_recommendation"]):
+        verb = "would find" if preview else "found"
+        return (
+            f"Experiment {experiment} on {where} {verb} no concurrency level for the {bucket} dataset staying "
+            f"within {phrase}."
+        )
+    c = figure("concurrency").text(rec["concurrency"])
+    opening = (
+        f"The best option for staying within {phrase} on {where} for the {bucket} dataset with experiment "
+        f"{experiment} {'would be' if preview else 'is'} a concurrency level of {c}."
+    )
+    return (
+        f"{opening} A concurrency level of {c} achieves a median latency of {_with_unit('latency_p50', rec)}, for "
+        f"an average prompt size of {_with_unit('prompt_token_count_mean', rec)} and completion size of "
+        f"{_with_unit('completion_token_count_mean', rec)} with "
+        f"{figure('transactions_per_minute').text(rec['transactions_per_minute'])} transactions/minute."
+    )
+
+
+def best_price_performance(rec: Row, code: Code = _plain_code) -> str:
+    """The Summary's sentence naming the run's best price performance (a row with is_best_price_performance)."""
+    return (
+        f"The best price performance for dataset {code(str(rec['dataset_of_interest']))} is provided by experiment "
+        f"{code(str(rec['experiment_name']))} ({code(str(rec['model_id']))}) on {serving_phrase(rec, code)} at a "
+        f"concurrency level of {figure('concurrency').text(rec['concurrency'])}: "
+        f"{figure('cost_per_10k_txn').text(rec['cost_per_10k_txn'])} per 10k transactions at "
+        f"{figure('transactions_per_minute').text(rec['transactions_per_minute'])} transactions/minute, with a p95 "
+        f"latency of {_with_unit('latency_p95', rec)}."
+    )
+
+
+def error_breakdown(errors: pd.DataFrame) -> str:
+    """fct_level_errors rows of one level as `2 timed out (no complete response within 1.5 s); 1 got an HTTP
+    error (HTTP 503: overloaded)`, the most frequent type first."""
+    ordered = errors.sort_values(["request_count", "error_type"], ascending=[False, True])
+    parts = []
+    for _, e in ordered.iterrows():
+        phrase = ERROR_PHRASES.get(str(e["error_type"]), f"failed ({e['error_type']})")
+        message = e.get("example_message")
+        example = "" if missing(message) or not str(message).strip() else f" ({str(message).strip()})"
+        parts.append(f"{int(e['request_count']):,} {phrase}{example}")
+    return "; ".join(parts)
+
+
+def level_errors(level: Row, errors: pd.DataFrame) -> str | None:
+    """Why a level's figures are what they are when requests failed, or None without failures:
+    `All 12 requests failed: 12 timed out (...)` or `3 of 12 requests failed: ... Latency describes the 9 that
+    succeeded.` `errors` are the level's fct_level_errors rows."""
+    failed = int(level.get("error_count") or 0)
+    if failed == 0:
+        return None
+    total = int(level["request_count"])
+    what = error_breakdown(errors) if not errors.empty else f"{failed:,} failed"
+    if failed >= total:
+        return f"All {total:,} requests failed: {what}. No latency, throughput or price describes this level."
+    succeeded = total - failed
+    return (
+        f"{failed:,} of {total:,} requests failed: {what}. Latency figures describe the {succeeded:,} that succeeded."
+    )
+
+
+def errors_of(level: Row, errors: pd.DataFrame) -> pd.DataFrame:
+    """The fct_level_errors rows of one level."""
+    if errors.empty:
+        return errors
+    keys = ("run_id", "experiment_name", "payload_file", "concurrency")
+    mask = pd.Series(True, index=errors.index)
+    for key in keys:
+        if key in errors and key in level:
+            mask &= errors[key] == level[key]
+    return errors[mask]
+
+
+def errors_by_level(
+    levels: pd.DataFrame, errors: pd.DataFrame, code: Code = _plain_code, text: Code = _plain_code
+) -> list[str]:
+    """`vllm c=8 on big: All 12 requests failed: ...` for every level of `levels` with a failed request, in
+    their order; `errors` are the fct_level_errors rows (of these levels or more). `text` escapes the sentence,
+    which quotes the servers' messages."""
+    lines = []
+    for _, level in levels[levels["error_count"].fillna(0) > 0].iterrows():
+        if sentence := level_errors(level, errors_of(level, errors)):
+            lines.append(f"{level_label(level, code)}: {text(sentence)}")
+    return lines
+
+
+def level_label(row: Row, code: Code = _plain_code) -> str:
+    """`vllm c=8 on en_1-500`: one level named in a sentence."""
+    return f"{code(str(row['experiment_name']))} c={int(row['concurrency'])} on {code(str(row['payload_file']))}"
+
+
+def unmeasured(run: Row, unmeasured_levels: pd.DataFrame, code: Code = _plain_code, most: int = 6) -> str | None:
+    """Which planned levels have no measured request, or None when every one was measured."""
+    count = len(unmeasured_levels)
+    if count == 0:
+        return None
+    planned = run.get("planned_level_count")
+    of = "" if planned is None or missing(planned) or int(planned) < count else f" of {int(planned)}"
+    status = str(run.get("status"))
+    why = {
+        "running": "are still to come (the run is collecting)",
+        "interrupted": "were not measured: the run was interrupted",
+        "failed": "were not measured: the run failed",
+        "lost": "were not measured: the run's collector stopped without finishing",
+    }.get(status, "have no measured request")
+    ordered = (
+        unmeasured_levels.sort_values("unmeasured_position")
+        if "unmeasured_position" in unmeasured_levels
+        else unmeasured_levels
+    )
+    names = [level_label(r, code) for _, r in ordered.head(most).iterrows()]
+    more = f" and {count - most} more" if count > most else ""
+    return f"{count}{of} planned levels {why}: {', '.join(names)}{more}."
+
+
+def verdict(
+    run: Row, recs: pd.DataFrame, failed: pd.DataFrame, unmeasured_levels: pd.DataFrame
+) -> tuple[str | None, str]:
+    """(the Summary's no-best line or None when a best row exists, the Failed experiments line): consistent by
+    construction, so a run never reads both 'no experiment met every budget' and 'all satisfied the criteria'."""
+    doi = str(run.get("dataset_of_interest"))
+    doi_recs = recs[recs["is_dataset_of_interest"]] if not recs.empty else recs
+    has_best = bool(not recs.empty and recs["is_best_price_performance"].any())
+    partial = len(unmeasured_levels) > 0
+    no_best: str | None = None
+    if not has_best:
+        if doi_recs.empty:
+            no_best = f"No level of the dataset of interest {doi} was measured, so there is no best price performance."
+        elif not doi_recs["has_recommendation"].any():
+            no_best = (
+                f"No experiment met every budget on the dataset of interest {doi} ({criteria(run)}), so there is "
+                "no best price performance."
+            )
+        else:
+            no_best = (
+                f"The levels that met every budget on the dataset of interest {doi} are unpriced, so none is ranked "
+                "on price performance."
+            )
+    measured = "measured levels" if partial else "levels"
+    if failed.empty:
+        line = f"All {measured} met the configured budgets: {criteria(run)}."
+    else:
+        n = len(failed)
+        line = f"{n} {'level' if n == 1 else 'levels'} missed at least one configured budget: {criteria(run)}."
+    return no_best, line
+
+
+def remote_telemetry_note(metrics: pd.DataFrame, code: Code = _plain_code) -> str | None:
+    """The sentence warning that some experiments' telemetry is the collector's own host (their endpoint is
+    remote, `type: openai`), or None when every sample describes the endpoint's host. `code` formats a name."""
+    if metrics.empty or "telemetry_host" not in metrics:
+        return None
+    remote = sorted({str(n) for n in metrics.loc[metrics["telemetry_host"] == "collector", "experiment_name"]})
+    if not remote:
+        return None
+    names = ", ".join(code(n) for n in remote)
+    return (
+        f"For {names} the endpoint is remote: those samples (host `collector`) describe the machine the collector "
+        "ran on, not the endpoint's host, whose load tokenbench cannot see."
+    )
+
+
+def unpriced_note(levels: pd.DataFrame, code: Code = _plain_code) -> str | None:
+    """The sentence saying which experiments were benchmarked unpriced, or None when every one has a price."""
+    if levels.empty or "pricing_kind" not in levels:
+        return None
+    unpriced = sorted({str(n) for n in levels.loc[levels["pricing_kind"] == "unpriced", "experiment_name"]})
+    if not unpriced:
+        return None
+    return (
+        f"{', '.join(code(n) for n in unpriced)} {'was' if len(unpriced) == 1 else 'were'} benchmarked unpriced "
+        "(`unpriced: true`): no price or cost is shown for it, and its verdicts judge latency and error rate only."
+    )
