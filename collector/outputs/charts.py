@@ -735,13 +735,14 @@ WINDOW_LABEL_FONT_PX = 10
 WINDOW_LABEL_ROWS = 3
 
 
-def window_label_rows(windows: pd.DataFrame, x_max: float, width_px: float) -> list[float]:
-    """The pixel height (from the panel's top) of each window's `c=N` label, stacking labels of narrow windows
-    in up to WINDOW_LABEL_ROWS rows so that none overlaps another (-1: no room, the tooltip still tells).
+def window_label_rows(windows: pd.DataFrame, x_max: float, width_px: float) -> list[float | None]:
+    """The pixel height of each window's `c=N` label above its panel's plot (negative: up from the plot's top
+    edge, in a band of its own, off the data), stacking labels of narrow windows in up to WINDOW_LABEL_ROWS rows
+    so that none overlaps another (None: no room, the window's tooltip still tells).
 
     Placed for a plot of `width_px` (the report's); the app's wider plots only leave more room."""
     row_ends = [-math.inf] * WINDOW_LABEL_ROWS
-    heights = [-1.0] * len(windows)
+    heights: list[float | None] = [None] * len(windows)
     for i in sorted(range(len(windows)), key=lambda k: float(windows["mid_s"].iloc[k])):
         label = str(windows["level"].iloc[i])
         half = (len(label) * WINDOW_LABEL_FONT_PX * 0.6 + 4) / 2
@@ -749,7 +750,7 @@ def window_label_rows(windows: pd.DataFrame, x_max: float, width_px: float) -> l
         for row, end in enumerate(row_ends):
             if centre - half >= end:
                 row_ends[row] = centre + half
-                heights[i] = 3.0 + row * (WINDOW_LABEL_FONT_PX + 1)
+                heights[i] = -(2.0 + row * (WINDOW_LABEL_FONT_PX + 1))
                 break
     return heights
 
@@ -802,8 +803,8 @@ def telemetry_over_time(samples: pd.DataFrame, endpoint: pd.DataFrame) -> AnyCha
                     color=_color("experiment_name", "Level window of experiment", windows["experiment_name"]),
                     tooltip=window_tooltip,
                 ),
-                marks.transform_filter(alt.datum.label_y >= 0)
-                .mark_text(baseline="top", fontSize=WINDOW_LABEL_FONT_PX, color="#444")
+                marks.transform_filter("isValid(datum.label_y)")
+                .mark_text(baseline="bottom", fontSize=WINDOW_LABEL_FONT_PX, color="#444")
                 .encode(
                     x=alt.X("mid_s:Q", scale=x_scale, title=x_title),
                     y=alt.Y("label_y:Q", scale=None),

@@ -493,7 +493,8 @@ def test_telemetry_over_time_without_gpu_rows_draws_only_the_host_panels() -> No
 def test_window_labels_of_narrow_windows_are_stacked_so_none_overlaps_another() -> None:
     # Five back-to-back windows of 1 s in a 100 s run: at 680 px each is 7 px wide, its label about 25 px.
     windows = pd.DataFrame({"mid_s": [10.5, 11.5, 12.5, 13.5, 14.5], "level": ["c=1", "c=2", "c=4", "c=8", "c=16"]})
-    # Rows 0-2 take c=1, c=2, c=4; c=8 finds no free row (left to its tooltip); c=16 clears c=1 on row 0.
-    assert charts.window_label_rows(windows, 100.0, 680) == [3.0, 14.0, 25.0, -1.0, 3.0]
+    # Rows 0-2 (up from the plot's top) take c=1, c=2, c=4; c=8 finds no free row (left to its tooltip); c=16
+    # clears c=1 on row 0.
+    assert charts.window_label_rows(windows, 100.0, 680) == [-2.0, -13.0, -24.0, None, -2.0]
     wide = pd.DataFrame({"mid_s": [10.0, 50.0, 90.0], "level": ["c=1", "c=2", "c=4"]})
-    assert charts.window_label_rows(wide, 100.0, 680) == [3.0, 3.0, 3.0]  # room for all on the top row
+    assert charts.window_label_rows(wide, 100.0, 680) == [-2.0, -2.0, -2.0]  # room for all on the first row
