@@ -134,8 +134,12 @@ def show_table(shown: tables.Table, key: str, where: Any = st) -> None:
 
 
 def chart(spec: charts.AnyChart, key: str, where: Any = st) -> None:
-    """An Altair chart at the size its definition gives (the report's PNGs use the same), with its tooltips."""
-    where.altair_chart(spec, key=key, width="content")
+    """An Altair chart as wide as the column it is drawn in (`where`), with its tooltips; a chart with nothing
+    to draw shows why instead (charts.empty_reason)."""
+    if reason := charts.empty_reason(spec):
+        where.info(reason, icon="ℹ️")
+        return
+    where.altair_chart(charts.fit_container(spec), key=key, width="stretch")
 
 
 def bucket_choice(buckets: list[str], default: str | None, key: str, label: str = "Payload bucket") -> str | None:

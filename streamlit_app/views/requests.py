@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from collector.outputs import charts, queries
+from collector.outputs import charts, figures, queries
 from streamlit_app import cache, ui
 
 ROW_LIMITS = [100, 500, 2000, 10000]
+FIGURE_COLUMNS = ("e2e_latency_s", "ttft_s", "tpot_s", "prompt_tokens", "completion_tokens", "cost_usd")
 
 ctx = ui.context()
 st.title("Requests")
@@ -46,32 +48,29 @@ m2.metric("Errors", f"{int(summary['error_count']):,}")
 m3.metric("Warm-up", f"{int(summary['warmup_count']):,}")
 
 rows = cache.request_rows(ctx.warehouse, ctx.run_id, filters, limit)
-st.dataframe(
-    rows,
-    hide_index=True,
-    key="req_table",
-    column_config={
-        "e2e_latency_s": st.column_config.NumberColumn("e2e latency (s)", format="%.3f"),
-        "ttft_s": st.column_config.NumberColumn("TTFT (s)", format="%.3f"),
-        "tpot_s": st.column_config.NumberColumn("TPOT (s)", format="%.4f"),
-        "cost_usd": st.column_config.NumberColumn("cost (USD)", format="%.6f"),
-    },
-)
+# The measures as the charts show them (TTFT and TPOT in ms, the precision rule), under their figures' headers.
+shown = rows.copy()
+column_config = {}
+for column in FIGURE_COLUMNS:
+    fig = figures.figure(column)
+    shown[column] = pd.array([fig.value(v) for v in rows[column]], dtype="Int64" if fig.kind == "count" else "Float64")
+    column_config[column] = st.column_config.NumberColumn(fig.header, format=fig.app_format, help=fig.help or None)
+st.dataframe(shown, hide_index=True, key="req_table", column_config=column_config)
 if int(summary["request_count"]) > len(rows):
     st.caption(f"First {len(rows):,} of {int(summary['request_count']):,} matching requests, in the order sent.")
 
 st.subheader("Distributions (successful requests)")
 bins = cache.request_histograms(ctx.warehouse, ctx.run_id, filters)
-if bins.empty:
-    st.markdown("_No successful request matches the filters._")
-else:
-    h1, h2, h3 = st.columns(3)
-    ui.chart(charts.histogram(bins, "e2e_latency_s"), key="req_hist_latency", where=h1)
-    if bins["metric"].eq("ttft_s").any():
-        ui.chart(charts.histogram(bins, "ttft_s"), key="req_hist_ttft", where=h2)
-        ui.chart(charts.histogram(bins, "tpot_s"), key="req_hist_tpot", where=h3)
-    else:
-        h2.markdown("_No TTFT/TPOT: the responses were not streamed._")
+failed = int(summary["error_count"])
+if failed:
+    st.caption(f"{failed:,} failed request(s) left out: how long a request took to fail is not a latency.")
+if bins.empty:  # one reason for all three
+    st.info(charts.histogram_reason(bins, "e2e_latency_s") or "", icon="ℹ️")
+else:  # each in its own column, as wide as the column
+    columns = st.columns(len(charts.HISTOGRAM_METRICS))
+    for i, (metric, column) in enumerate(zip(charts.HISTOGRAM_METRICS, columns, strict=True)):
+        # One legend, under the first: the three share their colours.
+        ui.chart(charts.histogram(bins, metric, legend=i == 0), key=f"req_hist_{metric}", where=column)
 
 st.subheader("Errors")
 errors = cache.request_errors(ctx.warehouse, ctx.run_id, filters)

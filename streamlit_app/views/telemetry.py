@@ -23,9 +23,7 @@ chosen = st.multiselect("Experiments", experiments, default=experiments, key="te
 windows = endpoint[endpoint["experiment_name"].isin(chosen or experiments)]
 
 st.subheader("Host and GPU samples over time")
-if samples.empty:
-    st.info("No telemetry sample of this run is in the marts yet (rerun `python -m collector build`).")
-else:
+if not samples.empty:
     st.markdown(
         "One point per sample (the collector samples once a second), over the whole run, on the clock the "
         "requests share. Shaded: the measured window of each concurrency level (`c=N`) of the chosen "
@@ -35,7 +33,7 @@ else:
         st.caption(f"A long run: each point averages up to {int(samples['sample_count'].max())} consecutive samples.")
     if not charts.has_gpu_telemetry(samples):
         st.info(charts.NO_GPU_TELEMETRY, icon="ℹ️")
-    ui.chart(charts.telemetry_over_time(samples, windows), key="tel_series")
+ui.chart(charts.telemetry_over_time(samples, windows), key="tel_series")
 
 st.subheader("Per level")
 if endpoint.empty:

@@ -25,12 +25,17 @@ def mart(warehouse: Path, sql: str, params: list[Any] | None = None) -> pd.DataF
 
 
 def charts_of(at: AppTest) -> list[dict[str, Any]]:
-    """The Vega-Lite charts on the page: each spec, with its named datasets decoded to DataFrames."""
+    """The Vega-Lite charts on the page: each spec, its title's text (a title with a subtitle is a dict) and its
+    named datasets decoded to DataFrames."""
     out = []
     for element in at.get("vega_lite_chart"):
         proto = element.proto
+        spec = json.loads(proto.spec)
+        title = spec.get("title", "")
         datasets = {d.name: pa.ipc.open_stream(d.data.data).read_all().to_pandas() for d in proto.datasets}
-        out.append({"spec": json.loads(proto.spec), "datasets": datasets})
+        out.append(
+            {"spec": spec, "title": title.get("text", "") if isinstance(title, dict) else title, "datasets": datasets}
+        )
     return out
 
 
