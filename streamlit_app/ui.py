@@ -101,6 +101,14 @@ def preview_banner(ctx: AppContext) -> None:
         )
 
 
+def show_key_values(shown: tables.Table, where: Any = st) -> None:
+    """A two-column Information | Value table in full (no scrolling), its notes under it."""
+    frame = shown.frame
+    where.table(frame.set_index(frame.columns[0]))
+    for note in shown.notes:
+        where.caption(note)
+
+
 STATE_CSS = {
     tables.PASS: "color: green",
     tables.FAIL: "color: #d62728; font-weight: bold",

@@ -35,7 +35,7 @@ if no_best is not None:
 else:
     row = recs[recs["is_best_price_performance"]].iloc[0]
     ui.md(sentences.best_price_performance(row))
-    ui.show_table(tables.information_table(row), key="summary_information")
+    ui.show_key_values(tables.information_table(row))
 if unmeasured_note := sentences.unmeasured(run, unmeasured):
     st.warning(unmeasured_note, icon="⏸️")
 

@@ -58,7 +58,7 @@ def test_summary_information_table_shows_the_best_rows_figures(
     at = _run(app_on(e2e_run["warehouse"]))
     assert at.title[0].value == "Results for performance benchmarking meta-llama/Llama-3.1-8B-Instruct (simulated)"
     assert " · simulated (" in at.sidebar.selectbox[0].format_func(at.sidebar.selectbox[0].value)
-    info = _dataframe(at, "Information").set_index("Information")["Value"]
+    info = _dataframe(at, "Information")["Value"]  # a full table, indexed by Information
     assert info["Experiment"] == best["experiment_name"]
     assert info["Payload bucket"] == cfg["report"]["dataset_of_interest"]
     assert info["Transactions/min"] == figures.plain(best["transactions_per_minute"])
