@@ -82,6 +82,10 @@ class Document:
             self.para(md_text(note))
 
     def image(self, alt_text: str, filename: str, chart: charts.AnyChart) -> None:
+        """The chart as a PNG beside the report, or, for a chart with nothing to draw, the sentence saying why."""
+        if (reason := charts.empty_reason(chart)) is not None:
+            self.para(f"_{md_text(alt_text)}: {md_text(reason)}_")
+            return
         import vl_convert
 
         self.images[filename] = vl_convert.vegalite_to_png(chart.to_json(), scale=PNG_SCALE)
