@@ -285,6 +285,43 @@ class Experiment(Strict):
         return self
 
 
+class Slo(Strict):
+    """Service-level objectives a request must meet to count as good (goodput, as vLLM's --goodput and
+    DistServe define it: every objective given, at once), and the share of good requests a level must reach."""
+
+    ttft_s: float | None = Field(default=None, gt=0, description="Highest time to first token of a good request, s.")
+    tpot_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Highest time per output token of a good request, s (met by a one-token reply, which has none).",
+    )
+    e2e_s: float | None = Field(default=None, gt=0, description="Highest end-to-end latency of a good request, s.")
+    attainment: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Share of a level's measured requests that must be good for the level to meet its SLOs.",
+    )
+
+    @model_validator(mode="after")
+    def _one_objective(self) -> Slo:
+        if self.ttft_s is None and self.tpot_s is None and self.e2e_s is None:
+            raise ValueError("give at least one of ttft_s, tpot_s, e2e_s")
+        return self
+
+    def settings(self) -> dict[str, float | None]:
+        """As the warehouse records them (config.run_settings and the run manifest)."""
+        return {
+            "slo_ttft_s": self.ttft_s,
+            "slo_tpot_s": self.tpot_s,
+            "slo_e2e_s": self.e2e_s,
+            "slo_attainment": self.attainment,
+        }
+
+
+NO_SLO: dict[str, float | None] = dict.fromkeys(("slo_ttft_s", "slo_tpot_s", "slo_e2e_s", "slo_attainment"))
+
+
 class Report(Strict):
     """Budgets that decide which results pass, and the bucket the recommendation is for."""
 
@@ -292,6 +329,15 @@ class Report(Strict):
     cost_per_10k_txn_budget_usd: float = Field(gt=0, description="Highest acceptable cost of 10,000 requests, USD.")
     error_rate_budget: float = Field(default=0, ge=0, le=1, description="Highest acceptable error rate (fraction).")
     dataset_of_interest: str = Field(description="Payload bucket (or part of its name) to recommend for.")
+    slo: Slo | None = Field(
+        default=None,
+        description="Objectives a request must meet to be good: goodput, SLO attainment and the price per good "
+        "request come from them, a level must reach the attainment to meet every budget, and the best price "
+        "performance is then the lowest cost per 10k good requests.",
+    )
+
+    def slo_settings(self) -> dict[str, float | None]:
+        return self.slo.settings() if self.slo is not None else dict(NO_SLO)
 
 
 class Config(Strict):

@@ -202,6 +202,7 @@ class Run:
         self.clock = RunClock()
         self.landing = RunLanding(results_dir, self.run_id)
         hostname, pid, process_started_at = process_identity()
+        slo = config.report.slo_settings()
         self.manifest = RunManifest(
             run_id=self.run_id,
             run_name=config.run_name,
@@ -217,6 +218,10 @@ class Run:
             cost_per_10k_txn_budget_usd=config.report.cost_per_10k_txn_budget_usd,
             error_rate_budget=config.report.error_rate_budget,
             dataset_of_interest=config.report.dataset_of_interest,
+            slo_ttft_s=slo["slo_ttft_s"],
+            slo_tpot_s=slo["slo_tpot_s"],
+            slo_e2e_s=slo["slo_e2e_s"],
+            slo_attainment=slo["slo_attainment"],
             collector_version=__version__,
             package_versions_json=package_versions(),
             hostname=hostname,
@@ -296,6 +301,7 @@ def _prepare_warehouse(config: Config, config_path: Path, warehouse: Path, resul
             config.report.error_rate_budget,
             config.report.dataset_of_interest,
             str(config_path),
+            slo=config.report.slo_settings(),
         )
 
 

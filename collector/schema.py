@@ -11,7 +11,8 @@ from typing import Any
 
 SCHEMA_VERSION = 4  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
-# 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start
+# 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
+#    runs.slo_* (goodput)
 
 
 def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
@@ -187,6 +188,12 @@ class RunManifest:
         "provenance: for a prepared file a copy of its provenance file (sources, template, instruction, filters, "
         "seed, tokenizer, rows kept, prompt token min/mean/max), for a synthetic bucket how it was generated.",
         None,
+    )
+    slo_ttft_s: float | None = col("DOUBLE", "SLO: highest TTFT of a good request, s; null when not set.", None)
+    slo_tpot_s: float | None = col("DOUBLE", "SLO: highest TPOT of a good request, s; null when not set.", None)
+    slo_e2e_s: float | None = col("DOUBLE", "SLO: highest end-to-end latency of a good request, s.", None)
+    slo_attainment: float | None = col(
+        "DOUBLE", "Share of a level's requests that must be good; null when the config sets no SLO.", None
     )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
 

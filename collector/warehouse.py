@@ -49,6 +49,8 @@ create table if not exists config.run_settings (
     updated_at timestamptz not null
 )
 """
+# Columns added since the table was first made: a warehouse made before gets them on its next write.
+RUN_SETTINGS_ADDED = ("slo_ttft_s", "slo_tpot_s", "slo_e2e_s", "slo_attainment")
 
 _SESSIONS: dict[Path, Path] = {}  # warehouse -> its private copy, while this process writes it
 
@@ -228,6 +230,8 @@ def raw_view_sql(table: str, results_dir: Path) -> str:
 def _ensure_config(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create schema if not exists config")
     con.execute(RUN_SETTINGS_DDL)
+    for column in RUN_SETTINGS_ADDED:
+        con.execute(f"alter table config.run_settings add column if not exists {column} double")
 
 
 def refresh(results_dir: Path, path: Path | None = None) -> Path:
@@ -255,12 +259,17 @@ def upsert_run_settings(
     error_rate_budget: float,
     dataset_of_interest: str,
     config_path: str,
+    slo: dict[str, float | None] | None = None,
 ) -> None:
-    """Record the budgets a config gives its run_name; the next dbt build applies them."""
+    """Record the budgets (and SLOs: `slo_*` keys, none by default) a config gives its run_name; the next dbt
+    build applies them."""
+    slo = {column: (slo or {}).get(column) for column in RUN_SETTINGS_ADDED}
     with writing(path) as target, connect(target) as con:
         _ensure_config(con)
         con.execute(
-            "insert or replace into config.run_settings values (?, ?, ?, ?, ?, ?, now())",
+            "insert or replace into config.run_settings (run_name, latency_budget_s, cost_per_10k_txn_budget_usd, "
+            f"error_rate_budget, dataset_of_interest, config_path, updated_at, {', '.join(slo)}) "
+            f"values (?, ?, ?, ?, ?, ?, now(), {', '.join('?' * len(slo))})",
             [
                 run_name,
                 latency_budget_s,
@@ -268,5 +277,6 @@ def upsert_run_settings(
                 error_rate_budget,
                 dataset_of_interest,
                 config_path,
+                *slo.values(),
             ],
         )

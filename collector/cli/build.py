@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                 cfg.report.error_rate_budget,
                 cfg.report.dataset_of_interest,
                 str(path),
+                slo=cfg.report.slo_settings(),
             )
         result = dbt_runner.build(
             warehouse,

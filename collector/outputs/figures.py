@@ -115,6 +115,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure("price_per_token", "Price per 1M tokens", scale=1e6, kind="usd", help="Prompt and output tokens."),
     Figure("cost_per_10k_txn", "Cost per 10k transactions", kind="usd"),
     Figure("cost_usd", "Cost", kind="usd"),
+    Figure("slo_attainment", "SLO attainment", "%", 100, kind="share", help="Good requests / measured requests."),
+    Figure("goodput_rps", "Goodput", "good requests/s", help="Requests that succeeded and met every SLO, per second."),
+    Figure("price_per_good_request", "Price per good request", kind="usd"),
+    Figure("cost_per_10k_good_requests", "Cost per 10k good requests", kind="usd"),
+    Figure("price_per_1m_good_output_tokens", "Price per 1M good output tokens", kind="usd"),
     Figure("duration_s", "Duration", "s"),
     Figure("usd_per_hour", "Price per hour", kind="usd"),
     # Telemetry (fct_endpoint_metrics and fct_telemetry_samples).

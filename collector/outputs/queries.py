@@ -401,8 +401,9 @@ _PREVIEW_LEVELS_SQL = """
         end as preview_meets_cost_budget,
         coalesce(levels.success_count > 0 and levels.error_rate <= $error_rate_budget, false)
             as preview_meets_error_budget,
+        -- The SLOs are not on trial: the marts' SLO verdict stands.
         preview_meets_latency_budget and coalesce(preview_meets_cost_budget, true) and preview_meets_error_budget
-            as preview_meets_all_budgets
+            and coalesce(levels.meets_slo, true) as preview_meets_all_budgets
     from marts.fct_concurrency_metrics as levels
     where levels.run_id = $run_id
 """
@@ -456,7 +457,11 @@ def preview_recommendations(
                 best_levels.run_id is not null as has_recommendation,
                 best_levels.concurrency, best_levels.latency_p50, best_levels.latency_p95,
                 best_levels.prompt_token_count_mean, best_levels.completion_token_count_mean,
-                best_levels.transactions_per_minute, best_levels.cost_per_10k_txn
+                best_levels.transactions_per_minute, best_levels.cost_per_10k_txn,
+                best_levels.cost_per_10k_good_requests,
+                -- as fct_recommendations: with SLOs set, a good request's price ranks
+                case when coalesce(best_levels.slo_ttft_s, best_levels.slo_tpot_s, best_levels.slo_e2e_s) is not null
+                    then best_levels.cost_per_10k_good_requests else best_levels.cost_per_10k_txn end as ranking_cost
             from candidates
             left join best_levels
                 on candidates.experiment_name = best_levels.experiment_name
@@ -464,7 +469,7 @@ def preview_recommendations(
         ),
         rankable as (  -- as fct_recommendations: an unpriced row has no price performance to rank
             select *,
-                coalesce(has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null, false)
+                coalesce(has_recommendation and is_dataset_of_interest and ranking_cost is not null, false)
                     as is_rankable
             from joined
         ),
@@ -472,11 +477,11 @@ def preview_recommendations(
             select *,
                 case when is_rankable then row_number() over (
                     partition by is_rankable
-                    order by cost_per_10k_txn asc, transactions_per_minute desc, experiment_name, payload_file
+                    order by ranking_cost asc, transactions_per_minute desc, experiment_name, payload_file
                 ) end as price_performance_rank
             from rankable
         )
-        select * exclude (price_performance_rank, is_rankable),
+        select * exclude (price_performance_rank, is_rankable, ranking_cost),
             coalesce(price_performance_rank = 1, false) as is_best_price_performance
         from ranked
         order by payload_file, experiment_name

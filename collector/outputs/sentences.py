@@ -70,12 +70,34 @@ def serving_phrase(row: Row, code: Code = _plain_code) -> str:
     return code(where) if "×" in where else f"a {code(where)}"
 
 
+SLO_OBJECTIVES = (
+    ("slo_ttft_s", "TTFT", 1000, "ms"),
+    ("slo_tpot_s", "TPOT", 1000, "ms"),
+    ("slo_e2e_s", "latency", 1, "s"),
+)
+
+
+def slos(run: Row) -> str | None:
+    """The run's SLOs as a phrase (`TTFT ≤ 500 ms and latency ≤ 2 s for 90% of requests`), or None without."""
+    objectives = [
+        f"{label} ≤ {_budget(float(run[key]) * scale)} {unit}"
+        for key, label, scale, unit in SLO_OBJECTIVES
+        if run.get(key) is not None and not missing(run.get(key))
+    ]
+    if not objectives:
+        return None
+    return f"{' and '.join(objectives)} for {figure('slo_attainment').with_unit(run.get('slo_attainment'))} of requests"
+
+
 def criteria(budgets: Row) -> str:
-    """The configured budgets as one plain phrase: `latency p95 <= 2 s, cost per 10k transactions <= $20, ...`."""
-    return (
+    """The configured budgets (and SLOs, where the run sets them) as one plain phrase: `latency p95 <= 2 s,
+    cost per 10k transactions <= $20, error rate <= 0`."""
+    phrase = (
         f"latency p95 ≤ {_budget(budgets['latency_budget_s'])} s, cost per 10k transactions ≤ "
         f"${_budget(budgets['cost_per_10k_txn_budget_usd'])}, error rate ≤ {_budget(budgets['error_rate_budget'])}"
     )
+    objectives = slos(budgets)
+    return phrase if objectives is None else f"{phrase}, SLOs {objectives}"
 
 
 def budget_phrase(budgets: Row, pricing_kind: Any) -> str:
@@ -123,12 +145,20 @@ def recommendation(rec: Row, budgets: Row | None = None, *, preview: bool = Fals
 
 
 def best_price_performance(rec: Row, code: Code = _plain_code) -> str:
-    """The Summary's sentence naming the run's best price performance (a row with is_best_price_performance)."""
+    """The Summary's sentence naming the run's best price performance (a row with is_best_price_performance);
+    where the run sets SLOs it was ranked by, and names, the cost of good requests."""
+    if rec.get("ranked_by") == "cost_per_10k_good_requests":
+        price = (
+            f"{figure('cost_per_10k_good_requests').text(rec['cost_per_10k_good_requests'])} per 10k good requests "
+            f"({figure('cost_per_10k_txn').text(rec['cost_per_10k_txn'])} per 10k transactions, "
+            f"{_with_unit('slo_attainment', rec)} of them good)"
+        )
+    else:
+        price = f"{figure('cost_per_10k_txn').text(rec['cost_per_10k_txn'])} per 10k transactions"
     return (
         f"The best price performance for dataset {code(str(rec['dataset_of_interest']))} is provided by experiment "
         f"{code(str(rec['experiment_name']))} ({code(str(rec['model_id']))}) on {serving_phrase(rec, code)} at a "
-        f"concurrency level of {figure('concurrency').text(rec['concurrency'])}: "
-        f"{figure('cost_per_10k_txn').text(rec['cost_per_10k_txn'])} per 10k transactions at "
+        f"concurrency level of {figure('concurrency').text(rec['concurrency'])}: {price} at "
         f"{figure('transactions_per_minute').text(rec['transactions_per_minute'])} transactions/minute, with a p95 "
         f"latency of {_with_unit('latency_p95', rec)}."
     )

@@ -107,6 +107,15 @@ def information_table(best: pd.Series | dict) -> Table:
         ("Price per transaction", value("price_per_txn")),
         ("Price per 1M tokens", value("price_per_token")),
         ("Cost per 10k transactions", value("cost_per_10k_txn")),
+        *(
+            [
+                ("SLO attainment", value("slo_attainment")),
+                ("Goodput", value("goodput_rps")),
+                ("Cost per 10k good requests", value("cost_per_10k_good_requests")),
+            ]
+            if not missing(best.get("slo_attainment"))
+            else []
+        ),
         ("Latency p50 / p95 / p99", _percentile_text(best, "latency")),
         ("TTFT p50 / p95 / p99", _percentile_text(best, "ttft")),
         ("TPOT p50 / p95 / p99", _percentile_text(best, "tpot")),
@@ -169,8 +178,16 @@ VERDICTS = (
 )
 
 
+SLO_COLUMNS = ("slo_attainment", "goodput_rps", "cost_per_10k_good_requests")
+
+
+def _has_slo(levels: pd.DataFrame) -> bool:
+    return "slo_attainment" in levels and bool(levels["slo_attainment"].notna().any())
+
+
 def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
-    """Per-level figures with the verdicts (`preview_` prefix for the trial budgets)."""
+    """Per-level figures with the verdicts (`preview_` prefix for the trial budgets; the SLO verdict, which no
+    trial budget changes, is always the marts'), with goodput where the run sets SLOs."""
     levels = levels.reset_index(drop=True)
     frame = figures.frame(
         levels,
@@ -183,12 +200,15 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
             "latency_p95",
             "cost_per_10k_txn",
             "transactions_per_minute",
+            *(SLO_COLUMNS if _has_slo(levels) else ()),
         ],
     )
+    if _has_slo(levels):
+        frame["SLO verdict"] = levels["meets_slo"].map(_verdict).to_numpy()
     for title_, column in VERDICTS:
         frame[title_] = levels[f"{verdict_prefix}{column}"].map(_verdict).to_numpy()
     table = Table.plain(frame)
-    for title_, _ in VERDICTS:
+    for title_ in [t for t, _ in VERDICTS] + (["SLO verdict"] if _has_slo(levels) else []):
         table.states[title_] = frame[title_].map({"pass": PASS, "FAIL": FAIL}).fillna("")
     table.notes = _caution_percentiles(levels, frame, table.states)
     return table
@@ -208,6 +228,7 @@ def failed_table(failed: pd.DataFrame) -> Table:
             "error_rate",
             "latency_p95",
             "cost_per_10k_txn",
+            *(("slo_attainment",) if _has_slo(failed) else ()),
         ],
     )
     frame["Missed budgets"] = failed["missed_budgets"].astype(str).to_numpy()
@@ -225,6 +246,8 @@ def failed_table(failed: pd.DataFrame) -> Table:
         state(m, not s) for m, s in zip(failed["misses_latency_budget"], survivors_only, strict=True)
     ]
     table.states[figures.header("cost_per_10k_txn")] = [state(m) for m in failed["misses_cost_budget"]]
+    if _has_slo(failed):
+        table.states[figures.header("slo_attainment")] = [state(m) for m in failed["misses_slo"]]
     if survivors_only.any():
         table.notes.append(sentences.SURVIVORS_NOTE)
     return table
@@ -343,6 +366,8 @@ COMPARED_FIGURES = (
     "tpot_p50",
     "price_per_txn",
     "cost_per_10k_txn",
+    "goodput_rps",
+    "cost_per_10k_good_requests",
 )
 
 
@@ -352,12 +377,14 @@ def comparison_table(rows: pd.DataFrame, label_column: str) -> Table:
     has no value). Rows are the figures, with their units."""
     rows = rows.reset_index(drop=True)
     labels = [str(v) for v in rows[label_column]]
-    data: dict[str, list[str]] = {"Figure": [figures.figure(c).header for c in COMPARED_FIGURES]}
+    # Goodput figures only where some series' run sets SLOs.
+    compared = [c for c in COMPARED_FIGURES if c in rows and (c not in SLO_COLUMNS or rows[c].notna().any())]
+    data: dict[str, list[str]] = {"Figure": [figures.figure(c).header for c in compared]}
     for i, label_ in enumerate(labels):
-        data[label_] = [figures.figure(c).text(rows.at[i, c]) for c in COMPARED_FIGURES]
+        data[label_] = [figures.figure(c).text(rows.at[i, c]) for c in compared]
     for i, label_ in enumerate(labels[1:], start=1):
         ratios = []
-        for c in COMPARED_FIGURES:
+        for c in compared:
             base, other = rows.at[0, c], rows.at[i, c]
             ok = not (missing(base) or missing(other)) and float(base) != 0
             ratios.append(f"×{figures.plain(float(other) / float(base))}" if ok else NO_VALUE)

@@ -107,6 +107,7 @@ class RunSpec:
     error_rate_budget: float = 0.0
     dataset_of_interest: str = "en_500-1000"
     planned: dict[str, tuple[list[str], list[int]]] | None = None  # experiment: (payloads, concurrency levels)
+    slo: dict[str, float | None] | None = None  # slo_ttft_s, slo_tpot_s, slo_e2e_s, slo_attainment
 
 
 def _iso(seconds: float) -> str:
@@ -157,6 +158,7 @@ def manifest(spec: RunSpec) -> RunManifest:
         cost_per_10k_txn_budget_usd=spec.cost_per_10k_txn_budget_usd,
         error_rate_budget=spec.error_rate_budget,
         dataset_of_interest=spec.dataset_of_interest,
+        **(spec.slo or {}),
         collector_version="test",
         package_versions_json={"python": "3.11"},
         hostname="testhost",
@@ -295,8 +297,9 @@ def build_warehouse(
     return path
 
 
-def set_budgets(warehouse: Path, spec: RunSpec, **budgets: Any) -> None:
-    """Write config.run_settings for the spec's run_name, as `collector build --config` does."""
+def set_budgets(warehouse: Path, spec: RunSpec, slo: dict[str, float | None] | None = None, **budgets: Any) -> None:
+    """Write config.run_settings for the spec's run_name (its SLOs: `slo`, none by default), as `collector build
+    --config` does."""
     settings = {
         "latency_budget_s": spec.latency_budget_s,
         "cost_per_10k_txn_budget_usd": spec.cost_per_10k_txn_budget_usd,
@@ -304,7 +307,7 @@ def set_budgets(warehouse: Path, spec: RunSpec, **budgets: Any) -> None:
         "dataset_of_interest": spec.dataset_of_interest,
     }
     settings.update(budgets)
-    upsert_run_settings(warehouse, spec.run_name, config_path=f"configs/{spec.run_name}.yml", **settings)
+    upsert_run_settings(warehouse, spec.run_name, config_path=f"configs/{spec.run_name}.yml", slo=slo, **settings)
 
 
 def query(warehouse: Path, sql: str, params: list[Any] | None = None) -> list[dict[str, Any]]:

@@ -1,8 +1,31 @@
 with
 
-measured_requests as (
+requests as (
     select * from {{ ref('int_requests_timed') }}
     where not is_warmup
+),
+
+runs as (
+    select * from {{ ref('int_runs_budgeted') }}
+),
+
+measured_requests as (
+    -- A good request succeeded and met every SLO its run sets (vLLM's --goodput, DistServe): a TTFT it lacks
+    -- (not streamed) cannot be shown to meet one; a reply of one token has no TPOT and meets that one.
+    select
+        requests.*,
+        requests.is_success
+        and coalesce(runs.slo_ttft_s is null or requests.ttft_s <= runs.slo_ttft_s, false)
+        and coalesce(
+            runs.slo_tpot_s is null
+            or coalesce(requests.completion_tokens, 0) < 2
+            or requests.tpot_s <= runs.slo_tpot_s,
+            false
+        )
+        and coalesce(runs.slo_e2e_s is null or requests.e2e_latency_s <= runs.slo_e2e_s, false) as is_good
+    from requests
+    left join runs
+        on requests.run_id = runs.run_id
 ),
 
 token_gaps as (
@@ -63,6 +86,10 @@ aggregated as (
         count(*) as request_count,
         count(*) filter (where is_success) as success_count,
         count(*) filter (where not is_success) as error_count,
+        count(*) filter (where is_good) as good_count,
+        count(*) filter (where is_steady and is_good) as steady_good_count,
+        coalesce(sum(completion_tokens) filter (where is_good), 0) as good_completion_tokens,
+        coalesce(sum(completion_tokens) filter (where is_steady and is_good), 0) as steady_good_completion_tokens,
         min(start_offset_ns) as level_start_offset_ns,
         max(end_offset_ns) as level_end_offset_ns,
         min(started_at) as level_started_at,
@@ -126,7 +153,12 @@ spanned as (
         case when steady_request_count >= concurrency then steady_latency_sum_s end as steady_slot_time_s,
         concurrency * steady_prompt_tokens / nullif(steady_slot_time_s, 0) as steady_prompt_token_throughput,
         concurrency * steady_completion_tokens / nullif(steady_slot_time_s, 0) as steady_completion_token_throughput,
-        concurrency * steady_success_count * 60 / nullif(steady_slot_time_s, 0) as steady_transactions_per_minute
+        concurrency * steady_success_count * 60 / nullif(steady_slot_time_s, 0) as steady_transactions_per_minute,
+        concurrency * steady_good_count / nullif(steady_slot_time_s, 0) as steady_good_request_rate,
+        concurrency * steady_good_completion_tokens / nullif(steady_slot_time_s, 0)
+            as steady_good_completion_token_throughput,
+        good_count / nullif(duration_s, 0) as span_good_request_rate,
+        good_completion_tokens / nullif(duration_s, 0) as span_good_completion_token_throughput
     from aggregated
 ),
 
@@ -157,7 +189,11 @@ rated as (
         coalesce(steady_prompt_token_throughput, span_prompt_token_throughput) as prompt_token_throughput,
         coalesce(steady_completion_token_throughput, span_completion_token_throughput)
             as completion_token_throughput,
-        coalesce(steady_transactions_per_minute, span_transactions_per_minute) as transactions_per_minute
+        coalesce(steady_transactions_per_minute, span_transactions_per_minute) as transactions_per_minute,
+        -- Goodput over the same window as the throughputs: good requests (and their output tokens) per second.
+        coalesce(steady_good_request_rate, span_good_request_rate) as good_request_rate,
+        coalesce(steady_good_completion_token_throughput, span_good_completion_token_throughput)
+            as good_completion_token_throughput
     from with_itl
 )
 

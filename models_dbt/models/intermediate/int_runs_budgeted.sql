@@ -30,6 +30,13 @@ budgeted as (
             as cost_per_10k_txn_budget_usd,
         coalesce(settings.error_rate_budget, runs.error_rate_budget) as error_rate_budget,
         coalesce(settings.dataset_of_interest, runs.dataset_of_interest) as dataset_of_interest,
+        -- The SLOs come whole from the same source as the budgets: a config that drops its SLOs drops them.
+        case when settings.run_name is not null then settings.slo_ttft_s else runs.slo_ttft_s end as slo_ttft_s,
+        case when settings.run_name is not null then settings.slo_tpot_s else runs.slo_tpot_s end as slo_tpot_s,
+        case when settings.run_name is not null then settings.slo_e2e_s else runs.slo_e2e_s end as slo_e2e_s,
+        case
+            when settings.run_name is not null then settings.slo_attainment else runs.slo_attainment
+        end as slo_attainment,
         case when settings.run_name is not null then 'run_settings' else 'manifest' end as budget_source
     from runs
     left join settings

@@ -68,13 +68,46 @@ judged as (
         on priced.run_id = runs.run_id
 ),
 
+graded as (
+    -- Where the run sets SLOs (null otherwise): the share of the level's measured requests that were good,
+    -- goodput, and the price of a good request and of a million good output tokens: the level's spend per
+    -- second (price per transaction x transactions per second, for instance and token prices alike) over
+    -- its good requests (tokens) per second, both over the same window. A failed or slow request is paid for
+    -- and buys nothing.
+    select
+        judged.*,
+        runs.slo_ttft_s,
+        runs.slo_tpot_s,
+        runs.slo_e2e_s,
+        runs.slo_attainment as slo_attainment_target,
+        coalesce(runs.slo_ttft_s, runs.slo_tpot_s, runs.slo_e2e_s) is not null as has_slo,
+        case when has_slo then judged.good_count end as good_request_count,
+        case when has_slo then judged.good_count / judged.request_count end as slo_attainment,
+        case when has_slo then judged.good_request_rate end as goodput_rps,
+        case
+            when has_slo
+                then judged.price_per_txn * judged.transactions_per_minute / 60 / nullif(judged.good_request_rate, 0)
+        end as price_per_good_request,
+        case
+            when has_slo
+                then 1000000 * judged.price_per_txn * judged.transactions_per_minute / 60
+                    / nullif(judged.good_completion_token_throughput, 0)
+        end as price_per_1m_good_output_tokens,
+        case
+            when has_slo then coalesce(judged.good_count / judged.request_count >= runs.slo_attainment, false)
+        end as meets_slo
+    from judged
+    left join runs
+        on judged.run_id = runs.run_id
+),
+
 sampled as (
     -- A percentile needs enough successful requests for its tail to hold one of them (macros/percentile_sampling.sql).
     select
         *,
         success_count < {{ min_samples_for_percentile(95) }} as is_p95_undersampled,
         success_count < {{ min_samples_for_percentile(99) }} as is_p99_undersampled
-    from judged
+    from graded
 ),
 
 final as (
@@ -126,7 +159,9 @@ final as (
         meets_latency_budget,
         meets_cost_budget,
         meets_error_budget,
-        meets_latency_budget and coalesce(meets_cost_budget, true) and meets_error_budget as meets_all_budgets,
+        meets_slo,
+        meets_latency_budget and coalesce(meets_cost_budget, true) and meets_error_budget and coalesce(meets_slo, true)
+            as meets_all_budgets,
         success_count,
         success_prompt_tokens,
         success_completion_tokens,
@@ -152,7 +187,17 @@ final as (
         dataset_of_interest,
         is_dataset_of_interest,
         is_p95_undersampled,
-        is_p99_undersampled
+        is_p99_undersampled,
+        slo_ttft_s,
+        slo_tpot_s,
+        slo_e2e_s,
+        slo_attainment_target,
+        good_request_count,
+        slo_attainment,
+        goodput_rps,
+        price_per_good_request,
+        10000 * price_per_good_request as cost_per_10k_good_requests,
+        price_per_1m_good_output_tokens
     from sampled
 )
 

@@ -26,11 +26,15 @@ failed as (
         not meets_latency_budget as misses_latency_budget,
         not meets_cost_budget as misses_cost_budget,  -- null: not judged (unpriced)
         not meets_error_budget as misses_error_budget,
+        not meets_slo as misses_slo,  -- null: no SLO set
+        slo_attainment,
+        slo_attainment_target,
         concat_ws(
             ', ',
             case when not meets_latency_budget then 'latency' end,
             case when not meets_cost_budget then 'cost' end,
-            case when not meets_error_budget then 'error rate' end
+            case when not meets_error_budget then 'error rate' end,
+            case when not meets_slo then 'SLO attainment' end
         ) as missed_budgets
     from levels
     where not meets_all_budgets

@@ -72,13 +72,18 @@ joined as (
         best_levels.price_per_txn,
         best_levels.price_per_token,
         best_levels.cost_per_10k_txn,
+        best_levels.slo_attainment,
+        best_levels.goodput_rps,
+        best_levels.price_per_good_request,
+        best_levels.cost_per_10k_good_requests,
         candidates.pricing_kind,
         best_levels.price_source,
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,
         runs.dataset_of_interest,
-        coalesce(contains(candidates.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest
+        coalesce(contains(candidates.payload_file, runs.dataset_of_interest), false) as is_dataset_of_interest,
+        coalesce(runs.slo_ttft_s, runs.slo_tpot_s, runs.slo_e2e_s) is not null as has_slo
     from candidates
     left join best_levels
         on
@@ -93,15 +98,19 @@ rankable as (
     -- A row without a cost (unpriced) has no price performance to rank.
     select
         *,
-        coalesce(has_recommendation and is_dataset_of_interest and cost_per_10k_txn is not null, false)
-            as is_rankable
+        -- With SLOs set, the price that ranks is a good request's: a cheap stack that misses its SLOs pays for
+        -- requests that buy nothing.
+        case when has_slo then 'cost_per_10k_good_requests' else 'cost_per_10k_txn' end as ranked_by,
+        case when has_slo then cost_per_10k_good_requests else cost_per_10k_txn end as ranking_cost,
+        coalesce(has_recommendation and is_dataset_of_interest and ranking_cost is not null, false) as is_rankable
     from joined
 ),
 
 ranked as (
     -- Best price performance, one stated rule: among the recommended, priced rows for the dataset of
-    -- interest, the lowest cost per 10k transactions; ties go to more transactions per minute, then to the
-    -- experiment name and payload file in alphabetical order.
+    -- interest, the lowest ranking cost (per 10k transactions, or per 10k good requests where the run sets
+    -- SLOs); ties go to more transactions per minute, then to the experiment name and payload file in
+    -- alphabetical order.
     select
         *,
         case
@@ -109,7 +118,7 @@ ranked as (
                 then row_number() over (
                         partition by run_id, is_rankable
                         order by
-                            cost_per_10k_txn asc,
+                            ranking_cost asc,
                             transactions_per_minute desc,
                             experiment_name asc,
                             payload_file asc
@@ -159,6 +168,11 @@ described as (
         error_rate_budget,
         dataset_of_interest,
         is_dataset_of_interest,
+        slo_attainment,
+        goodput_rps,
+        price_per_good_request,
+        cost_per_10k_good_requests,
+        ranked_by,
         coalesce(price_performance_rank = 1, false) as is_best_price_performance
     from ranked
 )

@@ -12,7 +12,11 @@ renamed as (
         error_rate_budget,
         dataset_of_interest,
         config_path,
-        updated_at
+        updated_at,
+        slo_ttft_s,
+        slo_tpot_s,
+        slo_e2e_s,
+        slo_attainment
     from source
 )
 

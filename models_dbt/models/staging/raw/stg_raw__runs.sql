@@ -20,6 +20,11 @@ renamed as (
         cost_per_10k_txn_budget_usd,
         error_rate_budget,
         dataset_of_interest,
+        -- Null in manifests before schema v4, and when the config set no SLO.
+        slo_ttft_s,
+        slo_tpot_s,
+        slo_e2e_s,
+        slo_attainment,
         collector_version,
         hostname,
         platform,
