@@ -92,6 +92,8 @@ aggregated as (
         coalesce(sum(completion_tokens) filter (where is_steady and is_good), 0) as steady_good_completion_tokens,
         min(start_offset_ns) as level_start_offset_ns,
         max(end_offset_ns) as level_end_offset_ns,
+        -- An imported level whose tool recorded no per-request send and end times carries the tool's own duration.
+        max(source_level_duration_ns) as source_level_duration_ns,
         min(started_at) as level_started_at,
         avg(prompt_tokens) filter (where is_success) as prompt_token_count_mean,
         avg(completion_tokens) filter (where is_success) as completion_token_count_mean,
@@ -146,7 +148,7 @@ spanned as (
     select
         *,
         error_count / request_count as error_rate,
-        (level_end_offset_ns - level_start_offset_ns) / 1e9 as duration_s,
+        coalesce((level_end_offset_ns - level_start_offset_ns) / 1e9, source_level_duration_ns / 1e9) as duration_s,
         success_prompt_tokens / nullif(duration_s, 0) as span_prompt_token_throughput,
         success_completion_tokens / nullif(duration_s, 0) as span_completion_token_throughput,
         success_count * 60 / nullif(duration_s, 0) as span_transactions_per_minute,
