@@ -81,10 +81,12 @@ def _levels(warehouse: dict[str, Any], tool: str) -> pd.DataFrame:
         con.close()
 
 
-def _check(level: pd.Series, **expected: float | int | None) -> None:
+def _check(level: pd.Series, **expected: float | str | None) -> None:
     for column, value in expected.items():
         if value is None:
             assert pd.isna(level[column]), column
+        elif isinstance(value, str):
+            assert level[column] == value, column
         else:
             assert level[column] == pytest.approx(value, rel=1e-9), column
 
@@ -116,9 +118,11 @@ def test_vllm_level_figures_are_those_of_its_file(warehouse: dict[str, Any]) -> 
     # Sends at 0, 0, 1.0 and 1.5 s; successes end at 1.0, 1.5 and 2.25 s (the timed-out one has no end): span 2.25 s.
     # 3 successes: 80/min; 15 completion tokens / 2.25 s; latencies 1.0, 1.25, 1.5 (p95 = 1.25 + 0.9 x 0.25);
     # TTFT 0.2, 0.25, 0.3; TPOT (1.0 - 0.2) / 4, (1.25 - 0.25) / 4, (1.5 - 0.3) / 4; g5.4xlarge at 1.624 $/h.
+    # The failed request's slot time is unknown, so there is no steady state: the headline figures are the span's.
     _check(
         level,
         concurrency=2,
+        throughput_window="level_span",
         request_count=4,
         error_count=1,
         error_rate=0.25,
@@ -136,10 +140,12 @@ def test_vllm_level_figures_are_those_of_its_file(warehouse: dict[str, Any]) -> 
 
 def test_guidellm_levels_figures_are_those_of_its_concurrency_benchmarks(warehouse: dict[str, Any]) -> None:
     sync, concurrent = (row for _, row in _levels(warehouse, "guidellm").iterrows())
-    # synchronous: 0-0.5 and 0.5-1.0 s, 5 + 4 tokens; TPOT (0.5 - 0.125) / 4 and / 3.
+    # synchronous: 0-0.5 and 0.5-1.0 s, 5 + 4 tokens; TPOT (0.5 - 0.125) / 4 and / 3. Both ran with one in
+    # flight (the steady state): 1 x 2 x 60 / (0.5 + 0.5) s = 120/min, as over the span.
     _check(
         sync,
         concurrency=1,
+        throughput_window="steady_state",
         request_count=2,
         error_count=0,
         duration_s=1.0,
@@ -150,33 +156,41 @@ def test_guidellm_levels_figures_are_those_of_its_concurrency_benchmarks(warehou
         tpot_p50=(0.09375 + 0.125) / 2,
     )
     # concurrent@2: the warm-up request before its window and the incomplete one are out; C 2.0-2.75, D 2.0-3.0,
-    # E failed 2.75-2.875: span 1.0 s, 2 successes, 4 + 8 tokens; TTFT 0.25, 0.375.
+    # E failed 2.75-2.875: span 1.0 s, 2 successes, 4 + 8 tokens (120/min, 12/s over it); TTFT 0.25, 0.375. The last
+    # start is E's (2.75 s) and the first end after it E's too (2.875 s): C and E ran with 2 in flight, slot time
+    # 0.75 + 0.125 s, 1 success: 2 x 1 x 60 / 0.875 per minute, 2 x 4 / 0.875 tokens/s (Little's law).
     _check(
         concurrent,
         concurrency=2,
         request_count=3,
         error_count=1,
         duration_s=1.0,
-        transactions_per_minute=120.0,
-        completion_token_throughput=12.0,
+        span_transactions_per_minute=120.0,
+        throughput_window="steady_state",
+        transactions_per_minute=120 / 0.875,
+        completion_token_throughput=8 / 0.875,
         latency_p50=0.875,
         ttft_p50=0.3125,
-        price_per_txn=1.624 / 60 / 120,
+        price_per_txn=1.624 / 60 / (120 / 0.875),
     )
 
 
 def test_aiperf_level_figures_are_those_of_its_records(warehouse: dict[str, Any]) -> None:
     (level,) = (row for _, row in _levels(warehouse, "aiperf").iterrows())
     # Profiling sends at 1.0, 1.0, 1.8 and 2.0 s; ends at 1.8, 2.0, 2.4 and 2.05 (the HTTP 500): span 1.4 s;
-    # 3 successes, 8 + 10 + 6 tokens; latencies 0.8, 1.0, 0.6; TPOT 0.6 / 7, 0.7 / 9, 0.5 / 5.
+    # 3 successes, 8 + 10 + 6 tokens (180/1.4 per minute over the span); latencies 0.8, 1.0, 0.6; TPOT 0.6 / 7,
+    # 0.7 / 9, 0.5 / 5. Steady state: up to the first end after the last start (2.05 s), the requests of 0.8, 1.0
+    # and 0.05 s with 2 in flight: 2 x 2 x 60 / 1.85 per minute, 2 x 18 / 1.85 tokens/s.
     _check(
         level,
         concurrency=2,
         request_count=4,
         error_count=1,
         duration_s=1.4,
-        transactions_per_minute=180 / 1.4,
-        completion_token_throughput=24 / 1.4,
+        span_transactions_per_minute=180 / 1.4,
+        throughput_window="steady_state",
+        transactions_per_minute=240 / 1.85,
+        completion_token_throughput=36 / 1.85,
         latency_p50=0.8,
         ttft_p50=0.2,
         tpot_p50=0.6 / 7,
