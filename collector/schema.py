@@ -9,10 +9,15 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 4  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 5  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 # 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
 #    runs.slo_* (goodput)
+# 5: requests.source_tool, source_request_id and source_level_duration_ns; runs.source_tool and source_file (imported
+#    runs, `collector import`); columns an imported row's tool did not record are null (each column says which)
+
+# What an imported row leaves null when its tool did not record it (appended to those columns' docs).
+IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
 
 
 def col(sql_type: str, doc: str, default: Any = MISSING) -> Any:
@@ -35,62 +40,88 @@ class RequestRow:
     )
     experiment_name: str = col("VARCHAR", "Experiment name from the config.")
     model_id: str = col("VARCHAR", "Model id from the config (e.g. meta-llama/Llama-3.1-8B-Instruct).")
-    endpoint_type: str = col("VARCHAR", "Endpoint kind: simulated or openai.")
-    endpoint_url: str = col("VARCHAR", "URL the request was sent to.")
-    api_style: str = col("VARCHAR", "OpenAI API used: completions or chat.")
-    is_streaming: bool = col("BOOLEAN", "Whether the response was requested as an SSE stream.")
+    endpoint_type: str = col(
+        "VARCHAR",
+        "Endpoint kind: simulated, openai, container or process; imported for a row of an imported run.",
+    )
+    endpoint_url: str | None = col("VARCHAR", "URL the request was sent to." + IMPORTED_NULL)
+    api_style: str | None = col("VARCHAR", "Wire format used: completions, chat, tgi, djl or triton." + IMPORTED_NULL)
+    is_streaming: bool | None = col("BOOLEAN", "Whether the response was requested as an SSE stream." + IMPORTED_NULL)
     instance_type: str | None = col("VARCHAR", "Instance type serving the endpoint; null for token-priced APIs.")
     instance_count: int = col("INTEGER", "Number of instances behind the endpoint.")
     payload_file: str = col("VARCHAR", "Payload bucket the prompt came from (file name or synthetic bucket name).")
-    prompt_index: int = col("INTEGER", "Index of the prompt within its bucket.")
+    prompt_index: int | None = col("INTEGER", "Index of the prompt within its bucket." + IMPORTED_NULL)
     concurrency: int = col("INTEGER", "Concurrency level: requests kept in flight by the closed loop.")
-    worker_index: int = col("INTEGER", "Which of the `concurrency` workers sent it (0-based).")
-    sequence_in_level: int = col("INTEGER", "Order in which the level handed the request out (0-based, warm-up first).")
+    worker_index: int | None = col("INTEGER", "Which of the `concurrency` workers sent it (0-based)." + IMPORTED_NULL)
+    sequence_in_level: int = col(
+        "INTEGER",
+        "Order in which the level handed the request out (0-based, warm-up first); in an imported row, the order of "
+        "the tool's send times (else its file order).",
+    )
     is_warmup: bool = col("BOOLEAN", "Warm-up request: recorded but excluded from metrics.")
     max_tokens: int | None = col("INTEGER", "max_tokens asked of the endpoint.")
-    started_at: str = col("TIMESTAMPTZ", "Wall-clock time the request was sent (for joins and display only).")
-    start_offset_ns: int = col("BIGINT", "Monotonic send time, ns since the run started (for spans).")
-    e2e_ns: int = col("BIGINT", "Send to end of response (or failure), ns, perf counter.")
+    started_at: str | None = col(
+        "TIMESTAMPTZ", "Wall-clock time the request was sent (for joins and display only)." + IMPORTED_NULL
+    )
+    start_offset_ns: int | None = col(
+        "BIGINT",
+        "Monotonic send time, ns since the run started (for spans); in an imported row, since the earliest send "
+        "time in the tool's file, on the tool's clock." + IMPORTED_NULL,
+    )
+    # `int` for the load path, which always measures it (loadgen reads it back as one); an import may land None.
+    e2e_ns: int = col("BIGINT", "Send to end of response (or failure), ns, perf counter." + IMPORTED_NULL)
     first_chunk_ns: int | None = col("BIGINT", "Send to first response byte/chunk, ns; null if none arrived.")
-    first_content_ns: int | None = col("BIGINT", "Send to first chunk with non-empty content (TTFT), ns.")
+    first_content_ns: int | None = col(
+        "BIGINT",
+        "Send to first chunk with non-empty content (TTFT), ns; in an imported row, the tool's own TTFT (see the "
+        "README's import section for each tool's definition).",
+    )
     last_content_ns: int | None = col("BIGINT", "Send to last chunk with non-empty content, ns.")
-    chunk_count: int = col("INTEGER", "SSE data events received (0 for non-streaming).")
-    content_chunk_count: int = col("INTEGER", "SSE data events with non-empty content.")
+    chunk_count: int | None = col("INTEGER", "SSE data events received (0 for non-streaming)." + IMPORTED_NULL)
+    content_chunk_count: int | None = col("INTEGER", "SSE data events with non-empty content." + IMPORTED_NULL)
     status: str = col("VARCHAR", "success or error.")
     http_status: int | None = col("INTEGER", "HTTP status code; null if no response arrived.")
     error_type: str | None = col(
         "VARCHAR",
         "Null on success, else one of: timeout, connect_error, connection_reset, http_error, "
         "malformed_response, stream_cut, cancelled, client_error (a fault of the collector's own host, "
-        "e.g. out of file descriptors, not of the endpoint).",
+        "e.g. out of file descriptors, not of the endpoint), tool_error (an imported row's failure whose kind its "
+        "tool did not record: error_message holds the tool's message).",
     )
     error_message: str | None = col("VARCHAR", "Human-readable cause of the error (truncated to 500 chars).")
     finish_reason: str | None = col("VARCHAR", "finish_reason reported by the endpoint (length, stop, ...).")
     prompt_tokens: int | None = col(
-        "INTEGER", "Prompt tokens: the server's usage if reported, else client_prompt_tokens."
+        "INTEGER",
+        "Prompt tokens: the server's usage if reported, else client_prompt_tokens; in an imported row, the tool's "
+        "count.",
     )
     completion_tokens: int | None = col(
-        "INTEGER", "Completion tokens: the server's usage if reported, else client_completion_tokens."
+        "INTEGER",
+        "Completion tokens: the server's usage if reported, else client_completion_tokens; in an imported row, the "
+        "tool's count.",
     )
-    token_count_source: str = col(
+    token_count_source: str | None = col(
         "VARCHAR",
         "server when completion_tokens is the server's count (prompt_tokens falls back to the client's count when "
-        "the server reports none, as TGI's /generate), else client.",
+        "the server reports none, as TGI's /generate), else client. Null in an imported row (its tool does not "
+        "record which, per request).",
     )
-    client_prompt_tokens: int = col(
+    client_prompt_tokens: int | None = col(
         "INTEGER",
         "Prompt tokens counted by the experiment's token counter, as the wire format sends the prompt: chat "
         "messages through the tokenizer's chat template (generation prompt included), text with its default "
-        "special tokens; the built-in counter counts the text or the messages' contents.",
+        "special tokens; the built-in counter counts the text or the messages' contents. Null in an imported row.",
     )
     client_completion_tokens: int | None = col(
-        "INTEGER", "Tokens of the received text, counted by the experiment's token counter (no special tokens)."
+        "INTEGER",
+        "Tokens of the received text, counted by the experiment's token counter (no special tokens). Null in an "
+        "imported row.",
     )
-    token_counter: str = col(
+    token_counter: str | None = col(
         "VARCHAR",
         "Counter of the client_* counts: 'transformers:<folder or hub id>' for a model's tokenizer, 'simple-regex' "
         "for the built-in counter, 'simple-regex (fallback: <reason>)' when the model_id's tokenizer could not be "
-        "loaded.",
+        "loaded. Null in an imported row.",
     )
     data_issue: str | None = col(
         "VARCHAR",
@@ -113,6 +144,26 @@ class RequestRow:
         None,
     )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
+    # Imported runs (`collector import`, collector/importers/): null in tokenbench's own rows and before v5.
+    source_tool: str | None = col(
+        "VARCHAR",
+        "Null for tokenbench's own requests; for an imported run, the tool whose per-request file the row came from: "
+        "vllm, guidellm, aiperf or fmbench (raw.runs.source_file names the file).",
+        None,
+    )
+    source_request_id: str | None = col(
+        "VARCHAR",
+        "The request's id in its tool's file (GuideLLM request_id, AIPerf x_request_id, FMBench uuid); null for our "
+        "own rows and where the tool records none (vLLM).",
+        None,
+    )
+    source_level_duration_ns: int | None = col(
+        "BIGINT",
+        "The level's duration as the source tool measured it, ns, carried on each row of the level only when the "
+        "tool recorded no per-request send times (a vLLM result without start_times: its `duration`); the marts' "
+        "level span falls back to it. Null otherwise, and for our own rows.",
+        None,
+    )
 
 
 @dataclass
@@ -146,12 +197,28 @@ class RunManifest:
     status: str = col(
         "VARCHAR", "running, completed, interrupted, failed, or lost (the collector died without finishing)."
     )
-    started_at: str = col("TIMESTAMPTZ", "Wall-clock start of the run.")
-    ended_at: str | None = col("TIMESTAMPTZ", "Wall-clock end; null while running or after a kill.")
+    started_at: str = col(
+        "TIMESTAMPTZ",
+        "Wall-clock start of the run; for an imported run, the earliest wall-clock time its tool recorded, else when "
+        "it was imported.",
+    )
+    ended_at: str | None = col(
+        "TIMESTAMPTZ",
+        "Wall-clock end; null while running or after a kill. For an imported run, the latest wall-clock time its "
+        "tool recorded, else when it was imported.",
+    )
     heartbeat_at: str = col("TIMESTAMPTZ", "Last time the running collector rewrote this manifest.")
     error_message: str | None = col("VARCHAR", "Why the run failed or was interrupted.")
-    config_path: str = col("VARCHAR", "Config file the run was started with.")
-    config_json: dict[str, Any] = col("JSON", "Resolved config, secrets redacted.")
+    config_path: str = col(
+        "VARCHAR", "Config file the run was started with (for an imported run, the one its budgets came from)."
+    )
+    config_json: dict[str, Any] = col(
+        "JSON",
+        "Resolved config, secrets redacted. For an imported run: its run_name, experiments (name, model_id, payloads, "
+        "concurrency_levels: the levels the file implies) and report, in the config's shape, and `import` (tool, "
+        "file, its sha256, the options given, each level taken with the tool's own name for it, each one skipped "
+        "and why).",
+    )
     experiments_json: list[dict[str, Any]] = col(
         "JSON",
         "Per experiment: experiment_name, model_id, endpoint_type, instance_type, instance_count, "
@@ -166,7 +233,7 @@ class RunManifest:
     dataset_of_interest: str = col("VARCHAR", "Payload bucket the recommendation is made for.")
     collector_version: str = col("VARCHAR", "tokenbench collector version.")
     package_versions_json: dict[str, str] = col("JSON", "Versions of the packages that shaped the run.")
-    hostname: str = col("VARCHAR", "Host the collector ran on.")
+    hostname: str = col("VARCHAR", "Host the collector ran on (for an imported run, the host that imported it).")
     platform: str = col("VARCHAR", "OS and machine of that host.")
     python_version: str = col("VARCHAR", "Python version of the collector.")
     cpu_count: int = col("INTEGER", "Logical CPUs of the collector's host.")
@@ -196,6 +263,16 @@ class RunManifest:
         "DOUBLE", "Share of a level's requests that must be good; null when the config sets no SLO.", None
     )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
+    # Imported runs (`collector import`): null for tokenbench's own runs and before v5.
+    source_tool: str | None = col(
+        "VARCHAR",
+        "Null for a run tokenbench made; for an imported run, the tool that made it: vllm, guidellm, aiperf or "
+        "fmbench. config_json.import then records what the import was given and the levels it took or skipped.",
+        None,
+    )
+    source_file: str | None = col(
+        "VARCHAR", "The imported file (absolute path when imported); null for a run tokenbench made.", None
+    )
 
 
 RAW_TABLES: dict[str, type] = {

@@ -1,5 +1,5 @@
-"""Command line: `python -m collector COMMAND` (run, prepare, sim, build, report, app, launch); one-line errors
-unless --debug.
+"""Command line: `python -m collector COMMAND` (run, prepare, sim, build, report, app, launch, import); one-line
+errors unless --debug.
 
 Ctrl-C and SIGTERM are one and the same here: either prints `interrupted` and exits 130, wherever it lands.
 """
@@ -20,7 +20,9 @@ from typing import Any
 from collector import __version__
 from collector.errors import UserError
 
-COMMAND_NAMES = ("run", "prepare", "sim", "build", "report", "app", "launch")
+COMMAND_NAMES = ("run", "prepare", "sim", "build", "report", "app", "launch", "import")
+# A command whose name is a Python keyword lives in a module named with a trailing underscore.
+COMMAND_MODULES = {"import": "import_"}
 EXIT_INTERRUPTED = 130
 INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -28,7 +30,7 @@ INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def command_module(name: str) -> ModuleType:
     # Imported on demand, after the signal handlers are in place: the heavy imports (dbt, duckdb, pandas)
     # take a second or more, and a Ctrl-C or SIGTERM then must not print a traceback or die silently.
-    return importlib.import_module(f"collector.cli.{name}")
+    return importlib.import_module(f"collector.cli.{COMMAND_MODULES.get(name, name)}")
 
 
 def parser() -> argparse.ArgumentParser:

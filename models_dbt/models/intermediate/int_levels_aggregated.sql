@@ -92,6 +92,10 @@ aggregated as (
         coalesce(sum(completion_tokens) filter (where is_steady and is_good), 0) as steady_good_completion_tokens,
         min(start_offset_ns) as level_start_offset_ns,
         max(end_offset_ns) as level_end_offset_ns,
+        -- An imported level whose tool recorded no per-request send and end times carries the tool's own duration.
+        max(source_level_duration_ns) as source_level_duration_ns,
+        -- Imported requests whose tool recorded no end (a failed vLLM request): their slot time is unknown.
+        count(*) filter (where end_offset_ns is null) as unended_request_count,
         min(started_at) as level_started_at,
         avg(prompt_tokens) filter (where is_success) as prompt_token_count_mean,
         avg(completion_tokens) filter (where is_success) as completion_token_count_mean,
@@ -146,11 +150,14 @@ spanned as (
     select
         *,
         error_count / request_count as error_rate,
-        (level_end_offset_ns - level_start_offset_ns) / 1e9 as duration_s,
+        coalesce((level_end_offset_ns - level_start_offset_ns) / 1e9, source_level_duration_ns / 1e9) as duration_s,
         success_prompt_tokens / nullif(duration_s, 0) as span_prompt_token_throughput,
         success_completion_tokens / nullif(duration_s, 0) as span_completion_token_throughput,
         success_count * 60 / nullif(duration_s, 0) as span_transactions_per_minute,
-        case when steady_request_count >= concurrency then steady_latency_sum_s end as steady_slot_time_s,
+        -- Little's law needs every request's slot time: a level with a request of unknown end has no steady state.
+        case
+            when steady_request_count >= concurrency and unended_request_count = 0 then steady_latency_sum_s
+        end as steady_slot_time_s,
         concurrency * steady_prompt_tokens / nullif(steady_slot_time_s, 0) as steady_prompt_token_throughput,
         concurrency * steady_completion_tokens / nullif(steady_slot_time_s, 0) as steady_completion_token_throughput,
         concurrency * steady_success_count * 60 / nullif(steady_slot_time_s, 0) as steady_transactions_per_minute,

@@ -52,7 +52,10 @@ timed as (
         chunk_count,
         content_chunk_count,
         content_chunk_offsets_ns,
-        data_issue
+        data_issue,
+        source_tool,
+        source_request_id,
+        source_level_duration_ns
     from requests
 ),
 

@@ -25,6 +25,8 @@ budgeted as (
         runs.hostname,
         runs.pid,
         runs.process_started_at,
+        runs.source_tool,
+        runs.source_file,
         coalesce(settings.latency_budget_s, runs.latency_budget_s) as latency_budget_s,
         coalesce(settings.cost_per_10k_txn_budget_usd, runs.cost_per_10k_txn_budget_usd)
             as cost_per_10k_txn_budget_usd,

@@ -74,6 +74,8 @@ summarised as (
         runs.hostname,
         runs.pid,
         runs.process_started_at,
+        runs.source_tool,
+        runs.source_file,
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
         runs.error_rate_budget,

@@ -26,6 +26,8 @@ final as (
         hostname,
         pid,
         process_started_at,
+        source_tool,
+        source_file,
         latency_budget_s,
         cost_per_10k_txn_budget_usd,
         error_rate_budget,

@@ -55,6 +55,8 @@ costed as (
         requests.chunk_count,
         requests.content_chunk_count,
         requests.data_issue,
+        requests.source_tool,
+        requests.source_request_id,
         prices.pricing_kind,
         prices.price_source,
         -- Failed requests are attributed no cost: instance time spent on them is already spread over the

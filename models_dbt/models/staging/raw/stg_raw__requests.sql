@@ -1,3 +1,5 @@
+{%- set own_success = "status = 'success' and source_tool is null" -%}
+
 with
 
 source as (
@@ -48,13 +50,19 @@ renamed as (
         server_completion_tokens,
         -- Null before schema v4 and for responses not streamed.
         content_chunk_offsets_ns,
-        schema_version
+        schema_version,
+        -- Null in our own rows and in rows landed before schema v5; set in an imported run's rows.
+        source_tool,
+        source_request_id,
+        source_level_duration_ns
     from source
 ),
 
 checked as (
     -- Every value a metric, a level key or a mart test relies on. Timings within a request cannot exceed its
     -- end-to-end time (all are perf-counter deltas from the same send), so one that does is a bad row too.
+    -- An imported row (source_tool set) may lack what its tool did not record (send offset, end-to-end time,
+    -- token counts): it is kept, and the metrics that need the missing value come out null for it.
     select
         *,
         concat_ws(
@@ -69,16 +77,17 @@ checked as (
             end,
             {{ range_reason('concurrency', 1, var('max_sane_concurrency')) }},
             {{ range_reason('instance_count', 1, var('max_sane_instance_count')) }},
-            {{ range_reason('start_offset_ns', 0, var('max_sane_duration_ns')) }},
-            {{ range_reason('e2e_ns', 0, var('max_sane_duration_ns')) }},
+            {{ range_reason('start_offset_ns', 0, var('max_sane_duration_ns'), required_when='source_tool is null') }},
+            {{ range_reason('e2e_ns', 0, var('max_sane_duration_ns'), required_when='source_tool is null') }},
             {{ range_reason('first_chunk_ns', 0, 'e2e_ns', required_when='false') }},
             {{ range_reason('first_content_ns', 0, 'e2e_ns', required_when='false') }},
             {{ range_reason('last_content_ns', 0, 'e2e_ns', required_when='false') }},
-            -- A failed request may have no token counts; a successful one always has both.
-            {{ range_reason('prompt_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }},
-            {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when="status = 'success'") }},
+            -- A failed request may have no token counts; a successful one of ours always has both.
+            {{ range_reason('prompt_tokens', 0, var('max_sane_tokens'), required_when=own_success) }},
+            {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when=own_success) }},
             {{ range_reason('server_prompt_tokens', 0, var('max_sane_tokens'), required_when='false') }},
-            {{ range_reason('server_completion_tokens', 0, var('max_sane_tokens'), required_when='false') }}
+            {{ range_reason('server_completion_tokens', 0, var('max_sane_tokens'), required_when='false') }},
+            {{ range_reason('source_level_duration_ns', 0, var('max_sane_duration_ns'), required_when='false') }}
         ) as value_problems
     from renamed
 ),

@@ -32,7 +32,10 @@ renamed as (
         cpu_count,
         pid,
         process_started_at,
-        schema_version
+        schema_version,
+        -- Null for our own runs and manifests before schema v5; set for an imported run.
+        source_tool,
+        source_file
     from source
 ),
 
