@@ -8,6 +8,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from tests.conftest import quantile_cont
+
 pytestmark = pytest.mark.slow
 
 
@@ -79,15 +81,6 @@ def test_cli_run_logs_one_line_per_level_in_sweep_order_with_the_runs_eta(e2e_ru
     assert lines[-1].endswith(" | run 72/72 requests")
 
 
-def _quantile(values: list[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default, DuckDB's quantile_cont)."""
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def _recomputed_levels(e2e: dict[str, Any]) -> dict[tuple, tuple]:
     """Each level's figures recomputed in Python from raw.requests, in the order the metrics test compares them:
     requests, errors, latency p50/p95/p99, TTFT p95, TPOT p50, transactions per minute, completion tokens/s,
@@ -114,11 +107,11 @@ def _recomputed_levels(e2e: dict[str, Any]) -> dict[tuple, tuple]:
         expected[key] = (
             len(rows),
             len(rows) - len(ok),
-            _quantile(lat, 0.5),
-            _quantile(lat, 0.95),
-            _quantile(lat, 0.99),
-            _quantile(ttft, 0.95),
-            _quantile(tpot, 0.5),
+            quantile_cont(lat, 0.5),
+            quantile_cont(lat, 0.95),
+            quantile_cont(lat, 0.99),
+            quantile_cont(ttft, 0.95),
+            quantile_cont(tpot, 0.5),
             tpm,
             sum(r[8] for r in ok) / span_s,
             prompt_mean,
