@@ -251,9 +251,8 @@ def test_health_is_ok(client):
 def assert_openai_error(response: httpx.Response, status: int, code: str) -> dict:
     assert response.status_code == status
     error = response.json()["error"]
-    assert set(error) >= {"message", "type", "code"}
-    assert error["code"] == code
-    assert error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["code"]) == ("invalid_request_error", code)  # OpenAI's type for a request at fault
     return error
 
 
@@ -288,23 +287,25 @@ def test_triton_answers_an_unknown_model_with_404_and_an_error_object(client):
 
 def test_bad_json_gives_400_openai_error(client):
     response = client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
-    assert_openai_error(response, 400, "invalid_json")
+    error = assert_openai_error(response, 400, "invalid_json")
+    assert error["message"].startswith("request body is not valid JSON: Expecting property name")
 
 
 def test_missing_prompt_or_messages_gives_400(client):
     error = assert_openai_error(
         client.post("/v1/completions", json={"model": SERVED}), 400, "missing_required_parameter"
     )
-    assert error["param"] == "prompt"
+    assert (error["param"], error["message"]) == ("prompt", "'prompt' is a required property")
     error = assert_openai_error(
         client.post("/v1/chat/completions", json={"model": SERVED}), 400, "missing_required_parameter"
     )
-    assert error["param"] == "messages"
+    assert (error["param"], error["message"]) == ("messages", "'messages' is a required property")
 
 
 def test_invalid_max_tokens_gives_400(client):
     response = client.post("/v1/completions", json={"prompt": "x", "max_tokens": 0})
-    assert assert_openai_error(response, 400, "invalid_request")["param"] == "max_tokens"
+    error = assert_openai_error(response, 400, "invalid_request")
+    assert (error["param"], error["message"]) == ("max_tokens", "'max_tokens' must be an integer >= 1")
 
 
 def test_request_beyond_usable_context_gives_400(client):
