@@ -49,6 +49,16 @@ def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None)
     )
 
 
+def quantile_cont(values: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default, DuckDB's quantile_cont), for checking the
+    marts' percentiles by hand."""
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
 def sim_experiment(name: str = "sim", **overrides: Any) -> dict[str, Any]:
     """An experiment on the built-in simulator, fast (speedup) unless overridden."""
     exp: dict[str, Any] = {

@@ -8,7 +8,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from collector.outputs import sentences
+from tests.conftest import quantile_cont
 
 pytestmark = pytest.mark.slow
 
@@ -81,35 +81,19 @@ def test_cli_run_logs_one_line_per_level_in_sweep_order_with_the_runs_eta(e2e_ru
     assert lines[-1].endswith(" | run 72/72 requests")
 
 
-def _quantile(values: list[float], q: float) -> float:
-    """Linear interpolation between order statistics (numpy's default, DuckDB's quantile_cont)."""
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run: dict[str, Any]) -> None:
+def _recomputed_levels(e2e: dict[str, Any]) -> dict[tuple, tuple]:
+    """Each level's figures recomputed in Python from raw.requests, in the order the metrics test compares them:
+    requests, errors, latency p50/p95/p99, TTFT p95, TPOT p50, transactions per minute, completion tokens/s,
+    mean prompt tokens, price per transaction, per token, cost per 10k transactions."""
     raw = _query(
-        e2e_run,
+        e2e,
         "select experiment_name, payload_file, concurrency, status, start_offset_ns, e2e_ns, first_content_ns, "
         "prompt_tokens, completion_tokens from raw.requests where not is_warmup",
     )
     levels: dict[tuple, list[tuple]] = {}
     for r in raw:
         levels.setdefault(r[:3], []).append(r)
-    marts = {
-        r[:3]: r[3:]
-        for r in _query(
-            e2e_run,
-            "select experiment_name, payload_file, concurrency, request_count, error_count, latency_p50, latency_p95, "
-            "latency_p99, ttft_p95, tpot_p50, transactions_per_minute, completion_token_throughput, "
-            "prompt_token_count_mean, price_per_txn, price_per_token, cost_per_10k_txn, meets_latency_budget, "
-            "meets_all_budgets from marts.fct_concurrency_metrics",
-        )
-    }
-    assert set(marts) == set(levels)
+    expected = {}
     for key, rows in levels.items():
         ok = [r for r in rows if r[3] == "success"]
         lat = [r[5] / 1e9 for r in ok]
@@ -133,14 +117,14 @@ def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run:
         prompt_mean = sum(r[7] for r in ok) / len(ok)
         completion_mean = sum(r[8] for r in ok) / len(ok)
         price = 1.624 * 1 / 60 / tpm  # g5.4xlarge, one instance
-        expected = (
+        expected[key] = (
             len(rows),
             len(rows) - len(ok),
-            _quantile(lat, 0.5),
-            _quantile(lat, 0.95),
-            _quantile(lat, 0.99),
-            _quantile(ttft, 0.95),
-            _quantile(tpot, 0.5),
+            quantile_cont(lat, 0.5),
+            quantile_cont(lat, 0.95),
+            quantile_cont(lat, 0.99),
+            quantile_cont(ttft, 0.95),
+            quantile_cont(tpot, 0.5),
             tpm,
             completion_rate,
             prompt_mean,
@@ -148,6 +132,28 @@ def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run:
             price / (prompt_mean + completion_mean),
             price * 10_000,
         )
+    return expected
+
+
+def _meets_all_budgets(level: tuple) -> bool:
+    """The run's budgets (e2e_config): p95 latency within 0.3 s, cost per 10k within $20, no errors."""
+    return level[3] <= 0.3 and level[12] <= 20 and level[1] == 0
+
+
+def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run: dict[str, Any]) -> None:
+    levels = _recomputed_levels(e2e_run)
+    marts = {
+        r[:3]: r[3:]
+        for r in _query(
+            e2e_run,
+            "select experiment_name, payload_file, concurrency, request_count, error_count, latency_p50, latency_p95, "
+            "latency_p99, ttft_p95, tpot_p50, transactions_per_minute, completion_token_throughput, "
+            "prompt_token_count_mean, price_per_txn, price_per_token, cost_per_10k_txn, meets_latency_budget, "
+            "meets_all_budgets from marts.fct_concurrency_metrics",
+        )
+    }
+    assert set(marts) == set(levels)
+    for key, expected in levels.items():
         got = marts[key]
         assert got[:2] == expected[:2], key
         assert got[2:13] == pytest.approx(expected[2:], rel=1e-9), key
@@ -155,17 +161,30 @@ def test_concurrency_metrics_equal_a_python_recomputation_from_raw_rows(e2e_run:
 
 
 def test_recommendations_keep_each_serving_stack_apart(e2e_run: dict[str, Any]) -> None:
-    con = duckdb.connect(str(e2e_run["warehouse"]), read_only=True)
-    try:
-        recs = con.execute("select * from marts.fct_recommendations order by payload_file, experiment_name").df()
-    finally:
-        con.close()
-    assert list(zip(recs["payload_file"], recs["experiment_name"], strict=True)) == [
+    recs = _query(
+        e2e_run,
+        "select payload_file, experiment_name, instance_type, concurrency_level_count, passing_level_count, "
+        "has_recommendation, concurrency, latency_p95, transactions_per_minute "
+        "from marts.fct_recommendations order by payload_file, experiment_name",
+    )
+    assert [r[:2] for r in recs] == [
         ("en_500-1000", "llama8b-g5-stackA"),
         ("en_500-1000", "llama8b-g5-stackB"),
         ("short", "llama8b-g5-stackA"),
         ("short", "llama8b-g5-stackB"),
     ]
-    for _, rec in recs.iterrows():
-        sentence = sentences.recommendation(rec)
-        assert rec["experiment_name"] in sentence and "g5.4xlarge" in sentence
+    # Each stack's recommendation is chosen from its own levels alone, recomputed from the raw rows: the highest
+    # concurrency meeting every budget, with that level's own figures.
+    levels = _recomputed_levels(e2e_run)
+    for bucket, experiment, instance_type, level_count, passing_count, has_rec, concurrency, p95, tpm in recs:
+        own = {c: figures for (exp, b, c), figures in levels.items() if (exp, b) == (experiment, bucket)}
+        passing = sorted(c for c, figures in own.items() if _meets_all_budgets(figures))
+        where = (bucket, experiment)
+        assert (instance_type, level_count, passing_count) == ("g5.4xlarge", 2, len(passing)), where
+        assert has_rec == bool(passing), where
+        if passing:
+            best = own[passing[-1]]
+            assert concurrency == passing[-1], where
+            assert (p95, tpm) == pytest.approx((best[3], best[7]), rel=1e-9), where
+        else:
+            assert (concurrency, p95, tpm) == (None, None, None), where

@@ -151,7 +151,13 @@ def test_process_run_lands_rows_and_leaves_no_engine_running(tmp_path) -> None:
     proc = run_in_tmp(tmp_path, exp, {})
     assert proc.returncode == 0, proc.stderr
     record = json.loads(next((tmp_path / "res").rglob("launch-proc.json")).read_text())
-    assert run_dirs(tmp_path / "res")
+    (run_dir,) = run_dirs(tmp_path / "res")
+    rows = pq_or_jsonl_rows(run_dir)
+    # 6 measured + 1 warm-up at concurrency 2, every one answered by the engine the run started
+    assert sorted((r["experiment_name"], r["concurrency"], r["is_warmup"], r["status"]) for r in rows) == [
+        ("proc", 2, False, "success")
+    ] * 6 + [("proc", 2, True, "success")]
+    assert all(r["endpoint_url"].startswith(record["base_url"]) for r in rows), (rows[0]["endpoint_url"], record)
     assert not psutil.pid_exists(record["pid"]) or psutil.Process(record["pid"]).status() == "zombie"
     assert "ready after" in proc.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from moto.server import ThreadedMotoServer
 
 from collector.launch.aws import Aws
 from collector.launch.orchestrate import launch_all
-from tests.conftest import REPO, config_dict, sim_experiment, write_config
+from collector.pricing import read_prices
+from tests.conftest import PRICING, REPO, config_dict, sim_experiment, write_config
 
 REGION = "us-east-1"
 # A public parameter moto knows; the default (the Deep Learning AMI's) is not in moto's copy.
@@ -155,6 +157,13 @@ def play_instance(instance_id: str, work: Path, env: dict[str, str]) -> subproce
     )
 
 
+# "<experiment>: terminated <id> (<type>) after 0m42s, about $0.02 at $1.212/h (pricing/)"
+TERMINATED = re.compile(
+    r"^\S+: terminated (i-\w+) \((\S+)\) after (\d+)m(\d\d)s, about \$(\d+\.\d\d) at \$([\d.]+)/h \(pricing/\)$",
+    re.MULTILINE,
+)
+
+
 def error_lines(stderr: str) -> list[str]:
     assert "Traceback" not in stderr, stderr
     return [line for line in stderr.splitlines() if line.startswith("error:")]
@@ -226,7 +235,19 @@ def test_launch_runs_two_instance_types_in_parallel_and_lands_both_runs_in_one_w
         assert per_run == [(r, expected_rows) for r in runs]
         types = con.execute("select distinct instance_type from marts.fct_experiment_costs order by 1").fetchall()
         assert types == [("g5.2xlarge",), ("g6e.2xlarge",)]
-    assert "$" in err and "in all" in err
+    # Each instance's cost is its type's frozen hourly price for the time it ran (billed for a minute at least),
+    # and the total is their sum.
+    prices = {t: float(row["usd_per_hour"]) for t, row in read_prices(PRICING)[0].items()}
+    costs = {}
+    for iid, instance_type, minutes, seconds, usd, per_hour in TERMINATED.findall(err):
+        ran_s = int(minutes) * 60 + int(seconds)  # shown whole seconds: the time ran is within the next second
+        assert float(per_hour) == prices[instance_type]
+        low, high = (prices[instance_type] * max(t, 60) / 3600 for t in (ran_s, ran_s + 1))
+        assert low - 0.005 <= float(usd) <= high + 0.005, (iid, ran_s, usd)
+        costs[iid] = float(usd)
+    assert sorted(costs) == sorted(inst["InstanceId"] for inst in started)
+    (total,) = re.findall(r"^instances: 2, about \$(\d+\.\d\d) in all$", err, re.MULTILINE)
+    assert float(total) == pytest.approx(sum(costs.values()), abs=0.011)
 
 
 def test_instance_terminated_early_is_one_error_line_and_nothing_is_downloaded(
@@ -271,10 +292,15 @@ def test_ctrl_c_while_waiting_terminates_the_instance_and_exits_130(tmp_path: Pa
 
 
 # What RunInstances answers when a zone is full, and a role without ec2:RunInstances (or iam:PassRole on the
-# instance profile): HTTP status, error code, message.
+# instance profile): HTTP status, error code, message; and the advice the launcher adds to it.
 RUN_INSTANCES_REFUSALS = {
-    "no_capacity": (500, "InsufficientInstanceCapacity", "We currently do not have sufficient capacity."),
-    "permission": (403, "UnauthorizedOperation", "You are not authorized to perform this operation."),
+    "no_capacity": (
+        500,
+        "InsufficientInstanceCapacity",
+        "We currently do not have sufficient capacity.",
+        " (no capacity now: retry later, or set launch.subnet_id to another zone)",
+    ),
+    "permission": (403, "UnauthorizedOperation", "You are not authorized to perform this operation.", ""),
 }
 
 
@@ -284,7 +310,7 @@ def test_a_refused_run_instances_is_one_line_and_starts_nothing(
 ) -> None:
     from botocore.awsrequest import AWSResponse
 
-    status, code, message = RUN_INSTANCES_REFUSALS[refusal]
+    status, code, message, advice = RUN_INSTANCES_REFUSALS[refusal]
     config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
     aws = Aws(REGION)
 
@@ -295,8 +321,8 @@ def test_a_refused_run_instances_is_one_line_and_starts_nothing(
 
     aws.ec2.meta.events.register("before-call.ec2.RunInstances", refuse)
     _, (outcome,) = launch_all(config, tmp_path / "results", aws=aws, out=sys.stderr)
-    line = outcome.failure_line()
-    assert code in line and line.endswith("nothing was started") and "\n" not in line
+    # which experiment, what it was doing, AWS's own code and message, then that nothing needs cleaning up
+    assert outcome.failure_line() == f"g5: start g5.2xlarge: {code}: {message}{advice}; nothing was started"
     assert instances(run_name) == []
 
 
@@ -304,23 +330,35 @@ def test_missing_bucket_is_one_error_line_before_anything_starts(tmp_path: Path,
     config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
     text = config.read_text()
     config.write_text(text.replace("bucket: tb-", "bucket: nosuch-"))
+    bucket = yaml.safe_load(config.read_text())["launch"]["bucket"]
     proc = start_launcher(config, tmp_path / "results", aws_env, "--no-build")
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     (line,) = error_lines(err)
-    assert line.startswith("error: S3 bucket nosuch-")
+    assert line == f"error: S3 bucket {bucket}: 404: Not Found"  # what S3 answers HeadBucket on a missing bucket
     assert instances(run_name) == []
 
 
 @pytest.mark.parametrize(
-    ("setting", "value", "start"),
+    ("setting", "value", "expected"),
     [
-        ("ami_id", "ami-0123456789abcdef0", "error: AMI ami-0123456789abcdef0"),
-        ("ami_ssm_parameter", "/aws/service/no/such/ami", "error: AMI parameter /aws/service/no/such/ami: "),
+        (
+            "ami_id",
+            "ami-0123456789abcdef0",
+            "error: AMI ami-0123456789abcdef0: InvalidAMIID.NotFound: "
+            "The image id '[ami-0123456789abcdef0]' does not exist",
+        ),
+        (
+            "ami_ssm_parameter",
+            "/aws/service/no/such/ami",
+            "error: AMI parameter /aws/service/no/such/ami: ParameterNotFound: "
+            "Parameter /aws/service/no/such/ami not found.",
+        ),
     ],
+    ids=["ami_id", "ami_ssm_parameter"],
 )
 def test_unknown_ami_is_one_error_line_before_anything_starts(
-    tmp_path: Path, aws_env: dict[str, str], setting: str, value: str, start: str
+    tmp_path: Path, aws_env: dict[str, str], setting: str, value: str, expected: str
 ) -> None:
     config, run_name = launch_config(tmp_path, aws_env, [sim_experiment(name="g5", instance_type="g5.2xlarge")])
     cfg = yaml.safe_load(config.read_text())
@@ -330,7 +368,7 @@ def test_unknown_ami_is_one_error_line_before_anything_starts(
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 2
     (line,) = error_lines(err)
-    assert line.startswith(start), line
+    assert line == expected  # what it was looking up, then EC2's or SSM's own error code and message
     assert instances(run_name) == []
 
 

@@ -64,13 +64,18 @@ def test_jsonl_accepts_fmbench_inputs_prompt_and_chat_rows(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("line", "why"),
-    [("{not json", "bad payload row"), ('{"text": "x"}', "expected a string 'inputs'"), ("[1, 2]", "JSON object")],
+    [
+        ("{not json", "not JSON (Expecting property name enclosed in double quotes, column 2)"),
+        ('{"text": "x"}', "expected a string 'inputs' or 'prompt', or 'messages' as a list of {role, content}"),
+        ("[1, 2]", "each line must be a JSON object"),
+    ],
 )
 def test_bad_jsonl_row_names_file_and_line(tmp_path: Path, line: str, why: str) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text('{"inputs": "fine"}\n' + line + "\n")
-    with pytest.raises(ConfigError, match=rf"p\.jsonl:2: .*{why}"):
+    with pytest.raises(ConfigError) as info:
         read_jsonl(path)
+    assert str(info.value) == f"{path}:2: bad payload row: {why}"
 
 
 def test_shipped_fmbench_format_samples_hold_their_bucket_lengths() -> None:

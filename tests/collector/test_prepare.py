@@ -236,7 +236,17 @@ def test_run_prepares_a_missing_file_keeps_an_up_to_date_one_and_redoes_a_stale_
     write_jsonl(tmp_path / "d.jsonl", longbench_rows()[:10])
     assert why_prepare(p) == "prepared from other settings, sources or tokenizer"
     prepare(path, force=False)
-    assert why_prepare(p) is None and len(read_prepared(p.file)) <= 10
+    assert why_prepare(p) is None
+    # Redone from the new source: its rows under 80 tokens as rendered (62 and 72: the first two), counted by hand.
+    kept = [r for r in longbench_rows()[:10] if hand_count_chat([{"role": "user", "content": qa_text(r)}]) < 80]
+    assert (
+        [row["question"] for row in read_prepared(p.file)]
+        == [r["input"] for r in kept]
+        == [
+            "question 0 about the river?",
+            "question 1 about the river?",
+        ]
+    )
 
 
 # --- bad input: one line naming the file, row or field; nothing half-written ---------------------------------
@@ -268,8 +278,15 @@ def test_a_bucket_left_empty_by_its_filters_is_an_error_with_the_lengths_seen(tm
     write_jsonl(tmp_path / "d.jsonl", longbench_rows())
     path = prepared_config(tmp_path, tok, [bucket("x", "d.jsonl", language="en", min_tokens=5000)])
     message = _error(path)
-    assert "payloads[0] (x): no row of" in message and "[5,000, ∞) tokens" in message
-    assert "20 rows read" in message and "the bucket would be empty" in message
+    # The lengths seen are those of the 15 English rows as rendered through the chat template, counted by hand.
+    english = [r for r in longbench_rows() if r["language"] == "en"]
+    seen = [hand_count_chat([{"role": "user", "content": qa_text(r)}]) for r in english]
+    assert (min(seen), max(seen)) == (62, 243)
+    assert message == (
+        f"payloads[0] (x): no row of {tmp_path / 'd.jsonl'} in language en has a rendered prompt of [5,000, ∞) "
+        f"tokens with transformers:{tok} (20 rows read, rendered lengths {min(seen)} to {max(seen)}): the bucket "
+        "would be empty"
+    )
     assert not (tmp_path / "prepared" / "x.jsonl").exists()
 
 

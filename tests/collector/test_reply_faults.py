@@ -67,6 +67,17 @@ def _sweep(target: Target, concurrency: int, requests: int) -> list[RequestRow]:
     return asyncio.run(go())
 
 
+# What each wrong shape's row says (after "SSE event 2: " streamed, "response: " whole): (streamed, whole).
+SHAPE_MESSAGES = {
+    "bad-delta-str": ('delta/message is "oops", expected an object', 'delta/message is "oops", expected an object'),
+    "bad-delta-int": ("delta/message is 5, expected an object", "delta/message is 5, expected an object"),
+    "bad-usage-str": ('usage is "x", expected an object', 'usage is "x", expected an object'),
+    "bad-finish-int": ("finish_reason is 5, expected a string", "finish_reason is 5, expected a string"),
+    "bad-choices-str": ("malformed choices", "no choices"),
+    "deep": ("JSON nested too deeply to parse", "JSON nested too deeply to parse"),
+}
+
+
 @pytest.mark.parametrize("stream", [True, False], ids=["sse", "json"])
 def test_each_malformed_reply_shape_is_one_malformed_response_row_and_the_level_goes_on(stream: bool) -> None:
     with misbehaving_server() as base_url:
@@ -76,7 +87,8 @@ def test_each_malformed_reply_shape_is_one_malformed_response_row_and_the_level_
     for mode, rows in got.items():
         assert len(rows) == served[mode] == 3, mode
         assert {(r.status, r.error_type, r.http_status) for r in rows} == {("error", "malformed_response", 200)}, mode
-        assert all(r.error_message for r in rows), mode
+        where, what = ("SSE event 2", SHAPE_MESSAGES[mode][0]) if stream else ("response", SHAPE_MESSAGES[mode][1])
+        assert {(r.error_message or "").partition(" b'")[0] for r in rows} == {f"{where}: {what}"}, mode
     assert [r.status for r in after] == ["success"] * 3
 
 
@@ -126,6 +138,8 @@ def test_an_api_key_echoed_in_an_error_body_is_stored_as_stars() -> None:
     for key, row in rows:
         message = row.error_message or ""
         assert (row.error_type, row.http_status) == ("http_error", 401)
+        if key == short_key:  # the gateway's whole body, the key in it starred (the long one is cut at 300)
+            assert message == 'HTTP 401: {"error": {"message": "Incorrect API key provided: ***"}}'
         assert message.startswith("HTTP 401: ") and "***" in message
         assert not any(key[i : i + 8] in message for i in range(len(key) - 7)), message
 

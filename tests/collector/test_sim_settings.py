@@ -74,15 +74,26 @@ def test_the_endpoint_and_the_sim_command_take_each_setting_as_the_settings_mode
 
 
 @pytest.mark.parametrize(
-    ("name", "bad"),
-    [("speedup", 0.5), ("speedup", 2e6), ("mean_output_tokens", 0), ("seed", -1)],
+    ("name", "bad", "bound"),
+    [
+        ("speedup", 0.5, "greater than or equal to 1"),
+        ("speedup", 2e6, "less than or equal to 1000000"),
+        ("mean_output_tokens", 0, "greater than 0"),
+        ("seed", -1, "greater than or equal to 0"),
+    ],
 )
-def test_a_bound_declared_once_holds_in_the_config_and_on_the_command_line(tmp_path: Path, name: str, bad: Any) -> None:
+def test_a_bound_declared_once_holds_in_the_config_and_on_the_command_line(
+    tmp_path: Path, name: str, bad: Any, bound: str
+) -> None:
     exp = sim_experiment(endpoint={"type": "simulated", name: bad})
-    with pytest.raises(ConfigError, match=rf"experiments\[0\]\.endpoint\.{name}: "):
-        load_config(write_config(tmp_path / "c.yml", config_dict([exp])))
-    with pytest.raises(ConfigError, match=rf"^invalid {option(name)}: "):
+    path = write_config(tmp_path / "c.yml", config_dict([exp]))
+    with pytest.raises(ConfigError) as in_config:
+        load_config(path)
+    with pytest.raises(ConfigError) as on_command_line:
         sim_cli._settings(_sim_options(["sim", f"{option(name)}={bad}"]))
+    # The same bound, stated the same way, refuses the value in both places.
+    assert str(in_config.value) == f"{path}: experiments[0].endpoint.{name}: Input should be {bound}"
+    assert str(on_command_line.value) == f"invalid {option(name)}: Input should be {bound}"
 
 
 def test_settings_the_sim_command_has_no_option_for_are_refused_not_dropped() -> None:

@@ -75,6 +75,7 @@ def test_each_experiment_counts_its_prompts_with_its_own_tokenizer(tmp_path: Pat
     assert config.experiments[0].tokenizer == str(tok.resolve())  # relative to the config's folder
     counters = experiment_counters(config, path)
     assert isinstance(counters["own"], TransformersTokenCounter)
+    assert counters["own"].name == f"transformers:{tok.resolve()}"  # the folder the config names, not another
     assert counters["fallback"].name == (
         "simple-regex (fallback: no tokenizer for example-org/not-cached-model in the local Hugging Face cache)"
     )
