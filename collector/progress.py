@@ -87,8 +87,9 @@ def eta_s(
     if current < len(plan) and plan[current].rate_per_s is None and done >= plan[current].workers:
         seen.append((plan[current], done_at_s * plan[current].workers / done))
     samples = [(level, latency) for level, latency in seen if latency > 0]  # a clock too coarse measures 0
-    if not samples and any(level.rate_per_s is None for level in plan[max(current, 0) :]):
-        return None
+    remaining = plan[max(current, 0) :]
+    if not samples and (not remaining or any(level.rate_per_s is None for level in remaining)):
+        return None  # nothing measured to estimate a closed level from (an open loop needs nothing)
     nearest: dict[tuple[str, ...], tuple[PlannedLevel, float]] = {}
     growth: dict[tuple[str, ...], float] = {}
     for level, latency in samples:  # later samples overwrite earlier ones: the nearest in sweep order wins
