@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_helpers import APP, REPO, mart
 
 from collector.landing import run_dirs
 from collector.outputs import sentences
+from tests.app.app_helpers import APP, REPO, mart
 from tests.conftest import config_dict, run_cli, sim_experiment, write_config
 
 pytestmark = pytest.mark.slow

@@ -11,11 +11,11 @@ import duckdb
 import pandas as pd
 import pytest
 import yaml
-from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import charts, figures, sentences
 from streamlit_app import ui
+from tests.app.app_helpers import charts_of, mart, texts
 
 pytestmark = pytest.mark.slow
 

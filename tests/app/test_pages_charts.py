@@ -10,10 +10,10 @@ from typing import Any
 
 import duckdb
 import pandas as pd
-from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import figures
+from tests.app.app_helpers import charts_of, mart, texts
 
 
 def _requests_page(at: AppTest) -> AppTest:
