@@ -217,6 +217,15 @@ def _open(driver: Any, url: str, path: str, run_id: str, title: str | None) -> l
     return charts
 
 
+# Every table's scroller: how wide its columns are against the width it shows (the grid scrolls beyond that).
+TABLE_WIDTHS = """
+return [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')].map(
+  (s) => ({scroll: s.scrollWidth, client: s.clientWidth}));
+"""
+# Pages whose level tables must fit the 1440 px screen without scrolling sideways.
+TABLES_FIT = ("sweep", "compare")
+
+
 def _picked_run(driver: Any, timeout: float = 30) -> str:
     """The run picker's shown value (its label ends with the run id in parentheses), once the sidebar has it."""
     deadline = time.monotonic() + timeout
@@ -297,6 +306,10 @@ def test_each_page_opens_at_its_own_path_for_the_linked_run_with_charts_that_fit
         assert all(m in heading for m in models["model_id"]), heading
     if path in ("sweep", "requests", "compare"):  # the linked run's experiments, not the newer run's
         assert "llama8b-g5-stackA" in text and SECOND_EXPERIMENT not in text
+    if path in TABLES_FIT:
+        widths = browser.execute_script(TABLE_WIDTHS)
+        assert widths, f"/{path} showed no table"
+        assert [w for w in widths if w["scroll"] > w["client"] + TOLERANCE_PX] == [], (path, widths)
     assert charts, f"/{path} drew no chart"
     assert _layout_problems(charts) == []
     _screenshot(browser, path or "root")
