@@ -126,16 +126,29 @@ def sidebar_preview(ctx: ui.AppContext) -> None:
     st.sidebar.warning(ui.escape_dollars("\n".join(lines)), icon="🧪")
 
 
-def main() -> None:
-    st.set_page_config(page_title="tokenbench", page_icon="📈", layout="wide")
-    pages = [
-        st.Page(VIEWS / "summary.py", title="Summary", icon="📋", url_path="summary", default=True),
+# The path a default page is registered under: st.navigation serves the default page at the root only, so no link
+# uses this path (/home says "Page not found"); it only has to differ from every page's own path.
+ROOT_PAGE_KEY = "home"
+
+
+def pages() -> list[st.Page]:
+    """Every page at its own path, /summary, /sweep, /requests, /telemetry and /compare, and the Summary also at
+    the root, where the app opens. The default page has no path of its own in st.navigation (it is served at / and
+    only there), so /summary is a second, hidden entry for the same script."""
+    summary = VIEWS / "summary.py"
+    return [
+        st.Page(summary, title="Summary", icon="📋", url_path=ROOT_PAGE_KEY, default=True),
+        st.Page(summary, title="Summary", icon="📋", url_path="summary", visibility="hidden"),
         st.Page(VIEWS / "sweep.py", title="Sweep", icon="📈", url_path="sweep"),
         st.Page(VIEWS / "requests.py", title="Requests", icon="🧾", url_path="requests"),
         st.Page(VIEWS / "telemetry.py", title="Telemetry", icon="🌡️", url_path="telemetry"),
         st.Page(VIEWS / "compare.py", title="Compare", icon="⚖️", url_path="compare"),
     ]
-    page = st.navigation(pages)
+
+
+def main() -> None:
+    st.set_page_config(page_title="tokenbench", page_icon="📈", layout="wide")
+    page = st.navigation(pages())
     warehouse = warehouse_path(sys.argv[1:])
     st.sidebar.caption(f"Warehouse: `{warehouse}` (read-only)")
     try:

@@ -116,9 +116,10 @@ STATE_CSS = {
 }
 
 
-def show_table(shown: tables.Table, key: str, where: Any = st) -> None:
+def show_table(shown: tables.Table, key: str, where: Any = st, hidden: tuple[str, ...] = ()) -> None:
     """A Table as a sortable dataframe: figure cells stay numbers (sorted as numbers) and read by the one
-    precision rule, a budget's cell green or bold red, a cautioned figure marked; the notes under it."""
+    precision rule, a budget's cell green or bold red, a cautioned figure marked; the notes under it. `hidden`
+    columns start hidden (the table's column menu shows them), so a wide table fits its page."""
     frame = shown.frame
     styler = frame.style.format(na_rep=figures.NO_VALUE)
     help_texts: dict[str, Any] = {}
@@ -136,6 +137,9 @@ def show_table(shown: tables.Table, key: str, where: Any = st) -> None:
         if fig is not None and fig.help:
             help_texts[str(column)] = st.column_config.Column(help=fig.help)
     styler = styler.apply(lambda _: shown.states.replace(STATE_CSS), axis=None)
+    for column in hidden:
+        if column in frame.columns:
+            help_texts[column] = None
     where.dataframe(styler, hide_index=True, key=key, column_config=help_texts)
     for note in shown.notes:
         where.caption(note)

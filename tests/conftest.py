@@ -7,12 +7,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from collector.config import load_config
+from collector.errors import ConfigError
 from collector.landing import run_dirs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +103,22 @@ def config_dict(experiments: list[dict[str, Any]], **overrides: Any) -> dict[str
 def write_config(path: Path, cfg: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
+
+
+def config_error(
+    tmp_path: Path, mutate: Callable[[dict[str, Any]], object] | None = None, cfg: dict[str, Any] | None = None
+) -> str:
+    """The error that loading a bad config gives: `cfg` (a one-experiment config by default), changed by
+    `mutate`, written to tmp_path/bad.yml. It must be one line that names the file."""
+    cfg = config_dict([sim_experiment()]) if cfg is None else cfg
+    if mutate is not None:
+        mutate(cfg)
+    path = write_config(tmp_path / "bad.yml", cfg)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    return message
 
 
 @pytest.fixture

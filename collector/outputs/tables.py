@@ -179,6 +179,11 @@ VERDICTS = (
 )
 
 
+# The per-budget verdicts a level table can start without (in the app, behind the table's column menu): "All
+# budgets" says whether the level passes, these say which budget it missed.
+BUDGET_VERDICTS = tuple(title_ for title_, column in VERDICTS if column != "meets_all_budgets")
+
+
 SLO_COLUMNS = ("slo_attainment", "goodput_rps", "cost_per_10k_good_requests")
 
 

@@ -85,7 +85,19 @@ ui.chart(
 st.subheader("Throughput")
 ui.chart(charts.throughput_vs_concurrency(shown, color="series", color_title="Series"), key="cmp_throughput")
 
-st.subheader("Every level")
+st.subheader(f"Every level on `{bucket}`")
+# What each series is, once per series, so the level table below fits a 1440 px screen: it starts without the
+# model and serving (here), the experiment (in the series), the bucket (picked above) and the per-budget verdicts
+# ("All budgets" stays); its column menu shows them all.
+first = shown.sort_values("series").drop_duplicates("series")
+what = pd.DataFrame(
+    {
+        "Series": first["series"].astype(str).to_numpy(),
+        figures.label("model_id"): first["model_id"].astype(str).to_numpy(),
+        "Serving": [sentences.serving(r) for _, r in first.iterrows()],
+    }
+)
+ui.show_table(tables.Table.plain(what), key="cmp_series_table")
 every = tables.level_table(shown)
 every.frame.insert(0, "Series", shown["series"].astype(str).to_numpy())
 every.frame.insert(1, figures.label("model_id"), shown["model_id"].astype(str).to_numpy())
@@ -93,4 +105,12 @@ every.frame.insert(2, "Serving", [sentences.serving(r) for _, r in shown.iterrow
 for column in ("Series", figures.label("model_id"), "Serving"):
     every.states[column] = ""
 every.states = every.states[every.frame.columns]
-ui.show_table(every, key="cmp_levels")
+hidden = (
+    figures.label("model_id"),
+    "Serving",
+    figures.label("experiment_name"),
+    figures.label("payload_file"),
+    *tables.BUDGET_VERDICTS,
+)
+st.caption("The table's column menu shows the model, serving, experiment, bucket and per-budget verdicts.")
+ui.show_table(every, key="cmp_levels", hidden=hidden)

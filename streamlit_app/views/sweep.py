@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from collector.outputs import charts, queries, sentences, tables
+from collector.outputs import charts, figures, queries, sentences, tables
 from streamlit_app import cache, ui
 
 ctx = ui.context()
@@ -56,16 +56,22 @@ ui.chart(
     charts.price_performance(shown, b["latency_budget_s"], b["cost_per_10k_txn_budget_usd"]), key="sweep_price_perf"
 )
 
-st.subheader("Levels and verdicts")
+st.subheader(f"Levels and verdicts on `{bucket}`")
+# The bucket is the one picked above, and the per-budget verdicts start behind the column menu, so the table fits
+# a 1440 px screen; "All budgets" stays.
+level_columns_hidden = (figures.label("payload_file"), *tables.BUDGET_VERDICTS)
+st.caption("Which budget a level missed: the table's column menu shows the latency, cost and error verdicts.")
 if ctx.is_preview:
     preview = cache.preview_levels(
         ctx.warehouse, ctx.run_id, b["latency_budget_s"], b["cost_per_10k_txn_budget_usd"], b["error_rate_budget"]
     )
     preview = preview[(preview["payload_file"] == bucket) & preview["experiment_name"].isin(shown["experiment_name"])]
     st.caption("Verdicts under the preview budgets (the marts' verdicts are in `meets_*`; rerun `dbt build`).")
-    ui.show_table(tables.level_table(preview, verdict_prefix="preview_"), key="sweep_levels")
+    ui.show_table(
+        tables.level_table(preview, verdict_prefix="preview_"), key="sweep_levels", hidden=level_columns_hidden
+    )
 else:
-    ui.show_table(tables.level_table(shown), key="sweep_levels")
+    ui.show_table(tables.level_table(shown), key="sweep_levels", hidden=level_columns_hidden)
 errors = cache.level_errors(ctx.warehouse, [ctx.run_id])
 for line in sentences.errors_by_level(shown, errors, lambda name: f"`{name}`"):
     ui.md(f"- {line}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,18 @@ def mart(warehouse: Path, sql: str, params: list[Any] | None = None) -> pd.DataF
         return con.execute(sql, params or []).df()
     finally:
         con.close()
+
+
+def warehouse_copy(warehouse: Path, tmp_path: Path, update_sql: str) -> Path:
+    """A writable copy of `warehouse` with its marts rewritten by `update_sql` (a case the run did not give)."""
+    copy = tmp_path / "tokenbench.duckdb"
+    shutil.copy(warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        con.execute(update_sql)
+    finally:
+        con.close()
+    return copy
 
 
 def charts_of(at: AppTest) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from app_helpers import APP
 from streamlit.testing.v1 import AppTest
+
+from tests.app.app_helpers import APP
 
 
 @pytest.fixture

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_helpers import APP, REPO, mart
 
 from collector.landing import run_dirs
 from collector.outputs import sentences
+from tests.app.app_helpers import APP, REPO, mart
 from tests.conftest import config_dict, run_cli, sim_experiment, write_config
 
 pytestmark = pytest.mark.slow
@@ -33,9 +33,16 @@ CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "
 CHROMEDRIVER = shutil.which("chromedriver")
 SCREENSHOT_ENV = "TOKENBENCH_SCREENSHOT_DIR"
 VIEWPORT = (1440, 900)
-# Each page's own path and the title it shows. The Summary is the default page, at the root (st.navigation gives
-# the default page no path of its own), and is titled by the run's models.
-PAGES = {"": None, "sweep": "Sweep", "requests": "Requests", "telemetry": "Telemetry", "compare": "Compare"}
+# Each page's own path and the title it shows. The Summary, titled by the run's models, is at /summary and at the
+# root, where the app opens.
+PAGES = {
+    "": None,
+    "summary": None,
+    "sweep": "Sweep",
+    "requests": "Requests",
+    "telemetry": "Telemetry",
+    "compare": "Compare",
+}
 NOT_FOUND = "Page not found"
 SECOND_EXPERIMENT = "llama8b-browser-nostream"
 TOLERANCE_PX = 1.0
@@ -210,6 +217,15 @@ def _open(driver: Any, url: str, path: str, run_id: str, title: str | None) -> l
     return charts
 
 
+# Every table's scroller: how wide its columns are against the width it shows (the grid scrolls beyond that).
+TABLE_WIDTHS = """
+return [...document.querySelectorAll('[data-testid="stDataFrame"] .dvn-scroller')].map(
+  (s) => ({scroll: s.scrollWidth, client: s.clientWidth}));
+"""
+# Pages whose level tables must fit the 1440 px screen without scrolling sideways.
+TABLES_FIT = ("sweep", "compare")
+
+
 def _picked_run(driver: Any, timeout: float = 30) -> str:
     """The run picker's shown value (its label ends with the run id in parentheses), once the sidebar has it."""
     deadline = time.monotonic() + timeout
@@ -274,7 +290,7 @@ def _screenshot(driver: Any, name: str) -> None:
         _viewport(driver, *VIEWPORT)
 
 
-@pytest.mark.parametrize("path", list(PAGES), ids=[p or "summary" for p in PAGES])
+@pytest.mark.parametrize("path", list(PAGES), ids=[p or "root" for p in PAGES])
 def test_each_page_opens_at_its_own_path_for_the_linked_run_with_charts_that_fit_their_columns(
     path: str, two_runs: dict[str, Any], app_url: str, browser: Any
 ) -> None:
@@ -283,16 +299,20 @@ def test_each_page_opens_at_its_own_path_for_the_linked_run_with_charts_that_fit
     assert _picked_run(browser).endswith(f"({older})"), _picked_run(browser)
     text = _text(browser)
     assert "Traceback" not in text
-    if path == "":  # the Summary
+    if path in ("", "summary"):
         sql = "select distinct model_id from marts.fct_requests where run_id = ?"
         models = mart(two_runs["warehouse"], sql, [older])
         heading = str(browser.execute_script("return document.querySelector('h1').innerText"))
         assert all(m in heading for m in models["model_id"]), heading
     if path in ("sweep", "requests", "compare"):  # the linked run's experiments, not the newer run's
         assert "llama8b-g5-stackA" in text and SECOND_EXPERIMENT not in text
+    if path in TABLES_FIT:
+        widths = browser.execute_script(TABLE_WIDTHS)
+        assert widths, f"/{path} showed no table"
+        assert [w for w in widths if w["scroll"] > w["client"] + TOLERANCE_PX] == [], (path, widths)
     assert charts, f"/{path} drew no chart"
     assert _layout_problems(charts) == []
-    _screenshot(browser, path or "summary")
+    _screenshot(browser, path or "root")
 
 
 def test_the_requests_histograms_sit_side_by_side_each_in_its_own_column(

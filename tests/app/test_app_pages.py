@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pytest
 import yaml
-from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import charts, figures, sentences
 from streamlit_app import ui
+from tests.app.app_helpers import charts_of, mart, texts, warehouse_copy
 
 pytestmark = pytest.mark.slow
 
@@ -165,18 +163,6 @@ def _series_chart(at: AppTest) -> dict[str, Any]:
     return {"titles": titles, "samples": samples, "windows": windows}
 
 
-def _warehouse_copy(e2e_run: dict[str, Any], tmp_path: Path, update_sql: str) -> Path:
-    """A writable copy of the end-to-end warehouse with its marts rewritten by `update_sql`."""
-    copy = tmp_path / "tokenbench.duckdb"
-    shutil.copy(e2e_run["warehouse"], copy)
-    con = duckdb.connect(str(copy))
-    try:
-        con.execute(update_sql)
-    finally:
-        con.close()
-    return copy
-
-
 def test_telemetry_page_draws_every_sample_over_time_with_each_level_window_labelled(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any]
 ) -> None:
@@ -210,8 +196,8 @@ def test_telemetry_page_draws_every_sample_over_time_with_each_level_window_labe
 def test_telemetry_page_without_gpu_rows_says_so_instead_of_gpu_charts(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    warehouse = _warehouse_copy(
-        e2e_run,
+    warehouse = warehouse_copy(
+        e2e_run["warehouse"],
         tmp_path,
         "update marts.fct_telemetry_samples set gpu_count = 0, gpu_utilization_percent = null, "
         "gpu_memory_used_gib = null, gpu_memory_total_gib = null, gpu_power_w = null",
@@ -224,8 +210,8 @@ def test_telemetry_page_without_gpu_rows_says_so_instead_of_gpu_charts(
 def test_telemetry_page_with_gpu_rows_draws_gpu_utilisation_memory_and_power(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    warehouse = _warehouse_copy(
-        e2e_run,
+    warehouse = warehouse_copy(
+        e2e_run["warehouse"],
         tmp_path,
         "update marts.fct_telemetry_samples set gpu_count = 2, gpu_utilization_percent = 60 + cpu_percent / 10, "
         "gpu_memory_used_gib = 30.5, gpu_memory_total_gib = 48, gpu_power_w = 2 * (100 + cpu_percent)",
@@ -291,8 +277,8 @@ OLDER_RUN = "20000101T000000Z-older"
 @pytest.fixture
 def two_runs(e2e_run: dict[str, Any], tmp_path: Path) -> Path:
     """The end-to-end warehouse with a second, older run in dim_runs (named older-run)."""
-    return _warehouse_copy(
-        e2e_run,
+    return warehouse_copy(
+        e2e_run["warehouse"],
         tmp_path,
         "insert into intermediate.int_runs_summarised select * replace "
         f"('{OLDER_RUN}' as run_id, 'older-run' as run_name, started_at - interval 1 day as started_at) "
@@ -327,8 +313,8 @@ def test_a_lost_run_is_flagged_as_stopped_without_finishing(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
 ) -> None:
     # dim_runs is a view over this table: what a manifest marked lost by the collector builds into
-    warehouse = _warehouse_copy(
-        e2e_run, tmp_path, "update intermediate.int_runs_summarised set recorded_status = 'lost'"
+    warehouse = warehouse_copy(
+        e2e_run["warehouse"], tmp_path, "update intermediate.int_runs_summarised set recorded_status = 'lost'"
     )
     at = _run(app_on(warehouse), "summary")
     assert any("collector stopped without finishing" in w.value for w in at.warning)

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from app_helpers import texts
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import queries
 from streamlit_app import app as app_module
+from tests.app.app_helpers import texts
 
 
 def _messages(at: AppTest) -> str:

@@ -3,17 +3,15 @@ the successful requests only, the table in the same units, and what a page says 
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
-from app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import figures
+from tests.app.app_helpers import charts_of, mart, texts, warehouse_copy
 
 
 def _requests_page(at: AppTest) -> AppTest:
@@ -30,17 +28,6 @@ def _histograms(at: AppTest) -> dict[str, pd.DataFrame]:
         (bars,) = [f for f in chart["datasets"].values() if "bin_start" in f.columns]
         out[chart["title"]] = bars
     return out
-
-
-def _copy(e2e_run: dict[str, Any], tmp_path: Path, sql: str) -> Path:
-    copy = tmp_path / "tokenbench.duckdb"
-    shutil.copy(e2e_run["warehouse"], copy)
-    con = duckdb.connect(str(copy))
-    try:
-        con.execute(sql)
-    finally:
-        con.close()
-    return copy
 
 
 def test_requests_histograms_and_table_show_ttft_in_ms_up_to_the_slowest_request(
@@ -67,8 +54,8 @@ def test_failed_requests_are_left_out_of_the_histograms_and_counted_in_a_caption
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
 ) -> None:
     # The slowest requests time out: their end-to-end time is how long they took to fail, not a latency.
-    warehouse = _copy(
-        e2e_run,
+    warehouse = warehouse_copy(
+        e2e_run["warehouse"],
         tmp_path,
         "update marts.fct_requests set status = 'error', is_success = false, error_type = 'timeout', "
         "e2e_latency_s = 30 where concurrency = 4 and not is_warmup",
@@ -86,7 +73,9 @@ def test_failed_requests_are_left_out_of_the_histograms_and_counted_in_a_caption
 def test_a_run_that_was_not_streamed_says_why_it_has_no_ttft_or_tpot(
     app_on: Callable[..., AppTest], e2e_run: dict[str, Any], tmp_path: Path
 ) -> None:
-    warehouse = _copy(e2e_run, tmp_path, "update marts.fct_requests set ttft_s = null, tpot_s = null")
+    warehouse = warehouse_copy(
+        e2e_run["warehouse"], tmp_path, "update marts.fct_requests set ttft_s = null, tpot_s = null"
+    )
     at = _requests_page(app_on(warehouse))
     assert list(_histograms(at)) == ["Latency"]
     infos = [str(e.value) for e in at.info]

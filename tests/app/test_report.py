@@ -14,7 +14,6 @@ from typing import Any
 
 import duckdb
 import pytest
-from app_helpers import mart
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from collector.errors import UserError
 from collector.outputs import figures, sentences
 from collector.outputs import report as report_module
 from collector.outputs.report import md_code, md_text, write_report
+from tests.app.app_helpers import mart
 from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from collector.landing import MANIFEST_FILE
 from collector.outputs import queries
-from tests.dbt.conftest import build_warehouse, land_run, run_a
+from tests.dbt.builders import build_warehouse, land_run, run_a
 
 pytestmark = pytest.mark.slow
 

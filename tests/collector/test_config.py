@@ -13,7 +13,7 @@ from collector.config import load_config
 from collector.errors import ConfigError
 from collector.landing import run_dirs
 from collector.pricing import applied_prices, read_prices
-from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
+from tests.conftest import REPO, config_dict, config_error, run_cli, sim_experiment, write_config
 
 
 def test_default_config_is_the_simulated_reference_setup() -> None:
@@ -39,41 +39,30 @@ def test_reference_ec2_config_loads_with_the_reports_budgets() -> None:
     assert exp.tokenizer == exp.model_id
 
 
-def _bad(tmp_path: Path, mutate) -> str:
-    cfg = config_dict([sim_experiment()])
-    mutate(cfg)
-    path = write_config(tmp_path / "bad.yml", cfg)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    return message
-
-
 def test_unknown_key_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(concurrency=[1]))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].update(concurrency=[1]))
     assert "experiments[0].concurrency: unknown key" in msg
 
 
 def test_unknown_key_in_nested_endpoint_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(sped=2))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(sped=2))
     assert "experiments[0].endpoint.sped: unknown key" in msg
 
 
 def test_wrong_type_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(requests_per_level="many"))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].update(requests_per_level="many"))
     assert msg.endswith(
         ": experiments[0].requests_per_level: Input should be a valid integer, unable to parse string as an integer"
     )
 
 
 def test_missing_field_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["report"].pop("latency_budget_s"))
+    msg = config_error(tmp_path, lambda c: c["report"].pop("latency_budget_s"))
     assert "report.latency_budget_s: required field is missing" in msg
 
 
 def test_unknown_endpoint_type_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(type="grpc"))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(type="grpc"))
     assert msg.endswith(
         ": experiments[0].endpoint: Input tag 'grpc' found using 'type' does not match any of the expected tags: "
         "'openai', 'simulated', 'container', 'process'"
@@ -81,27 +70,27 @@ def test_unknown_endpoint_type_is_named(tmp_path: Path) -> None:
 
 
 def test_simulated_instance_type_without_a_hardware_profile_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(instance_type="p4de.24xlarge"))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].update(instance_type="p4de.24xlarge"))
     assert "experiments[0].instance_type: simulator: unknown instance type 'p4de.24xlarge'" in msg
 
 
 def test_simulated_model_that_does_not_fit_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(model="llama-3.1-70b"))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(model="llama-3.1-70b"))
     assert "experiments[0]: simulator: model llama-3.1-70b needs 141 GB of weights" in msg
 
 
 def test_unknown_bucket_reference_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(payloads=["nope"]))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].update(payloads=["nope"]))
     assert "experiments[0].payloads: unknown bucket 'nope'" in msg
 
 
 def test_missing_payload_file_is_named(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["payloads"].append({"name": "f", "file": "missing.jsonl"}))
+    msg = config_error(tmp_path, lambda c: c["payloads"].append({"name": "f", "file": "missing.jsonl"}))
     assert "payloads[2].file: file not found" in msg and "missing.jsonl" in msg
 
 
 def test_dataset_of_interest_must_match_a_bucket(tmp_path: Path) -> None:
-    msg = _bad(tmp_path, lambda c: c["report"].update(dataset_of_interest="de_1-500"))
+    msg = config_error(tmp_path, lambda c: c["report"].update(dataset_of_interest="de_1-500"))
     assert msg.endswith(": report.dataset_of_interest: 'de_1-500' matches no payload bucket")
 
 
@@ -228,7 +217,7 @@ REMOTE = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model_n
     ],
 )
 def test_a_bad_inline_price_is_named(tmp_path: Path, change: dict, expected: str) -> None:
-    msg = _bad(tmp_path, lambda c: c["experiments"][0].update(endpoint=REMOTE, **change))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].update(endpoint=REMOTE, **change))
     assert expected in msg, msg
 
 
@@ -248,7 +237,7 @@ def test_a_bad_inline_price_is_named(tmp_path: Path, change: dict, expected: str
     ],
 )
 def test_a_mistyped_key_is_named_with_the_key_it_was_probably_meant_to_be(tmp_path: Path, mutate, expected) -> None:
-    msg = _bad(tmp_path, mutate)
+    msg = config_error(tmp_path, mutate)
     assert expected in msg, msg
     if "zzzz" in expected:
         assert "did you mean" not in msg
@@ -258,5 +247,5 @@ def test_a_mistyped_required_key_is_reported_before_the_missing_field_it_causes(
     def rename(c: dict) -> None:
         c["experiments"][0]["requests_per_levl"] = c["experiments"][0].pop("requests_per_level")
 
-    msg = _bad(tmp_path, rename)
+    msg = config_error(tmp_path, rename)
     assert "experiments[0].requests_per_levl: unknown key (did you mean 'requests_per_level'?)" in msg, msg

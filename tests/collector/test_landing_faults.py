@@ -24,7 +24,7 @@ from tests.collector.faults import (
     openai_config,
     tmpfs,
 )
-from tests.dbt.conftest import land_run, request_rows, run_a
+from tests.dbt.builders import land_run, request_rows, run_a
 
 pytestmark = pytest.mark.slow
 

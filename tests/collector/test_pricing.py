@@ -10,29 +10,18 @@ from collector.config import load_config
 from collector.errors import ConfigError
 from collector.pricing import applied_prices, read_prices
 from collector.settings import INSTANCE_PRICES_FILE, TOKEN_PRICES_FILE
-from tests.conftest import config_dict, sim_experiment, write_config
+from tests.conftest import config_dict, config_error, sim_experiment, write_config
 
 REMOTE = {"type": "openai", "base_url": "http://127.0.0.1:9/v1", "served_model_name": "m"}
 
 
-def _load_error(tmp_path: Path, mutate) -> str:
-    cfg = config_dict([sim_experiment()])
-    mutate(cfg)
-    path = write_config(tmp_path / "bad.yml", cfg)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    return message
-
-
 def test_unknown_instance_type_is_named(tmp_path: Path) -> None:
-    msg = _load_error(tmp_path, lambda c: c["experiments"][0].update(instance_type="g5.4xlarg"))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].update(instance_type="g5.4xlarg"))
     assert "experiments[0].instance_type: unknown instance type 'g5.4xlarg'" in msg
 
 
 def test_token_priced_model_without_price_is_named(tmp_path: Path) -> None:
-    msg = _load_error(tmp_path, lambda c: c["experiments"][0].pop("instance_type"))
+    msg = config_error(tmp_path, lambda c: c["experiments"][0].pop("instance_type"))
     assert "experiments[0].model_id: no instance_type and no token price" in msg
 
 

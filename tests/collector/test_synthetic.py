@@ -22,7 +22,7 @@ from collector.payloads import Prompt, load_all, read_jsonl
 from collector.runner import collect
 from collector.synthetic import generate
 from collector.tokens import DEFAULT_COUNTER, TransformersTokenCounter, count_prompt, load_tokenizer
-from tests.conftest import config_dict, sim_experiment, write_config
+from tests.conftest import config_dict, config_error, sim_experiment, write_config
 from tests.tokenizer_builder import build_bpe_tokenizer_folder, build_tokenizer_folder
 
 STYLES = ("chat", "completions")
@@ -269,12 +269,7 @@ def _config_error(tmp_path: Path, synthetic: dict[str, Any] | None = None, **par
     cfg = config_dict([sim_experiment(inference_parameters={"max_tokens": 40, **params})])
     if synthetic is not None:
         cfg["payloads"][0]["synthetic"] = synthetic
-    path = write_config(tmp_path / "bad.yml", cfg)
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    message = str(info.value)
-    assert "\n" not in message and str(path) in message
-    return message.removeprefix(f"{path}: ")
+    return config_error(tmp_path, cfg=cfg).removeprefix(f"{tmp_path / 'bad.yml'}: ")
 
 
 @pytest.mark.parametrize(

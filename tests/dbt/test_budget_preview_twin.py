@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import LARGE, RUN_A, build_warehouse, query, run_a, set_budgets
 
 from collector.outputs import queries
 from collector.warehouse import refresh
+from tests.dbt.builders import LARGE, RUN_A, build_warehouse, query, run_a, set_budgets
 
 VERDICTS = ("meets_latency_budget", "meets_cost_budget", "meets_error_budget", "meets_all_budgets")
 SLO = {"slo_ttft_s": None, "slo_tpot_s": None, "slo_e2e_s": 1.5, "slo_attainment": 0.75}

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PRICING_DIR, REPO, query
+
+from tests.dbt.builders import PRICING_DIR, REPO, query
 
 pytestmark = pytest.mark.slow
 

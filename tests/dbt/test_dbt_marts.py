@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import GIB, LARGE, PRICING_DIR, RUN_A, RUN_B, SMALL, query
 
 from collector.outputs import sentences
+from tests.dbt.builders import GIB, LARGE, PRICING_DIR, RUN_A, RUN_B, SMALL, query
 
 approx = pytest.approx
 

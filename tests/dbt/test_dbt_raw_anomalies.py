@@ -16,7 +16,9 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import (
+
+from collector.landing import RunLanding
+from tests.dbt.builders import (
     LARGE,
     RUN_A,
     RUN_B,
@@ -31,8 +33,6 @@ from conftest import (
     run_b,
     telemetry_rows,
 )
-
-from collector.landing import RunLanding
 
 pytestmark = pytest.mark.slow
 

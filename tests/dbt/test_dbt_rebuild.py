@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import LARGE, PRICING_DIR, RUN_A, build_warehouse, copy_pricing, query, run_a, set_budgets
 
 from collector import dbt_runner
 from collector.cli import main as cli_main
 from collector.errors import UserError
 from collector.warehouse import refresh
+from tests.dbt.builders import LARGE, PRICING_DIR, RUN_A, build_warehouse, copy_pricing, query, run_a, set_budgets
 
 approx = pytest.approx
 

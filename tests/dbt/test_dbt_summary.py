@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import RUN_A
 
 from collector.errors import UserError
 from collector.outputs.summary import summary_text
+from tests.dbt.builders import RUN_A
 
 
 def test_summary_shows_the_best_row_as_an_information_value_table(built: Path) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Experiment, RunSpec, _back_to_back, build_warehouse, query, set_budgets
 
 from collector.outputs import queries, sentences
+from tests.dbt.builders import Experiment, RunSpec, _back_to_back, build_warehouse, query, set_budgets
 
 pytestmark = pytest.mark.slow
 

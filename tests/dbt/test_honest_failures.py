@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import REPO, Experiment, Req, RunSpec, build_warehouse, query
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import sentences
 from collector.outputs.report import write_report
 from collector.outputs.summary import summary_text
+from tests.dbt.builders import REPO, Experiment, Req, RunSpec, build_warehouse, query
 
 pytestmark = pytest.mark.slow
 

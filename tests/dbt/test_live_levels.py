@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import REPO, RUN_A, RUN_B, Experiment, Req, RunSpec, land_run
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import figures, queries
 from collector.warehouse import refresh
+from tests.dbt.builders import REPO, RUN_A, RUN_B, Experiment, Req, RunSpec, land_run
 
 pytestmark = pytest.mark.slow
 

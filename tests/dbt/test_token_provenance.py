@@ -9,11 +9,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
-from conftest import PRICING_DIR, Experiment, Req, RunSpec, manifest, query, request_rows
 
 from collector import dbt_runner
 from collector.landing import RunLanding, compact_run
 from collector.warehouse import refresh, warehouse_path
+from tests.dbt.builders import PRICING_DIR, Experiment, Req, RunSpec, manifest, query, request_rows
 
 approx = pytest.approx
 NEW, OLD = "20261128T090000Z-aaaaaa", "20261128T100000Z-bbbbbb"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import Experiment, Instant, Req, RunSpec, build_warehouse, query
 
 from collector.outputs import sentences
+from tests.dbt.builders import Experiment, Instant, Req, RunSpec, build_warehouse, query
 
 approx = pytest.approx
 RUN = "20261127T090000Z-cccccc"
