@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from app_helpers import charts_of, mart, texts
+from tests.app.app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.slow
