@@ -14,7 +14,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
@@ -425,13 +425,15 @@ async def run_level(
     land: Callable[[RequestRow], None],
     stop: asyncio.Event,
     on_progress: Callable[[LevelProgress], None] | None = None,
+    after_warmup: Callable[[], Awaitable[None]] | None = None,
 ) -> LevelProgress:
     """Send the level's warm-up requests and wait for all of them, then keep exactly `level.concurrency`
     measured requests in flight until they are all sent: a warm-up still running would hold a slot during the
     measured window and lower its throughput.
 
     Setting `stop` lets in-flight requests finish and sends no more; cancelling the task lands each
-    in-flight request as a `cancelled` row.
+    in-flight request as a `cancelled` row. `after_warmup` is awaited between the phases, with nothing in flight
+    (the server-metrics scrape at the measured window's start).
     """
     progress = LevelProgress()
     prompts = level.prompts
@@ -457,5 +459,7 @@ async def run_level(
         await asyncio.gather(*(worker(w) for w in range(min(level.concurrency, len(sequences)))))
 
     await phase(range(level.warmup))
+    if after_warmup is not None and not stop.is_set():
+        await after_warmup()
     await phase(range(level.warmup, level.warmup + level.requests))
     return progress
