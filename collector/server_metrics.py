@@ -233,15 +233,17 @@ def detect(samples: list[Sample]) -> EngineMetrics | None:
 
 def extract(engine: EngineMetrics, samples: list[Sample], served_model: str | None = None) -> dict[str, float]:
     """Our columns from one page: each the sum over its samples' label sets (the largest for a fraction), from the
-    first source present; restricted to `served_model` where the engine labels models and the page has it."""
-    if engine.model_label is not None and served_model is not None:
-        mine = [s for s in samples if s.labels.get(engine.model_label) == served_model]
-        if mine:
-            label = engine.model_label
-            samples = mine + [s for s in samples if label not in s.labels]
+    first source present. A metric that carries `served_model` under the engine's model label is read for that
+    model only (another model on the same page is left out; Triton's ensemble counts, not its steps' again)."""
     by_name: dict[str, list[Sample]] = {}
     for s in samples:
         by_name.setdefault(s.name, []).append(s)
+    label = engine.model_label
+    if label is not None and served_model is not None:
+        for name, group in by_name.items():
+            mine = [s for s in group if s.labels.get(label) == served_model]
+            if mine:
+                by_name[name] = mine
     out: dict[str, float] = {}
     for column, sources in engine.columns.items():
         for source in sources:
