@@ -7,12 +7,15 @@ separate process on 127.0.0.1, landing every row through collector.landing.RunLa
    zero-delay server);
 2. accuracy: TTFT error, client-measured minus the server's configured 200 ms (20 tokens 20 ms apart,
    concurrency 8; the server spins for its first token so its own lateness is ~10 µs);
-3. in flight: the most requests the server saw at once (TTFT 1 s, concurrency 512).
+3. in flight: the time-weighted mean of the requests in flight at the server, from its first arrival to its
+   last completion (TTFT 1 s, concurrency 512, 1,024 requests); the peak is printed too, but every client reaches
+   512 of 512 at some instant: the mean is what separates them (ideal: about 500, the ramp-up and the last
+   round's tail taking the rest).
 
 Targets (2 cores, client and server sharing them): >= 2,000 requests/s, <= 0.5 ms CPU per request;
-TTFT error <= 1.5 ms mean and <= 5 ms p99; >= 480 of 512 in flight.
+TTFT error <= 1.5 ms mean and <= 5 ms p99; a mean of >= 480 of 512 in flight.
 
-    python benchmarks/client_overhead.py [--seconds 8]
+    python benchmarks/client_overhead.py [--requests 20000]
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from collector.clock import RunClock  # noqa: E402
 from collector.config import InferenceParameters  # noqa: E402
 from collector.landing import RunLanding  # noqa: E402
-from collector.loadgen import Level, Target, client_session, run_level  # noqa: E402
+from collector.loadgen import Level, Target, client_session, run_level, wire_request_id  # noqa: E402
 from collector.payloads import Prompt  # noqa: E402
 from collector.schema import RequestRow  # noqa: E402
 from collector.tokens import DEFAULT_COUNTER  # noqa: E402
@@ -140,10 +143,12 @@ def main() -> int:
     finally:
         proc.terminate()
     vs_config = [r.first_content_ns / 1e6 - 200.0 for r in rows if r.first_content_ns is not None]
+    # The server's trace is keyed by the X-Request-Id it was sent: the row's id in UUID form.
+    waits = {r.request_id: trace.get(wire_request_id(r.request_id)) for r in rows}
     vs_server = [
-        r.first_content_ns / 1e6 - (trace[r.request_id][1] - trace[r.request_id][0]) / 1e6
+        r.first_content_ns / 1e6 - (waits[r.request_id][1] - waits[r.request_id][0]) / 1e6
         for r in rows
-        if r.first_content_ns is not None and r.request_id in trace
+        if r.first_content_ns is not None and waits[r.request_id] is not None
     ]
     for label, err in (("vs configured 200 ms", vs_config), ("vs server's actual wait", vs_server)):
         mean, p99 = sum(err) / len(err), quantile(err, 0.99)
@@ -154,11 +159,12 @@ def main() -> int:
     proc, base = start_server("--tokens", "4", "--ttft-ms", "1000", "--itl-ms", "10")
     try:
         rows, _wall, _cpu = measure(base, 512, 1024, work, "inflight")
-        most = server_get(base)["max_in_flight"]
+        stats = server_get(base)
     finally:
         proc.terminate()
-    print(f"3. in flight    {most} of 512 requests at once at the server"
-          f"   [target >= 480]  {'PASS' if most >= 480 else 'FAIL'}")  # fmt: skip
+    mean, most = stats["mean_in_flight"], stats["max_in_flight"]
+    print(f"3. in flight    mean {mean} of 512 at the server (time-weighted; peak {most})"
+          f"   [target mean >= 480]  {'PASS' if mean >= 480 else 'FAIL'}")  # fmt: skip
     return 0
 
 

@@ -11,8 +11,8 @@ Endpoints
 POST .../chat/completions, .../completions
     ``data: {"choices":[{"index":0,"delta":{"content":" tok"}}]}\\n\\n`` x N,
     then a usage chunk, then ``data: [DONE]\\n\\n``.
-GET /stats          -> JSON {max_in_flight, served, in_flight, aborted, connections, cpu_s,
-                             first_token_lateness_us: {n, mean, p50, p99, max}}
+GET /stats          -> JSON {max_in_flight, mean_in_flight (time-weighted), served, in_flight, aborted,
+                             connections, cpu_s, first_token_lateness_us: {n, mean, p50, p99, max}}
 POST /stats/reset   -> resets counters (max_in_flight := current in_flight)
 GET /health         -> 200 ok
 GET /stats/trace    -> (with --trace) JSON {request_id: [arrival_ns, first_token_ns]}
@@ -73,17 +73,49 @@ def _usage_event(prompt_tokens: int, completion_tokens: int) -> bytes:
 
 
 class Stats:
-    __slots__ = ("aborted", "connections", "in_flight", "lateness_ns", "max_in_flight", "served")
+    __slots__ = (
+        "aborted",
+        "area_ns",
+        "busy_from_ns",
+        "changed_ns",
+        "connections",
+        "in_flight",
+        "lateness_ns",
+        "max_in_flight",
+        "served",
+    )
 
     def __init__(self) -> None:
         self.in_flight = 0
         self.max_in_flight = 0
+        # Time-weighted mean in flight: the integral of in_flight over time, from the first arrival after a reset
+        # to the last change (so idle time before the load starts does not count).
+        self.area_ns = 0
+        self.busy_from_ns = 0
+        self.changed_ns = 0
         self.served = 0
         self.aborted = 0
         self.connections = 0
         self.lateness_ns: list[int] = []
 
+    def enter(self) -> None:
+        now = _now_ns()
+        if not self.busy_from_ns:
+            self.busy_from_ns = self.changed_ns = now
+        self.area_ns += self.in_flight * (now - self.changed_ns)
+        self.changed_ns = now
+        self.in_flight += 1
+        if self.in_flight > self.max_in_flight:
+            self.max_in_flight = self.in_flight
+
+    def leave(self) -> None:
+        now = _now_ns()
+        self.area_ns += self.in_flight * (now - self.changed_ns)
+        self.changed_ns = now
+        self.in_flight -= 1
+
     def reset(self) -> None:
+        self.area_ns = self.busy_from_ns = self.changed_ns = 0
         self.max_in_flight = self.in_flight
         self.served = 0
         self.aborted = 0
@@ -104,8 +136,10 @@ class Stats:
         else:
             lat_d = {"n": 0}
         ru = resource.getrusage(resource.RUSAGE_SELF)
+        span = self.changed_ns - self.busy_from_ns
         return {
             "max_in_flight": self.max_in_flight,
+            "mean_in_flight": round(self.area_ns / span, 1) if span > 0 else 0.0,
             "served": self.served,
             "in_flight": self.in_flight,
             "aborted": self.aborted,
@@ -213,7 +247,7 @@ class SSEProtocol(asyncio.Protocol):
             self.timer = None
         if self.busy:
             self.busy = False
-            self.stats.in_flight -= 1
+            self.stats.leave()
             self.stats.aborted += 1
 
     def data_received(self, data: bytes) -> None:
@@ -298,15 +332,13 @@ class SSEProtocol(asyncio.Protocol):
             if not cfg.chunked:
                 keep_alive = False
             st = self.stats
-            st.in_flight += 1
-            if st.in_flight > st.max_in_flight:
-                st.max_in_flight = st.in_flight
+            st.enter()
             prompt_tokens = max(1, len(body) // 4)
             if cfg.zero_delay:
                 if self.trace_rec is not None:
                     self.trace_rec[1] = _now_ns()
                 self.transport.write(cfg.full(prompt_tokens, keep_alive))
-                st.in_flight -= 1
+                st.leave()
                 st.served += 1
                 if not keep_alive:
                     self.transport.close()
@@ -378,7 +410,7 @@ class SSEProtocol(asyncio.Protocol):
         cfg = self.cfg
         self.transport.write(data + cfg.tail(self.prompt_tokens))
         st = self.stats
-        st.in_flight -= 1
+        st.leave()
         st.served += 1
         self.busy = False
         if not self.keep_alive:

@@ -33,6 +33,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
 from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
 from collector.lengths import LengthDistribution
+from collector.load_models import ClosedLoad, LoadModel
 from collector.prepare.spec import PrepareSpec
 from collector.settings import DEFAULT_PRICING_DIR, INSTANCE_PRICES_FILE, TOKEN_PRICES_FILE
 from collector.sim.settings import SimEndpointSettings
@@ -239,10 +240,18 @@ class Experiment(Strict):
         default=1, ge=1, le=MAX_INSTANCES, description="Number of instances behind the endpoint."
     )
     concurrency_levels: list[Annotated[int, Field(ge=1, le=MAX_CONCURRENCY)]] = Field(
-        min_length=1, description=f"Requests kept in flight, one level at a time (1 to {MAX_CONCURRENCY:,})."
+        default_factory=list,
+        description=f"Requests kept in flight, one closed-loop level at a time (1 to {MAX_CONCURRENCY:,}); "
+        "needed unless `load` is a rate model.",
+    )
+    load: LoadModel = Field(
+        default_factory=ClosedLoad,
+        description="How levels send requests: {model: closed} (the default), {model: rate, rates_per_s: [...]} "
+        "(open loop) or {model: sweep} (closed levels, then a ladder of rates up to their ceiling); see "
+        "collector/load_models.py.",
     )
     requests_per_level: int = Field(
-        ge=1, le=MAX_REQUESTS_PER_LEVEL, description="Measured requests per bucket and concurrency level."
+        ge=1, le=MAX_REQUESTS_PER_LEVEL, description="Measured requests per bucket and level."
     )
     warmup_requests_per_level: int = Field(
         default=1,
@@ -287,6 +296,8 @@ class Experiment(Strict):
     def _levels(self) -> Experiment:
         if len(set(self.concurrency_levels)) != len(self.concurrency_levels):
             raise ValueError("concurrency_levels has duplicates")
+        if not self.concurrency_levels and self.load.model != "rate":
+            raise ValueError(f"concurrency_levels: needed with load model {self.load.model} (give at least one)")
         if self.unpriced and self.price is not None:
             raise ValueError("give either price or unpriced: true, not both")
         style = getattr(self.endpoint, "api_style", None) or "chat"
@@ -405,23 +416,22 @@ class Config(Strict):
 
 def _format_location(loc: tuple[Any, ...]) -> str:
     out = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("openai", "simulated", "container", "process"):  # the union's branch, not a key
-            continue
+        elif i and any(part == _tag(m) for m in _models_in(_annotation_at(loc[:i]))):
+            continue  # a tagged union's branch (the endpoint's type, the load's model), not a key
         else:
             out += f".{part}" if out else str(part)
     return out
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The config model holding the key at `loc` (the last part), following fields, lists and the endpoint
-    union (whose branch pydantic names by its `type` tag); None where the path leaves the models."""
+def _annotation_at(loc: tuple[Any, ...]) -> Any:
+    """The annotation of the value at `loc` (None where the path leaves the models)."""
     current: Any = Config
-    for part in loc[:-1]:
+    for part in loc:
         if isinstance(part, int):
-            continue  # an item of a list: the list's element type is already current
+            continue
         models = _models_in(current)
         tagged = [m for m in models if part == _tag(m)]
         if tagged:
@@ -431,7 +441,13 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         if owner is None:
             return None
         current = owner.model_fields[part].annotation
-    models = _models_in(current)
+    return current
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The config model holding the key at `loc` (the last part), following fields, lists and the endpoint
+    union (whose branch pydantic names by its `type` tag); None where the path leaves the models."""
+    models = _models_in(_annotation_at(loc[:-1]))
     return models[0] if len(models) == 1 else None
 
 
@@ -443,9 +459,13 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _tag(model: type[BaseModel]) -> str | None:
-    field = model.model_fields.get("type")
-    args = get_args(field.annotation) if field is not None else ()
-    return str(args[0]) if len(args) == 1 else None
+    """The tag naming a model in its union: its `type` (endpoints) or `model` (load models) literal."""
+    for name in ("type", "model"):
+        field = model.model_fields.get(name)
+        args = get_args(field.annotation) if field is not None else ()
+        if len(args) == 1:
+            return str(args[0])
+    return None
 
 
 def _unknown_key(loc: tuple[Any, ...]) -> str:

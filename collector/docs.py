@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import inspect
 import types
 import typing
 from pathlib import Path
@@ -23,6 +24,7 @@ from collector.config import (
     SyntheticPayload,
 )
 from collector.lengths import LengthDistribution
+from collector.load_models import RateLoad, SweepLoad
 from collector.prepare.spec import PrepareSpec
 from collector.schema import schema_markdown
 
@@ -37,6 +39,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`experiments[]`", Experiment),
     ("`experiments[].endpoint` with `type: simulated`", SimulatedEndpoint),
     ("`experiments[].endpoint` with `type: openai`", OpenAIEndpoint),
+    ("`experiments[].load` with `model: rate`", RateLoad),
+    ("`experiments[].load` with `model: sweep`", SweepLoad),
     ("`experiments[].inference_parameters`", InferenceParameters),
     ("`report`", Report),
 ]
@@ -47,7 +51,7 @@ def _type_name(annotation: Any) -> str:
     if origin is typing.Annotated:
         return _type_name(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(annotation))
+        return " or ".join(dict.fromkeys(_type_name(a) for a in typing.get_args(annotation)))
     if origin is typing.Literal:
         return " \\| ".join(repr(a) for a in typing.get_args(annotation))
     if origin is list:
@@ -65,7 +69,11 @@ def _default(field: Any) -> str:
     if field.is_required():
         return "**required**"
     if field.default_factory is not None:
-        return "`" + repr(field.default_factory()).replace("|", "\\|") + "`"
+        made = field.default_factory()
+        text = repr(made)
+        if isinstance(made, BaseModel):  # as a config would write it: {model: closed}
+            text = "{" + ", ".join(f"{k}: {v}" for k, v in made.model_dump().items()) + "}"
+        return "`" + text.replace("|", "\\|") + "`"
     default = field.default
     if isinstance(default, Path) and default.is_absolute():  # a project folder: show it as the repo sees it
         default = default.relative_to(REPO)
@@ -75,10 +83,10 @@ def _default(field: Any) -> str:
 def config_reference() -> str:
     parts = []
     for title, model in SECTIONS:
-        parts.append(f"#### {title}\n\n{(model.__doc__ or '').strip()}\n")
+        parts.append(f"#### {title}\n\n{inspect.cleandoc(model.__doc__ or '')}\n")
         parts.append("| key | type | default | meaning |\n|---|---|---|---|")
         # The kind tag first: a model inheriting its other keys (SimulatedEndpoint) lists the inherited ones first.
-        fields = sorted(model.model_fields.items(), key=lambda item: item[0] != "type")
+        fields = sorted(model.model_fields.items(), key=lambda item: item[0] not in ("type", "model"))
         for name, field in fields:
             parts.append(f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {field.description} |")
         parts.append("")

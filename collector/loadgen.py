@@ -1,5 +1,6 @@
-"""The closed-loop load generator: `concurrency` workers, each sending its next request as soon as
-its last one finished, every request landing as exactly one raw row whatever happens to it.
+"""The load generator: a closed loop of `concurrency` workers, each sending its next request as soon as its last
+one finished, or an open loop sending each request at its scheduled time (collector/load_models.py); every
+request lands as exactly one raw row whatever happens to it.
 
 The HTTP client is aiohttp: it met the client-overhead targets where httpx did not
 (see benchmarks/client_overhead.py and the README's "Client overhead").
@@ -8,6 +9,7 @@ The HTTP client is aiohttp: it met the client-overhead targets where httpx did n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -15,7 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import ModuleType
 from typing import Any
@@ -115,9 +117,15 @@ class Level:
 
     payload_file: str
     prompts: Sequence[Prompt]
-    concurrency: int
+    concurrency: int  # closed loop: requests kept in flight; open loop: the cap on them
     requests: int
     warmup: int
+    target_rate_rps: float | None = None  # set for an open-loop level
+    send_offsets_s: Sequence[float] = ()  # an open-loop level's schedule: intended sends, s from its start
+
+    @property
+    def load_model(self) -> str:
+        return "closed" if self.target_rate_rps is None else "rate"
 
 
 def _short(exc: BaseException) -> str:
@@ -191,8 +199,10 @@ async def send_one(
     worker_index: int,
     sequence_in_level: int,
     land: Callable[[RequestRow], None],
+    intended_ns: int | None = None,
 ) -> RequestRow:
-    """Send one request, land it as one raw row and return the row.
+    """Send one request, land it as one raw row and return the row. `intended_ns` (perf counter) is when an
+    open-loop schedule meant to send it.
 
     Every failure becomes an error row; only cancellation propagates, after its row has landed.
     """
@@ -285,6 +295,8 @@ async def send_one(
     finally:
         end = time.perf_counter_ns()
         out.start_offset_ns, out.e2e_ns = clock.offset_ns(t0), end - t0
+        if intended_ns is not None:
+            out.intended_offset_ns = clock.offset_ns(intended_ns)
         if target.stream:
             out.text, out.finish_reason, out.usage = state.text(), state.finish_reason, state.usage
         if out.error_message is not None and target.secrets:
@@ -347,6 +359,7 @@ class RequestOutcome:
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    intended_offset_ns: int | None = None  # an open-loop send's intended time, since the run started
 
     def fail(self, error_type: str, message: str) -> None:
         self.status, self.error_type, self.error_message = "error", error_type, message
@@ -403,6 +416,9 @@ class RequestOutcome:
             server_prompt_tokens=server_prompt,
             server_completion_tokens=server_completion,
             content_chunk_offsets_ns=self.content_offsets_ns,
+            load_model=level.load_model,
+            target_rate_rps=level.target_rate_rps,
+            intended_offset_ns=self.intended_offset_ns,
         )
 
 
@@ -415,6 +431,17 @@ class LevelProgress:
     last_e2e_ns: int = 0
     last_error_type: str | None = None  # None when the last request succeeded
     last_is_warmup: bool = False
+    # The measured requests' span and their successes' (sequence, TTFT else end-to-end latency): a sweep's rates
+    # and its saturation test (collector/load_models.py) come from them.
+    first_start_ns: int | None = None
+    last_end_ns: int | None = None
+    successes: list[tuple[int, float]] = field(default_factory=list)
+
+    def request_rate(self) -> float | None:
+        """Measured successes per second over the measured requests' span."""
+        if self.first_start_ns is None or self.last_end_ns is None or self.last_end_ns <= self.first_start_ns:
+            return None
+        return len(self.successes) / ((self.last_end_ns - self.first_start_ns) / 1e9)
 
 
 async def run_level(
@@ -427,9 +454,10 @@ async def run_level(
     on_progress: Callable[[LevelProgress], None] | None = None,
     after_warmup: Callable[[], Awaitable[None]] | None = None,
 ) -> LevelProgress:
-    """Send the level's warm-up requests and wait for all of them, then keep exactly `level.concurrency`
-    measured requests in flight until they are all sent: a warm-up still running would hold a slot during the
-    measured window and lower its throughput.
+    """Send the level's warm-up requests and wait for all of them, then its measured requests: a closed loop
+    keeps exactly `level.concurrency` in flight until they are all sent; an open loop (`level.target_rate_rps`)
+    sends each at its scheduled time, at most `level.concurrency` in flight. A warm-up still running would hold a
+    slot during the measured window and lower its throughput.
 
     Setting `stop` lets in-flight requests finish and sends no more; cancelling the task lands each
     in-flight request as a `cancelled` row. `after_warmup` is awaited between the phases, with nothing in flight
@@ -437,6 +465,25 @@ async def run_level(
     """
     progress = LevelProgress()
     prompts = level.prompts
+
+    def count(row: RequestRow, seq: int) -> None:
+        failed = row.status != "success"
+        progress.done += 1
+        progress.errors += failed
+        progress.last_e2e_ns = row.e2e_ns
+        progress.last_error_type = (row.error_type or "error") if failed else None
+        progress.last_is_warmup = seq < level.warmup
+        if not progress.last_is_warmup and row.start_offset_ns is not None:
+            end = row.start_offset_ns + row.e2e_ns
+            if progress.first_start_ns is None or row.start_offset_ns < progress.first_start_ns:
+                progress.first_start_ns = row.start_offset_ns
+            if progress.last_end_ns is None or end > progress.last_end_ns:
+                progress.last_end_ns = end
+            if not failed:
+                ttft = row.first_content_ns if row.first_content_ns is not None else row.e2e_ns
+                progress.successes.append((seq, ttft / 1e9))
+        if on_progress is not None:
+            on_progress(progress)
 
     async def phase(sequences: range) -> None:
         jobs = iter(sequences)  # shared by the phase's workers: the next free worker takes the next job
@@ -446,20 +493,66 @@ async def run_level(
                 if stop.is_set():
                     return
                 prompt = prompts[seq % len(prompts)]
-                row = await send_one(session, target, level, prompt, clock, worker_index, seq, land)
-                failed = row.status != "success"
-                progress.done += 1
-                progress.errors += failed
-                progress.last_e2e_ns = row.e2e_ns
-                progress.last_error_type = (row.error_type or "error") if failed else None
-                progress.last_is_warmup = seq < level.warmup
-                if on_progress is not None:
-                    on_progress(progress)
+                count(await send_one(session, target, level, prompt, clock, worker_index, seq, land), seq)
 
         await asyncio.gather(*(worker(w) for w in range(min(level.concurrency, len(sequences)))))
+
+    async def scheduled() -> None:
+        slots = asyncio.Semaphore(level.concurrency)
+        in_flight: set[asyncio.Task[None]] = set()
+
+        async def send(seq: int, intended_ns: int) -> None:
+            try:
+                prompt = prompts[seq % len(prompts)]
+                # worker_index: the request's place in the schedule (an open loop has no workers)
+                count(
+                    await send_one(session, target, level, prompt, clock, seq - level.warmup, seq, land, intended_ns),
+                    seq,
+                )
+            finally:
+                slots.release()
+
+        start_ns = time.perf_counter_ns() + SCHEDULE_LEAD_NS
+        try:
+            for i, offset_s in enumerate(level.send_offsets_s):
+                intended_ns = start_ns + round(offset_s * 1e9)
+                await sleep_until(intended_ns, stop)
+                await slots.acquire()  # a send that waits for a slot is late: its row shows by how much
+                if stop.is_set():
+                    slots.release()
+                    break
+                task = asyncio.ensure_future(send(level.warmup + i, intended_ns))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.gather(*in_flight)
+        except asyncio.CancelledError:
+            for task in in_flight:
+                task.cancel()  # each lands its `cancelled` row
+            await asyncio.gather(*in_flight, return_exceptions=True)
+            raise
 
     await phase(range(level.warmup))
     if after_warmup is not None and not stop.is_set():
         await after_warmup()
-    await phase(range(level.warmup, level.warmup + level.requests))
+    if level.target_rate_rps is None:
+        await phase(range(level.warmup, level.warmup + level.requests))
+    elif not stop.is_set():
+        await scheduled()
     return progress
+
+
+SCHEDULE_LEAD_NS = 1_000_000  # the first scheduled send, after the schedule is drawn up
+SPIN_NS = 2_000_000  # the last stretch before a send is waited by yielding, not sleeping (the loop's timer is coarse)
+
+
+async def sleep_until(perf_ns: int, stop: asyncio.Event) -> None:
+    """Wait until the perf counter reads `perf_ns`, or `stop` is set: asleep until about 2 ms before (epoll's
+    timeout has a 1 ms resolution), then yielding to the loop until it is time, so a send leaves within one loop
+    turn of it."""
+    remaining = perf_ns - time.perf_counter_ns()
+    if remaining > SPIN_NS:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), (remaining - SPIN_NS) / 1e9)
+    while time.perf_counter_ns() < perf_ns and not stop.is_set():  # noqa: ASYNC110 - a spin, on purpose
+        await asyncio.sleep(0)

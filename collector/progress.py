@@ -31,8 +31,16 @@ class PlannedLevel:
 
     experiment: str
     bucket: str
-    concurrency: int
+    concurrency: int  # an open-loop level's cap on requests in flight
     requests: int
+    rate_per_s: float | None = None  # an open-loop level's target rate; 0 while a sweep has not found it yet
+
+    @property
+    def label(self) -> str:
+        """How a progress line names the level's load: 'concurrency 4', 'rate 2.5/s' or 'rate (sweep)'."""
+        if self.rate_per_s is None:
+            return f"concurrency {self.concurrency}"
+        return f"rate {plain(self.rate_per_s)}/s" if self.rate_per_s else "rate (sweep)"
 
     @property
     def workers(self) -> int:
@@ -74,12 +82,12 @@ def eta_s(
     seen: list[tuple[PlannedLevel, float]] = []  # (level, its latency L), in sweep order
     for i in sorted(finished):
         n, seconds = finished[i]
-        if i < min(current, len(plan)) and n > 0:
+        if i < min(current, len(plan)) and n > 0 and plan[i].rate_per_s is None:
             seen.append((plan[i], seconds / _rounds(n, plan[i].workers)))
-    if current < len(plan) and done >= plan[current].workers:
+    if current < len(plan) and plan[current].rate_per_s is None and done >= plan[current].workers:
         seen.append((plan[current], done_at_s * plan[current].workers / done))
     samples = [(level, latency) for level, latency in seen if latency > 0]  # a clock too coarse measures 0
-    if not samples:
+    if not samples and any(level.rate_per_s is None for level in plan[max(current, 0) :]):
         return None
     nearest: dict[tuple[str, ...], tuple[PlannedLevel, float]] = {}
     growth: dict[tuple[str, ...], float] = {}
@@ -95,6 +103,10 @@ def eta_s(
     total = 0.0
     for i in range(max(current, 0), len(plan)):
         level = plan[i]
+        if level.rate_per_s is not None:  # an open loop takes its schedule's time (a sweep's unknown rate: none)
+            seconds = level.requests / level.rate_per_s if level.rate_per_s else 0.0
+            total += max(seconds - elapsed_s, 0.0) if i == current else seconds
+            continue
         pair = (level.experiment, level.bucket)
         measured, latency = next(
             nearest[k] for k in (pair, (level.experiment,), ("", level.bucket), ()) if k in nearest
@@ -202,7 +214,7 @@ def line_parts(view: LineView, bar: bool) -> list[Part]:
         Part("level", f"level {view.index + 1} of {view.count}"),
         Part("experiment", lv.experiment, drop_at=60),
         Part("bucket", lv.bucket, drop_at=45),
-        Part("concurrency", f"concurrency {lv.concurrency}", f"c={lv.concurrency}", shorten_at=40),
+        Part("concurrency", lv.label, lv.label.replace("concurrency ", "c="), shorten_at=40),
     ]
     if bar:
         filled = min(BAR_WIDTH, BAR_WIDTH * view.done // max(lv.requests, 1))
@@ -293,6 +305,10 @@ class ProgressPrinter:
         self.started = 0.0
         self.done_at = 0.0  # when the level's latest request finished, seconds into the level
         self.drawn_at = 0.0
+
+    def replan(self, plan: Sequence[PlannedLevel]) -> None:
+        """The plan changed after the level in progress (a sweep found its rates, or stopped a bucket's ladder)."""
+        self.plan = list(plan)
 
     def start(self, index: int) -> None:
         """Level `index` of the plan begins."""

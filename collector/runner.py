@@ -26,6 +26,7 @@ from collector.endpoints import api_headers, endpoint_for, health_url, preflight
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
+from collector.load_models import ClosedLoad, RateLoad, SweepLoad, is_saturated, ladder, send_offsets_s
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
 from collector.payloads import Prompt, experiment_prompts
 from collector.prepare.build import ensure_prepared, file_sha256
@@ -104,7 +105,7 @@ class Sweep:
             self.stop.set()  # rows can no longer be written: send no more requests
 
     async def run(self) -> None:
-        most = max(max(e.concurrency_levels) for e in self.config.experiments)
+        most = max(level.concurrency for level in self.plan)
         async with client_session(most) as session:
             for i, exp in enumerate(self.config.experiments):
                 if self.stop.is_set():
@@ -199,17 +200,35 @@ class Sweep:
             if scraper is not None:
                 await asyncio.to_thread(scraper.sample, "measured_start")
 
-        for index, planned in enumerate(self.plan):
+        measured: dict[str, list[float]] = {}  # closed-loop request rates by bucket: a sweep's floor and ceiling
+        index = -1
+        while (index := index + 1) < len(self.plan):
+            planned = self.plan[index]
             if planned.experiment != exp.name:
                 continue
             if self.stop.is_set():
                 return
+            if planned.rate_per_s == 0.0:  # the first of a sweep's rates: its ladders come from the levels run
+                planned = self._ladders(exp, index, measured)
+            rate = planned.rate_per_s
+            load = exp.load
             level = Level(
                 payload_file=planned.bucket,
                 prompts=self.prompts[exp.name][planned.bucket],
                 concurrency=planned.concurrency,
                 requests=exp.requests_per_level,
                 warmup=exp.warmup_requests_per_level,
+                target_rate_rps=rate,
+                send_offsets_s=()
+                if rate is None or isinstance(load, ClosedLoad)
+                else send_offsets_s(
+                    exp.requests_per_level,
+                    rate,
+                    load.arrival,
+                    load.burstiness,
+                    f"{load.seed}:{exp.name}:{planned.bucket}:{rate}",
+                    load.level_duration_s,
+                ),
             )
             self.progress.start(index)
             ticker = asyncio.ensure_future(self.progress.ticking()) if self.progress.tty else None
@@ -226,6 +245,41 @@ class Sweep:
                 self.progress.finish()
             self.requests += done.done
             self.errors += done.errors
+            if rate is None:
+                if (per_s := done.request_rate()) is not None:
+                    measured.setdefault(planned.bucket, []).append(per_s)
+            elif isinstance(load, SweepLoad) and is_saturated(done.successes):
+                self._drop_after(index, exp.name, planned.bucket)  # no higher rate for this bucket
+
+    def _ladders(self, exp: Experiment, index: int, measured: dict[str, list[float]]) -> PlannedLevel:
+        """Replace the sweep's placeholder levels from `index` on by each bucket's ladder of rates, from the lowest
+        to the highest closed-loop rate measured on it (rate outer, bucket inner); a bucket with nothing measured
+        gets no rates. Returns the level now at `index`."""
+        assert isinstance(exp.load, SweepLoad)
+        load = exp.load
+        ladders = {
+            bucket: ladder(min(rates), max(rates), load.rate_count) for bucket, rates in measured.items() if rates
+        }
+        n = exp.warmup_requests_per_level + exp.requests_per_level
+        levels = [
+            PlannedLevel(exp.name, bucket, load.max_in_flight, n, rates[k])
+            for k in range(load.rate_count)
+            for bucket in exp.payloads
+            if (rates := ladders.get(bucket)) and k < len(rates)
+        ]
+        rest = [lv for lv in self.plan[index:] if not (lv.experiment == exp.name and lv.rate_per_s == 0.0)]
+        self.plan[index:] = levels + rest
+        self.progress.replan(self.plan)
+        return self.plan[index]
+
+    def _drop_after(self, index: int, experiment: str, bucket: str) -> None:
+        """Drop the bucket's later sweep rates: the level at `index` saturated."""
+        self.plan[index + 1 :] = [
+            lv
+            for lv in self.plan[index + 1 :]
+            if not (lv.experiment == experiment and lv.bucket == bucket and lv.rate_per_s is not None)
+        ]
+        self.progress.replan(self.plan)
 
 
 class Run:
@@ -313,14 +367,28 @@ async def _sweep_main(sweep: Sweep) -> None:
 
 
 def sweep_plan(config: Config) -> list[PlannedLevel]:
-    """Every level of a config's sweep in the order it runs: experiments in order; within one, concurrency outer and
-    bucket inner (as FMBench), so each concurrency level is one contiguous window for telemetry."""
-    return [
-        PlannedLevel(exp.name, bucket, concurrency, exp.warmup_requests_per_level + exp.requests_per_level)
-        for exp in config.experiments
-        for concurrency in exp.concurrency_levels
-        for bucket in exp.payloads
-    ]
+    """Every level of a config's sweep in the order it runs: experiments in order; within one, concurrency (or rate)
+    outer and bucket inner (as FMBench), so each load level is one contiguous window for telemetry. A sweep's rates
+    are placeholders (rate 0) until its closed levels ran."""
+    plan: list[PlannedLevel] = []
+    for exp in config.experiments:
+        n = exp.warmup_requests_per_level + exp.requests_per_level
+        load = exp.load
+        if isinstance(load, RateLoad):
+            plan += [
+                PlannedLevel(exp.name, bucket, load.max_in_flight, n, rate)
+                for rate in load.rates_per_s
+                for bucket in exp.payloads
+            ]
+            continue
+        plan += [PlannedLevel(exp.name, bucket, c, n) for c in exp.concurrency_levels for bucket in exp.payloads]
+        if isinstance(load, SweepLoad):  # rates found once the closed levels ran (Sweep._ladders)
+            plan += [
+                PlannedLevel(exp.name, bucket, load.max_in_flight, n, 0.0)
+                for _ in range(load.rate_count)
+                for bucket in exp.payloads
+            ]
+    return plan
 
 
 def expected_rows(config: Config) -> int:

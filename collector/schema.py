@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 5  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 6  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 # 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
 #    runs.slo_* (goodput)
 # 5: requests.source_tool, source_request_id and source_level_duration_ns; runs.source_tool and source_file (imported
 #    runs, `collector import`); columns an imported row's tool did not record are null (each column says which)
-# 6: telemetry_samples.source, experiment_name, level_boundary and server_* (the serving engine's own Prometheus
-#    metrics, collector/server_metrics.py); null in host and GPU rows and before v6
+# 6: requests.load_model, target_rate_rps and intended_offset_ns (open-loop rate levels)
+# 7: telemetry_samples.source, experiment_name, level_boundary and server_* (the serving engine's own Prometheus
+#    metrics, collector/server_metrics.py); null in host and GPU rows and before v7
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -166,6 +167,24 @@ class RequestRow:
         "level span falls back to it. Null otherwise, and for our own rows.",
         None,
     )
+    # Open-loop levels (collector/load_models.py): null before v6 (read as closed-loop levels).
+    load_model: str | None = col(
+        "VARCHAR",
+        "How the level sent its requests: closed (`concurrency` kept in flight) or rate (an open loop at "
+        "target_rate_rps, `concurrency` being its cap on requests in flight). Null before v6 and in imported rows "
+        "(read as closed).",
+        None,
+    )
+    target_rate_rps: float | None = col(
+        "DOUBLE", "The open-loop level's target request rate, per second; null for a closed-loop level.", None
+    )
+    intended_offset_ns: int | None = col(
+        "BIGINT",
+        "When the open-loop schedule meant to send it, ns since the run started (the clock of start_offset_ns, "
+        "which is when it was sent: the difference is how late the client was). Null in a closed loop and for "
+        "warm-up requests.",
+        None,
+    )
 
 
 @dataclass
@@ -188,11 +207,11 @@ class TelemetrySample:
     gpu_power_w: float | None = col("DOUBLE", "GPU power draw, watts.")
     gpu_energy_j: float | None = col("DOUBLE", "GPU energy counter since driver load, joules (null if unsupported).")
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
-    # The serving engine's own view (v6, collector/server_metrics.py): null in host and GPU rows and before v6.
+    # The serving engine's own view (v7, collector/server_metrics.py): null in host and GPU rows and before v7.
     source: str | None = col(
         "VARCHAR",
         "Where the sample came from: host or gpu (psutil, NVML), or server:<engine> (vllm, sglang, tgi, llamacpp, "
-        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'). Null before v6 "
+        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'). Null before v7 "
         "(a row with gpu_index is a GPU's, else the host's).",
         None,
     )

@@ -153,3 +153,40 @@ def e2e_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "stdout": proc.stdout,
         "stderr": proc.stderr,
     }
+
+
+OPEN_LOOP_SIM = {"type": "simulated", "speedup": 10, "mean_output_tokens": 20}
+
+
+@pytest.fixture(scope="session")
+def open_loop_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One real CLI run of open-loop levels (rates 10/s and 400/s through 2 slots) and a rate sweep, shared by the
+    open-loop end-to-end and app tests."""
+    work = tmp_path_factory.mktemp("open-loop")
+    cfg = config_dict(
+        [
+            # 10/s is easy for the simulator; 400/s with 2 in flight at most cannot be kept: sends wait for a slot.
+            sim_experiment(
+                name="rates",
+                endpoint=OPEN_LOOP_SIM,
+                concurrency_levels=[],
+                load={"model": "rate", "rates_per_s": [10, 400], "arrival": "constant", "max_in_flight": 2},
+                requests_per_level=30,
+            ),
+            sim_experiment(
+                name="sweep",
+                endpoint=OPEN_LOOP_SIM,
+                concurrency_levels=[1, 4],
+                load={"model": "sweep", "rate_count": 2},
+                requests_per_level=16,
+            ),
+        ],
+        run_name="open-loop",
+    )
+    results = work / "results"
+    proc = run_cli(
+        "run", "--config", str(write_config(work / "c.yml", cfg)), "--results-dir", str(results), timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| rates | short | rate 10/s | 31/31 requests" in proc.stderr
+    return {"results": results, "warehouse": results / "tokenbench.duckdb", "stderr": proc.stderr}

@@ -209,6 +209,28 @@ def _not_drawn(names: list[str], why: str, limit: int = 4) -> str:
     return f"Not drawn ({why}): {', '.join(names[:limit])}{more}."
 
 
+def closed_levels(levels: pd.DataFrame) -> pd.DataFrame:
+    """The closed-loop levels (the concurrency charts' x axis); open-loop ones go to the rate chart."""
+    if "target_rate_rps" not in levels:
+        return levels
+    return levels[levels["target_rate_rps"].isna()]
+
+
+def _open_only(levels: pd.DataFrame, title: str) -> AnyChart | None:
+    """The chart saying so, when every level is open loop (nothing has a concurrency axis)."""
+    if not levels.empty and closed_levels(levels).empty:
+        return _nothing(title, "Only open-loop (rate) levels: see the rate chart, which draws them by offered rate.")
+    return None
+
+
+def level_label(level: pd.Series) -> str:
+    """A level's load as a short label: `4` (concurrency) or `12.6/s` (an open loop's target rate)."""
+    rate = level.get("target_rate_rps")
+    if rate is not None and not pd.isna(rate):
+        return f"{figures.figure('target_rate_rps').text(rate)}/s"
+    return str(int(level["concurrency"]))
+
+
 def latency_vs_concurrency(
     levels: pd.DataFrame,
     latency_budget_s: float | None = None,
@@ -217,6 +239,9 @@ def latency_vs_concurrency(
 ) -> AnyChart:
     """Concurrency vs end-to-end latency p50/p95/p99 of the successful requests, the budget as a red rule."""
     title = "Concurrency vs latency (p50, p95, p99)"
+    if (chart := _open_only(levels, title)) is not None:
+        return chart
+    levels = closed_levels(levels)
     if reason := level_reason(levels):
         return _nothing(title, reason)
     latency = figures.figure("e2e_latency_s")
@@ -276,6 +301,9 @@ def throughput_vs_concurrency(
     """Concurrency vs transactions per minute, prompt tokens/s and output tokens/s, one panel each: prompt
     throughput is often ten times the output's, and one axis for both would flatten the output's."""
     title = "Concurrency vs throughput"
+    if (chart := _open_only(levels, title)) is not None:
+        return chart
+    levels = closed_levels(levels)
     if reason := level_reason(levels):
         return _nothing(title, reason)
     data = _shown(levels, ["concurrency", *THROUGHPUT_PANELS])
@@ -311,6 +339,9 @@ def error_rate_by_concurrency(
 ) -> AnyChart:
     """Error rate per concurrency level, one bar per series."""
     title = "Error rate by concurrency"
+    if (chart := _open_only(levels, title)) is not None:
+        return chart
+    levels = closed_levels(levels)
     if levels.empty:
         return _nothing(title, "No measured level to draw.")
     if pd.to_numeric(levels["error_count"], errors="coerce").fillna(0).sum() == 0:
@@ -338,6 +369,74 @@ def error_rate_by_concurrency(
             tooltip=tooltip,
         )
         .properties(title=_title(title), width=WIDTH, height=HEIGHT // 2 + 50)
+    )
+
+
+def _rate_state(level: pd.Series) -> str:
+    kept, saturated = level.get("is_schedule_kept"), level.get("is_saturated")
+    if not figures.missing(kept) and not bool(kept):
+        return "client fell behind"
+    return "saturated" if not figures.missing(saturated) and bool(saturated) else "kept up"
+
+
+def rate_curve(
+    levels: pd.DataFrame,
+    latency_budget_s: float | None = None,
+    color: str = "experiment_name",
+    color_title: str = "Experiment",
+) -> AnyChart:
+    """Open-loop levels by offered rate: the rate served against the rate offered (on the diagonal while the
+    server keeps up, flat where it saturates) and the p95 latency, each level's point saying whether its schedule
+    was kept and whether it saturated."""
+    title = "Offered rate vs served rate and latency (open loop)"
+    rated = levels[levels["target_rate_rps"].notna()] if "target_rate_rps" in levels else levels.iloc[0:0]
+    if rated.empty:
+        return _nothing(title, "No open-loop level: give an experiment `load: {model: rate}` or `{model: sweep}`.")
+    if reason := level_reason(rated):
+        return _nothing(title, reason)
+    data = _shown(rated, ["target_rate_rps", "offered_request_rate", "latency_p95", "transactions_per_minute"])
+    data["served_rps"] = pd.to_numeric(rated["transactions_per_minute"], errors="coerce").to_numpy() / 60
+    data["state"] = [_rate_state(row) for _, row in rated.iterrows()]
+    rate = figures.figure("offered_request_rate")
+    x = alt.X("offered_request_rate:Q", title=rate.header)
+    shape = alt.Shape(
+        "state:N",
+        title="Level",
+        scale=alt.Scale(domain=["kept up", "saturated", "client fell behind"], range=["circle", "triangle", "cross"]),
+    )
+    tooltip = [
+        alt.Tooltip(f"{color}:N", title=color_title),
+        alt.Tooltip("payload_file:N", title="Payload"),
+        _tip("target_rate_rps"),
+        _tip("offered_request_rate"),
+        alt.Tooltip("served_rps:Q", title="Served (req/s)", format=".3g"),
+        _tip("latency_p95"),
+        alt.Tooltip("state:N", title="Level"),
+    ]
+    base = alt.Chart(data).encode(x=x, color=_color(color, color_title, levels[color]), tooltip=tooltip)
+    top = float(max(data["offered_request_rate"].max(), data["served_rps"].max()) or 1)
+    diagonal = (
+        alt.Chart(pd.DataFrame({"r": [0.0, top]}))
+        .mark_line(color="#999999", strokeDash=[4, 4])
+        .encode(x="r:Q", y="r:Q")
+    )
+    served = (
+        diagonal
+        + base.mark_line().encode(y=alt.Y("served_rps:Q", title="Served (req/s)"))
+        + base.mark_point(filled=True, size=70).encode(y="served_rps:Q", shape=shape)
+    ).properties(title="Served vs offered (dashed: served = offered)", width=WIDTH, height=HEIGHT // 2 + 50)
+    latency_layers: list[alt.Chart] = [
+        base.mark_line().encode(y=alt.Y("latency_p95:Q", title=_axis_title("latency_p95"))),
+        base.mark_point(filled=True, size=70).encode(y="latency_p95:Q", shape=shape),
+    ]
+    if latency_budget_s is not None:
+        rule = pd.DataFrame({"latency_p95": [float(latency_budget_s)]})
+        latency_layers.append(
+            alt.Chart(rule).mark_rule(color=BUDGET_COLOR, strokeDash=[4, 4], size=2).encode(y="latency_p95:Q")
+        )
+    latency = alt.layer(*latency_layers).properties(title="Latency p95", width=WIDTH, height=HEIGHT // 2 + 50)
+    return _natural_size(
+        alt.vconcat(served, latency).resolve_scale(x="shared", y="independent").properties(title=title)
     )
 
 
@@ -443,11 +542,13 @@ def price_performance(
         return _nothing(title, reason)
     columns = ["concurrency", "latency_p95", "cost_per_10k_txn", "transactions_per_minute", "error_rate"]
     data = _shown(levels.dropna(subset=["latency_p95", "cost_per_10k_txn"]), columns)
-    data = data.sort_values([color, "payload_file", "concurrency"]).reset_index(drop=True)
+    data = data.sort_values(
+        [color, "payload_file", "concurrency", *(["target_rate_rps"] if "target_rate_rps" in data else [])]
+    ).reset_index(drop=True)
     x_max = _reach(data["latency_p95"], latency_budget_s)
     y_max = _reach(data["cost_per_10k_txn"], cost_budget_usd)
     size_max = float(data["transactions_per_minute"].max() or 1)
-    data["label"] = data["concurrency"].astype(int).astype(str)
+    data["label"] = [level_label(row) for _, row in data.iterrows()]
     data["label_spot"] = place_labels(data, x_max, y_max, size_max, PLACEMENT_WIDTH_PX, HEIGHT)
     x = alt.X("latency_p95:Q", title=_axis_title("latency_p95"), scale=alt.Scale(domain=[0, x_max], nice=False))
     y = alt.Y(

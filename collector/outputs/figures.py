@@ -88,7 +88,12 @@ ITL_HELP = "Inter-token latency: every gap between consecutive content chunks of
 
 FIGURES: tuple[Figure, ...] = (
     # A level's identity and counts (fct_concurrency_metrics).
-    Figure("concurrency", "Concurrency", kind="count", help="Requests kept in flight."),
+    Figure("concurrency", "Concurrency", kind="count", help="Requests kept in flight (an open loop's cap on them)."),
+    Figure("target_rate_rps", "Target rate", "req/s", help="An open-loop level's target request rate."),
+    Figure("offered_request_rate", "Offered rate", "req/s", help="The rate the open-loop schedule offered, as drawn."),
+    Figure("send_lag_p99", "Send lag p99", "ms", 1000, help="How late the client sent against its schedule (p99)."),
+    Figure("first_third_ttft_p50", "TTFT p50, first third", "ms", 1000),
+    Figure("last_third_ttft_p50", "TTFT p50, last third", "ms", 1000),
     Figure("request_count", "Requests", kind="count", help="Measured requests of the level (warm-up excluded)."),
     Figure("success_count", "Succeeded", kind="count"),
     Figure("error_count", "Errors", kind="count"),

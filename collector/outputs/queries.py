@@ -126,7 +126,9 @@ _LIVE_RUNS_SQL = """
         process_started_at,
         json_array_length(experiments_json) as experiment_count,
         (
-            select coalesce(sum(json_array_length(e, '$.payloads') * json_array_length(e, '$.concurrency_levels')), 0)
+            -- as int_levels_planned: closed levels, or a rate model's rates (a sweep's rates are found as it runs)
+            select coalesce(sum(json_array_length(e, '$.payloads') * coalesce(
+                json_array_length(e, '$.load.rates_per_s'), json_array_length(e, '$.concurrency_levels'))), 0)
             from (select unnest(json_extract(config_json, '$.experiments[*]')) as e)
         ) as planned_level_count,
         (
@@ -164,7 +166,7 @@ def level_metrics(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame
         """
         select * from marts.fct_concurrency_metrics
         where list_contains($run_ids::varchar[], run_id)
-        order by run_id, experiment_name, payload_file, concurrency
+        order by run_id, experiment_name, payload_file, concurrency, target_rate_rps
         """,
         {"run_ids": list(run_ids)},
     )
@@ -190,7 +192,7 @@ def failed_experiments(warehouse: str | Path, run_id: str) -> pd.DataFrame:
         """
         select * from marts.fct_failed_experiments
         where run_id = $run_id
-        order by is_dataset_of_interest desc, experiment_name, payload_file, concurrency
+        order by is_dataset_of_interest desc, experiment_name, payload_file, concurrency, target_rate_rps
         """,
         {"run_id": run_id},
     )
@@ -203,7 +205,7 @@ def level_errors(warehouse: str | Path, run_ids: Sequence[str]) -> pd.DataFrame:
         """
         select * from marts.fct_level_errors
         where list_contains($run_ids::varchar[], run_id)
-        order by run_id, experiment_name, payload_file, concurrency, request_count desc, error_type
+        order by run_id, experiment_name, payload_file, concurrency, target_rate_rps, request_count desc, error_type
         """,
         {"run_ids": list(run_ids)},
     )
@@ -414,7 +416,8 @@ _PREVIEW_LEVELS_SQL = """
             as preview_meets_error_budget,
         -- The SLOs are not on trial: the marts' SLO verdict stands.
         preview_meets_latency_budget and coalesce(preview_meets_cost_budget, true) and preview_meets_error_budget
-            and coalesce(levels.meets_slo, true) as preview_meets_all_budgets
+            and coalesce(levels.meets_slo, true) and coalesce(levels.is_schedule_kept, true)
+            and not coalesce(levels.is_saturated, false) as preview_meets_all_budgets
     from marts.fct_concurrency_metrics as levels
     where levels.run_id = $run_id
 """
@@ -435,7 +438,7 @@ def preview_levels(
     """fct_concurrency_metrics of a run with `preview_meets_*` verdicts under other budgets."""
     return _frame(
         warehouse,
-        _PREVIEW_LEVELS_SQL + " order by experiment_name, payload_file, concurrency",
+        _PREVIEW_LEVELS_SQL + " order by experiment_name, payload_file, concurrency, target_rate_rps",
         _budget_params(run_id, latency_budget_s, cost_budget_usd, error_rate_budget),
     )
 
@@ -460,13 +463,15 @@ def preview_recommendations(
         best_levels as (
             select * from levels
             where preview_meets_all_budgets
-            qualify row_number() over (partition by experiment_name, payload_file order by concurrency desc) = 1
+            qualify row_number() over (
+                partition by experiment_name, payload_file order by target_rate_rps desc nulls last, concurrency desc
+            ) = 1
         ),
         joined as (
             select
                 candidates.*,
                 best_levels.run_id is not null as has_recommendation,
-                best_levels.concurrency, best_levels.latency_p50, best_levels.latency_p95,
+                best_levels.concurrency, best_levels.target_rate_rps, best_levels.latency_p50, best_levels.latency_p95,
                 best_levels.prompt_token_count_mean, best_levels.completion_token_count_mean,
                 best_levels.transactions_per_minute, best_levels.cost_per_10k_txn,
                 best_levels.cost_per_10k_good_requests,

@@ -428,6 +428,14 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
             "concurrency_vs_throughput.png",
             charts.throughput_vs_concurrency(doi),
         )
+        if doi["target_rate_rps"].notna().any():
+            doc.image(
+                "Offered rate vs served rate and latency of the open-loop levels for the selected dataset",
+                "rate_curve.png",
+                charts.rate_curve(doi, budgets["latency_budget_s"]),
+            )
+            for line in sentences.open_loop_verdicts(doi):
+                doc.para(line)
     bins = queries.request_histograms(
         warehouse, run_id, queries.RequestFilter(payload_files=tuple(doi["payload_file"].unique()))
     )

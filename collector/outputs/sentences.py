@@ -118,6 +118,38 @@ def _with_unit(column: str, row: Row) -> str:
     return figure(column).with_unit(row.get(column))
 
 
+def load_phrase(level: Row) -> str:
+    """A level's load in words: `a concurrency level of 4`, or for an open-loop level `a request rate of 12.6
+    per second (open loop)`."""
+    rate = level.get("target_rate_rps")
+    if missing(rate):
+        return f"a concurrency level of {figure('concurrency').text(level['concurrency'])}"
+    return f"a request rate of {figure('target_rate_rps').text(rate)} per second (open loop)"
+
+
+def open_loop_verdicts(levels: pd.DataFrame) -> list[str]:
+    """One sentence per open-loop level the marts set apart: a schedule the client did not keep (the level is
+    invalid) and a queue that grew through the level (saturated)."""
+    out = []
+    for _, level in levels.iterrows():
+        if missing(level.get("target_rate_rps")):
+            continue
+        name = f"{level['experiment_name']} on {level['payload_file']} at {load_phrase(level)}"
+        kept, saturated = level.get("is_schedule_kept"), level.get("is_saturated")
+        if not missing(kept) and not bool(kept):
+            out.append(
+                f"{name} is invalid: the client sent its requests up to {_with_unit('send_lag_p99', level)} late "
+                "(p99) against its schedule, so it did not offer that rate; it meets no budget."
+            )
+        if not missing(saturated) and bool(saturated):
+            out.append(
+                f"{name} saturated: the median TTFT rose from {_with_unit('first_third_ttft_p50', level)} to "
+                f"{_with_unit('last_third_ttft_p50', level)} through the level (the queue grew); its throughput is "
+                "the most the server delivered, and it meets no budget."
+            )
+    return out
+
+
 def recommendation(rec: Row, budgets: Row | None = None, *, preview: bool = False, code: Code = _plain_code) -> str:
     """A fct_recommendations row (or a preview row) as FMBench's per-instance sentence; `budgets` default to
     the row's own; `preview` words it as what the trial budgets would give."""
@@ -131,13 +163,13 @@ def recommendation(rec: Row, budgets: Row | None = None, *, preview: bool = Fals
             f"Experiment {experiment} on {where} {verb} no concurrency level for the {bucket} dataset staying "
             f"within {phrase}."
         )
-    c = figure("concurrency").text(rec["concurrency"])
+    load = load_phrase(rec)
     opening = (
         f"The best option for staying within {phrase} on {where} for the {bucket} dataset with experiment "
-        f"{experiment} {'would be' if preview else 'is'} a concurrency level of {c}."
+        f"{experiment} {'would be' if preview else 'is'} {load}."
     )
     return (
-        f"{opening} A concurrency level of {c} achieves a median latency of {_with_unit('latency_p50', rec)}, for "
+        f"{opening} {load[0].upper()}{load[1:]} achieves a median latency of {_with_unit('latency_p50', rec)}, for "
         f"an average prompt size of {_with_unit('prompt_token_count_mean', rec)} and completion size of "
         f"{_with_unit('completion_token_count_mean', rec)} with "
         f"{figure('transactions_per_minute').text(rec['transactions_per_minute'])} transactions/minute."
@@ -157,8 +189,8 @@ def best_price_performance(rec: Row, code: Code = _plain_code) -> str:
         price = f"{figure('cost_per_10k_txn').text(rec['cost_per_10k_txn'])} per 10k transactions"
     return (
         f"The best price performance for dataset {code(str(rec['dataset_of_interest']))} is provided by experiment "
-        f"{code(str(rec['experiment_name']))} ({code(str(rec['model_id']))}) on {serving_phrase(rec, code)} at a "
-        f"concurrency level of {figure('concurrency').text(rec['concurrency'])}: {price} at "
+        f"{code(str(rec['experiment_name']))} ({code(str(rec['model_id']))}) on {serving_phrase(rec, code)} at "
+        f"{load_phrase(rec)}: {price} at "
         f"{figure('transactions_per_minute').text(rec['transactions_per_minute'])} transactions/minute, with a p95 "
         f"latency of {_with_unit('latency_p95', rec)}."
     )

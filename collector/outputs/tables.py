@@ -152,6 +152,7 @@ def latency_table(levels: pd.DataFrame) -> Table:
         [
             "experiment_name",
             "concurrency",
+            *(("target_rate_rps",) if _has_rate(levels) else ()),
             "request_count",
             "error_count",
             *(f"{m}_{p}" for m in ("latency", "ttft", "tpot") for p in ("p50", "p95", "p99")),
@@ -185,6 +186,13 @@ def _has_slo(levels: pd.DataFrame) -> bool:
     return "slo_attainment" in levels and bool(levels["slo_attainment"].notna().any())
 
 
+def _has_rate(levels: pd.DataFrame) -> bool:
+    return "target_rate_rps" in levels and bool(levels["target_rate_rps"].notna().any())
+
+
+RATE_COLUMNS = ("target_rate_rps", "offered_request_rate", "send_lag_p99")
+
+
 def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
     """Per-level figures with the verdicts (`preview_` prefix for the trial budgets; the SLO verdict, which no
     trial budget changes, is always the marts'), with goodput where the run sets SLOs."""
@@ -195,6 +203,7 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
             "experiment_name",
             "payload_file",
             "concurrency",
+            *(RATE_COLUMNS if _has_rate(levels) else ()),
             "request_count",
             "error_rate",
             "latency_p95",
@@ -203,6 +212,13 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
             *(SLO_COLUMNS if _has_slo(levels) else ()),
         ],
     )
+    if _has_rate(levels):  # an open loop's validity and saturation (closed-loop levels have neither)
+        frame["Schedule"] = (
+            levels["is_schedule_kept"].map(lambda v: "" if missing(v) else "kept" if bool(v) else "LATE").to_numpy()
+        )
+        frame["Saturated"] = (
+            levels["is_saturated"].map(lambda v: "" if missing(v) else "yes" if bool(v) else "no").to_numpy()
+        )
     if _has_slo(levels):
         frame["SLO verdict"] = levels["meets_slo"].map(_verdict).to_numpy()
     for title_, column in VERDICTS:
@@ -210,6 +226,9 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
     table = Table.plain(frame)
     for title_ in [t for t, _ in VERDICTS] + (["SLO verdict"] if _has_slo(levels) else []):
         table.states[title_] = frame[title_].map({"pass": PASS, "FAIL": FAIL}).fillna("")
+    if _has_rate(levels):
+        table.states["Schedule"] = frame["Schedule"].map({"kept": PASS, "LATE": FAIL}).fillna("")
+        table.states["Saturated"] = frame["Saturated"].map({"no": PASS, "yes": FAIL}).fillna("")
     table.notes = _caution_percentiles(levels, frame, table.states)
     return table
 

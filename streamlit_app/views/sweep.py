@@ -1,4 +1,5 @@
-"""Sweep page: how latency, throughput, errors and price move with concurrency, for one payload bucket."""
+"""Sweep page: how latency, throughput, errors and price move with concurrency (and an open loop's offered rate),
+for one payload bucket."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ ui.chart(charts.latency_vs_concurrency(shown, b["latency_budget_s"]), key="sweep
 
 st.subheader("Throughput")
 ui.chart(charts.throughput_vs_concurrency(shown), key="sweep_throughput")
+
+if shown["target_rate_rps"].notna().any():
+    st.subheader("Open loop: offered rate" + note)
+    ui.chart(charts.rate_curve(shown, b["latency_budget_s"]), key="sweep_rate_curve")
+    for line in sentences.open_loop_verdicts(shown):
+        ui.md(f"- {line}")
 
 st.subheader("Prompt tokens vs latency")
 filters = queries.RequestFilter(experiments=tuple(chosen or experiments), payload_files=(bucket,))

@@ -13,6 +13,7 @@ windows as (
         instance_type,
         instance_count,
         concurrency,
+        target_rate_rps,
         min(start_offset_ns) as window_start_offset_ns,
         max(end_offset_ns) as window_end_offset_ns,
         count(*) as request_count,
@@ -25,7 +26,8 @@ windows as (
         model_id,
         instance_type,
         instance_count,
-        concurrency
+        concurrency,
+        target_rate_rps
 ),
 
 measured as (

@@ -12,6 +12,7 @@ messages as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         error_type,
         error_message,
         http_status,
@@ -27,6 +28,7 @@ grouped as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         error_type,
         sum(message_count)::bigint as request_count,
         -- The most frequent message (ties: the alphabetically first), as the example a sentence quotes.
@@ -40,6 +42,7 @@ grouped as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         error_type
 )
 

@@ -30,6 +30,7 @@ window_overlaps as (
         windows.run_id,
         windows.experiment_name,
         windows.concurrency,
+        windows.target_rate_rps,
         segments.gpu_index,
         segments.segment_start_ns,
         segments.segment_end_ns,
@@ -61,6 +62,7 @@ segment_energy as (
         run_id,
         experiment_name,
         concurrency,
+        target_rate_rps,
         gpu_index,
         overlap_s,
         -- The energy counter's increase over the segment, pro rata to the overlap; else the trapezoid of the
@@ -88,6 +90,7 @@ per_gpu as (
         run_id,
         experiment_name,
         concurrency,
+        target_rate_rps,
         gpu_index,
         sum(energy_j) as energy_j,
         sum(overlap_s) filter (where energy_j is not null) as metered_s
@@ -96,6 +99,7 @@ per_gpu as (
         run_id,
         experiment_name,
         concurrency,
+        target_rate_rps,
         gpu_index
 ),
 
@@ -104,12 +108,14 @@ methods as (
         run_id,
         experiment_name,
         concurrency,
+        target_rate_rps,
         string_agg(distinct energy_method, '+' order by energy_method) as gpu_energy_method
     from segment_energy
     group by
         run_id,
         experiment_name,
-        concurrency
+        concurrency,
+        target_rate_rps
 ),
 
 metered as (
@@ -117,6 +123,7 @@ metered as (
         per_gpu.run_id,
         per_gpu.experiment_name,
         per_gpu.concurrency,
+        per_gpu.target_rate_rps,
         sum(per_gpu.energy_j) as gpu_energy_j,
         count(per_gpu.energy_j) as metered_gpu_count,
         min(per_gpu.metered_s) as gpu_energy_metered_s,
@@ -127,10 +134,12 @@ metered as (
             per_gpu.run_id = methods.run_id
             and per_gpu.experiment_name = methods.experiment_name
             and per_gpu.concurrency = methods.concurrency
+            and per_gpu.target_rate_rps is not distinct from methods.target_rate_rps
     group by
         per_gpu.run_id,
         per_gpu.experiment_name,
-        per_gpu.concurrency
+        per_gpu.concurrency,
+        per_gpu.target_rate_rps
 )
 
 select * from metered

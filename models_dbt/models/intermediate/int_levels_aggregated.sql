@@ -39,6 +39,7 @@ inter_token_latencies as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         count(*) as itl_gap_count,
         avg(gap_s) as itl_mean,
         quantile_cont(gap_s, 0.50) as itl_p50,
@@ -49,29 +50,57 @@ inter_token_latencies as (
         run_id,
         experiment_name,
         payload_file,
-        concurrency
+        concurrency,
+        target_rate_rps
 ),
 
 last_starts as (
     -- A closed loop keeps `concurrency` requests in flight until the first worker finds no more work (the
     -- level's last start) and then until the first of the requests still running ends: the ramp-down starts
-    -- there, with fewer in flight (and those running faster).
+    -- there, with fewer in flight (and those running faster). An open loop runs at its rate over its schedule:
+    -- from the first intended send to the last.
     select
         *,
-        max(start_offset_ns) over (partition by run_id, experiment_name, payload_file, concurrency) as last_start_ns
+        max(start_offset_ns) over level_requests as last_start_ns,
+        min(intended_offset_ns) over level_requests as scheduled_start_offset_ns,
+        max(intended_offset_ns) over level_requests as scheduled_end_offset_ns,
+        -- Thirds of the successful requests in send order, for the saturation test.
+        case when is_success then ntile(3) over (level_requests_by_outcome order by sequence_in_level) end
+            as success_third,
+        -- The successful requests in the order they ended: an open loop's completion interval starts at the first.
+        case when is_success then row_number() over (level_requests_by_outcome order by end_offset_ns) end
+            as success_end_rank
     from measured_requests
+    window
+        level_requests as (partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps),
+        level_requests_by_outcome as (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, is_success
+        )
 ),
 
 windowed as (
-    -- The steady-state requests: those that ended by the ramp-down's start, all of their life at the intended
-    -- load (at concurrency 1 every request: one in flight is the intended load throughout).
+    -- The steady-state requests. Closed loop: those that ended by the ramp-down's start, all of their life at the
+    -- intended load (at concurrency 1 every request: one in flight is the intended load throughout). Open loop:
+    -- the scheduled interval (first to last intended send) shifted by the first reply's latency, so that it
+    -- starts at the first success's end: the successes after it that ended within it (a server keeping up
+    -- answers n - 1 of the n sends in the n - 1 gaps; a span from the first send adds the first reply's latency).
     select
         *,
-        min(case when end_offset_ns > last_start_ns then end_offset_ns end) over (
-            partition by run_id, experiment_name, payload_file, concurrency
-        ) as steady_end_offset_ns,
-        end_offset_ns <= steady_end_offset_ns as is_steady
+        min(case when end_offset_ns > last_start_ns then end_offset_ns end) over level_requests
+            as steady_end_offset_ns,
+        min(end_offset_ns) filter (where is_success) over level_requests as first_success_end_offset_ns,
+        case
+            when load_model = 'rate'
+                then coalesce(
+                        success_end_rank > 1
+                        and end_offset_ns
+                        <= first_success_end_offset_ns + scheduled_end_offset_ns - scheduled_start_offset_ns,
+                        false
+                    )
+            else end_offset_ns <= steady_end_offset_ns
+        end as is_steady
     from last_starts
+    window level_requests as (partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps)
 ),
 
 aggregated as (
@@ -83,6 +112,7 @@ aggregated as (
         instance_count,
         payload_file,
         concurrency,
+        target_rate_rps,
         count(*) as request_count,
         count(*) filter (where is_success) as success_count,
         count(*) filter (where not is_success) as error_count,
@@ -132,7 +162,17 @@ aggregated as (
         coalesce(sum(prompt_tokens) filter (where is_steady and is_success), 0) as steady_prompt_tokens,
         coalesce(sum(completion_tokens) filter (where is_steady and is_success), 0) as steady_completion_tokens,
         quantile_cont(e2e_latency_s, 0.50) filter (where is_steady and is_success) as steady_latency_p50,
-        quantile_cont(e2e_latency_s, 0.95) filter (where is_steady and is_success) as steady_latency_p95
+        quantile_cont(e2e_latency_s, 0.95) filter (where is_steady and is_success) as steady_latency_p95,
+        -- Open loop: the schedule, how late the client kept it, and whether the queue grew through the level.
+        any_value(load_model) as load_model,
+        any_value(scheduled_start_offset_ns) as scheduled_start_offset_ns,
+        any_value(scheduled_end_offset_ns) as scheduled_end_offset_ns,
+        any_value(first_success_end_offset_ns) as first_success_end_offset_ns,
+        quantile_cont(send_lag_s, 0.50) as send_lag_p50,
+        quantile_cont(send_lag_s, 0.99) as send_lag_p99,
+        max(send_lag_s) as send_lag_max,
+        quantile_cont(coalesce(ttft_s, e2e_latency_s), 0.50) filter (where success_third = 1) as first_third_ttft_p50,
+        quantile_cont(coalesce(ttft_s, e2e_latency_s), 0.50) filter (where success_third = 3) as last_third_ttft_p50
     from windowed
     group by
         run_id,
@@ -141,7 +181,8 @@ aggregated as (
         instance_type,
         instance_count,
         payload_file,
-        concurrency
+        concurrency,
+        target_rate_rps
 ),
 
 spanned as (
@@ -156,7 +197,11 @@ spanned as (
         success_count * 60 / nullif(duration_s, 0) as span_transactions_per_minute,
         -- Little's law needs every request's slot time: a level with a request of unknown end has no steady state.
         case
-            when steady_request_count >= concurrency and unended_request_count = 0 then steady_latency_sum_s
+            when
+                coalesce(load_model, 'closed') = 'closed'
+                and steady_request_count >= concurrency
+                and unended_request_count = 0
+                then steady_latency_sum_s
         end as steady_slot_time_s,
         concurrency * steady_prompt_tokens / nullif(steady_slot_time_s, 0) as steady_prompt_token_throughput,
         concurrency * steady_completion_tokens / nullif(steady_slot_time_s, 0) as steady_completion_token_throughput,
@@ -165,7 +210,30 @@ spanned as (
         concurrency * steady_good_completion_tokens / nullif(steady_slot_time_s, 0)
             as steady_good_completion_token_throughput,
         good_count / nullif(duration_s, 0) as span_good_request_rate,
-        good_completion_tokens / nullif(duration_s, 0) as span_good_completion_token_throughput
+        good_completion_tokens / nullif(duration_s, 0) as span_good_completion_token_throughput,
+        send_lag_p99 <= {{ var('schedule_lag_tolerance_s') }} as is_schedule_kept,
+        case
+            when load_model = 'rate' and success_count >= {{ var('saturation_min_requests') }}
+                then last_third_ttft_p50 >= {{ var('saturation_latency_growth') }} * first_third_ttft_p50
+        end as is_saturated,
+        -- Open loop: the offered rate over the schedule (n sends, n - 1 gaps), and the rate the server sustained
+        -- at it over the shifted schedule. A saturated level never reached a steady state: its throughput is the
+        -- span's, the most the server delivered.
+        (scheduled_end_offset_ns - scheduled_start_offset_ns) / 1e9 as scheduled_duration_s,
+        case when load_model = 'rate' then (request_count - 1) / nullif(scheduled_duration_s, 0) end
+            as offered_request_rate,
+        load_model = 'rate' and not coalesce(is_saturated, false) and steady_success_count > 0
+        and scheduled_duration_s > 0 as has_scheduled_window,
+        case when has_scheduled_window then steady_prompt_tokens / scheduled_duration_s end
+            as scheduled_prompt_token_throughput,
+        case when has_scheduled_window then steady_completion_tokens / scheduled_duration_s end
+            as scheduled_completion_token_throughput,
+        case when has_scheduled_window then steady_success_count * 60 / scheduled_duration_s end
+            as scheduled_transactions_per_minute,
+        case when has_scheduled_window then steady_good_count / scheduled_duration_s end
+            as scheduled_good_request_rate,
+        case when has_scheduled_window then steady_good_completion_tokens / scheduled_duration_s end
+            as scheduled_good_completion_token_throughput
     from aggregated
 ),
 
@@ -184,6 +252,7 @@ with_itl as (
             and spanned.experiment_name is not distinct from inter_token_latencies.experiment_name
             and spanned.payload_file is not distinct from inter_token_latencies.payload_file
             and spanned.concurrency is not distinct from inter_token_latencies.concurrency
+            and spanned.target_rate_rps is not distinct from inter_token_latencies.target_rate_rps
 ),
 
 rated as (
@@ -191,16 +260,31 @@ rated as (
     -- to estimate from), else the whole span.
     select
         *,
-        case when steady_transactions_per_minute is not null then 'steady_state' else 'level_span' end
-            as throughput_window,
-        coalesce(steady_prompt_token_throughput, span_prompt_token_throughput) as prompt_token_throughput,
-        coalesce(steady_completion_token_throughput, span_completion_token_throughput)
-            as completion_token_throughput,
-        coalesce(steady_transactions_per_minute, span_transactions_per_minute) as transactions_per_minute,
+        case
+            when steady_transactions_per_minute is not null then 'steady_state'
+            when scheduled_transactions_per_minute is not null then 'scheduled_interval'
+            else 'level_span'
+        end as throughput_window,
+        coalesce(
+            steady_prompt_token_throughput, scheduled_prompt_token_throughput, span_prompt_token_throughput
+        ) as prompt_token_throughput,
+        coalesce(
+            steady_completion_token_throughput,
+            scheduled_completion_token_throughput,
+            span_completion_token_throughput
+        ) as completion_token_throughput,
+        coalesce(
+            steady_transactions_per_minute, scheduled_transactions_per_minute, span_transactions_per_minute
+        ) as transactions_per_minute,
         -- Goodput over the same window as the throughputs: good requests (and their output tokens) per second.
-        coalesce(steady_good_request_rate, span_good_request_rate) as good_request_rate,
-        coalesce(steady_good_completion_token_throughput, span_good_completion_token_throughput)
-            as good_completion_token_throughput
+        coalesce(
+            steady_good_request_rate, scheduled_good_request_rate, span_good_request_rate
+        ) as good_request_rate,
+        coalesce(
+            steady_good_completion_token_throughput,
+            scheduled_good_completion_token_throughput,
+            span_good_completion_token_throughput
+        ) as good_completion_token_throughput
     from with_itl
 )
 

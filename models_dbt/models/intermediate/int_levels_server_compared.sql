@@ -26,6 +26,7 @@ levels as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         min(start_offset_ns) as window_start_offset_ns,
         max(end_offset_ns) as window_end_offset_ns,
         count(*) as request_count,
@@ -39,7 +40,8 @@ levels as (
         run_id,
         experiment_name,
         payload_file,
-        concurrency
+        concurrency,
+        target_rate_rps
 ),
 
 boundaries as (
@@ -55,6 +57,7 @@ start_edges as (
         levels.experiment_name,
         levels.payload_file,
         levels.concurrency,
+        levels.target_rate_rps,
         boundaries.level_boundary,
         boundaries.prompt_tokens_total,
         boundaries.generation_tokens_total,
@@ -72,7 +75,8 @@ start_edges as (
             and levels.window_start_offset_ns >= boundaries.offset_ns
     qualify
         row_number() over (
-            partition by levels.run_id, levels.experiment_name, levels.payload_file, levels.concurrency
+            partition by
+                levels.run_id, levels.experiment_name, levels.payload_file, levels.concurrency, levels.target_rate_rps
             order by boundaries.offset_ns desc
         ) = 1
 ),
@@ -84,6 +88,7 @@ end_edges as (
         levels.experiment_name,
         levels.payload_file,
         levels.concurrency,
+        levels.target_rate_rps,
         boundaries.level_boundary,
         boundaries.prompt_tokens_total,
         boundaries.generation_tokens_total,
@@ -101,7 +106,8 @@ end_edges as (
             and levels.window_end_offset_ns <= boundaries.offset_ns
     qualify
         row_number() over (
-            partition by levels.run_id, levels.experiment_name, levels.payload_file, levels.concurrency
+            partition by
+                levels.run_id, levels.experiment_name, levels.payload_file, levels.concurrency, levels.target_rate_rps
             order by boundaries.offset_ns asc
         ) = 1
 ),
@@ -113,6 +119,7 @@ gauges as (
         levels.experiment_name,
         levels.payload_file,
         levels.concurrency,
+        levels.target_rate_rps,
         count(*) as gauge_sample_count,
         avg(server_samples.requests_running) as mean_requests_running,
         max(server_samples.requests_running) as max_requests_running,
@@ -131,7 +138,8 @@ gauges as (
         levels.run_id,
         levels.experiment_name,
         levels.payload_file,
-        levels.concurrency
+        levels.concurrency,
+        levels.target_rate_rps
 ),
 
 differenced as (
@@ -140,6 +148,7 @@ differenced as (
         levels.experiment_name,
         levels.payload_file,
         levels.concurrency,
+        levels.target_rate_rps,
         scraped_experiments.engine,
         levels.request_count,
         levels.success_count,
@@ -176,18 +185,21 @@ differenced as (
             and levels.experiment_name = start_edges.experiment_name
             and levels.payload_file = start_edges.payload_file
             and levels.concurrency = start_edges.concurrency
+            and levels.target_rate_rps is not distinct from start_edges.target_rate_rps
     left join end_edges
         on
             levels.run_id = end_edges.run_id
             and levels.experiment_name = end_edges.experiment_name
             and levels.payload_file = end_edges.payload_file
             and levels.concurrency = end_edges.concurrency
+            and levels.target_rate_rps is not distinct from end_edges.target_rate_rps
     left join gauges
         on
             levels.run_id = gauges.run_id
             and levels.experiment_name = gauges.experiment_name
             and levels.payload_file = gauges.payload_file
             and levels.concurrency = gauges.concurrency
+            and levels.target_rate_rps is not distinct from gauges.target_rate_rps
 ),
 
 edged as (

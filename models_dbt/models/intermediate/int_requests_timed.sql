@@ -55,7 +55,12 @@ timed as (
         data_issue,
         source_tool,
         source_request_id,
-        source_level_duration_ns
+        source_level_duration_ns,
+        load_model,
+        target_rate_rps,
+        intended_offset_ns,
+        -- How late an open-loop send left against its schedule (the client falling behind: coordinated omission).
+        (start_offset_ns - intended_offset_ns) / 1e9 as send_lag_s
     from requests
 ),
 

@@ -16,6 +16,7 @@ chunks as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         unnest(content_chunk_offsets_ns) as offset_ns,
         generate_subscripts(content_chunk_offsets_ns, 1) as chunk_index
     from requests
@@ -29,6 +30,7 @@ gaps as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         chunk_index,
         (offset_ns - lag(offset_ns) over (partition by request_id order by chunk_index)) / 1e9 as gap_s
     from chunks

@@ -25,6 +25,7 @@ summarised as (
         windows.instance_type,
         windows.instance_count,
         windows.concurrency,
+        windows.target_rate_rps,
         windows.window_start_offset_ns,
         windows.window_end_offset_ns,
         windows.window_duration_s,
@@ -51,6 +52,7 @@ summarised as (
         windows.instance_type,
         windows.instance_count,
         windows.concurrency,
+        windows.target_rate_rps,
         windows.window_start_offset_ns,
         windows.window_end_offset_ns,
         windows.window_duration_s,
@@ -74,6 +76,7 @@ final as (
             summarised.run_id = energy.run_id
             and summarised.experiment_name = energy.experiment_name
             and summarised.concurrency = energy.concurrency
+            and summarised.target_rate_rps is not distinct from energy.target_rate_rps
     left join experiments
         on
             summarised.run_id = experiments.run_id

@@ -13,6 +13,7 @@ failed as (
         instance_type,
         instance_count,
         concurrency,
+        target_rate_rps,
         request_count,
         success_count,
         error_rate,

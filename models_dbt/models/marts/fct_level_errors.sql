@@ -14,6 +14,7 @@ final as (
         errors.experiment_name,
         errors.payload_file,
         errors.concurrency,
+        errors.target_rate_rps,
         errors.error_type,
         errors.request_count,
         levels.request_count as level_request_count,
@@ -29,6 +30,7 @@ final as (
             and errors.experiment_name = levels.experiment_name
             and errors.payload_file = levels.payload_file
             and errors.concurrency = levels.concurrency
+            and errors.target_rate_rps is not distinct from levels.target_rate_rps
 )
 
 select * from final

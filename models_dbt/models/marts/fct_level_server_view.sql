@@ -10,6 +10,7 @@ final as (
         experiment_name,
         payload_file,
         concurrency,
+        target_rate_rps,
         engine,
         request_count,
         success_count,

@@ -32,10 +32,14 @@ candidates as (
 ),
 
 best_levels as (
-    -- The highest concurrency that meets every budget (latency p95, cost per 10k transactions, error rate).
+    -- The highest load that meets every budget (latency p95, cost per 10k transactions, error rate): the highest
+    -- rate of an open loop, else the highest concurrency.
     select * from levels
     where meets_all_budgets
-    qualify row_number() over (partition by run_id, experiment_name, payload_file order by concurrency desc) = 1
+    qualify row_number() over (
+            partition by run_id, experiment_name, payload_file
+            order by target_rate_rps desc nulls last, concurrency desc
+        ) = 1
 ),
 
 joined as (
@@ -50,6 +54,7 @@ joined as (
         candidates.passing_level_count,
         best_levels.run_id is not null as has_recommendation,
         best_levels.concurrency,
+        best_levels.target_rate_rps,
         best_levels.request_count,
         best_levels.success_count,
         best_levels.error_rate,
@@ -137,6 +142,7 @@ described as (
         instance_count,
         has_recommendation,
         concurrency,
+        target_rate_rps,
         request_count,
         success_count,
         error_rate,

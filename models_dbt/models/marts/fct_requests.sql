@@ -24,6 +24,7 @@ costed as (
         requests.payload_file,
         requests.prompt_index,
         requests.concurrency,
+        requests.target_rate_rps,
         requests.worker_index,
         requests.sequence_in_level,
         requests.is_warmup,
@@ -80,6 +81,7 @@ costed as (
             and requests.experiment_name = levels.experiment_name
             and requests.payload_file = levels.payload_file
             and requests.concurrency = levels.concurrency
+            and requests.target_rate_rps is not distinct from levels.target_rate_rps
 )
 
 select * from costed

@@ -18,6 +18,7 @@ placed as (
         instants.sampled_at,
         windows.experiment_name,
         windows.concurrency,
+        windows.target_rate_rps,
         instants.gpu_count,
         instants.cpu_percent,
         instants.host_memory_used_gib,

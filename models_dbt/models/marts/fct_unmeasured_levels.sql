@@ -20,6 +20,7 @@ unmeasured as (
         planned.experiment_name,
         planned.payload_file,
         planned.concurrency,
+        planned.target_rate_rps,
         runs.status as run_status,
         row_number() over (
             partition by planned.run_id
@@ -34,6 +35,7 @@ unmeasured as (
             and planned.experiment_name = measured.experiment_name
             and planned.payload_file = measured.payload_file
             and planned.concurrency = measured.concurrency
+            and planned.target_rate_rps is not distinct from measured.target_rate_rps
     where measured.run_id is null
 )
 

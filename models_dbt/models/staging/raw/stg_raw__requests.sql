@@ -54,7 +54,11 @@ renamed as (
         -- Null in our own rows and in rows landed before schema v5; set in an imported run's rows.
         source_tool,
         source_request_id,
-        source_level_duration_ns
+        source_level_duration_ns,
+        -- Null before schema v6 and in imported rows: a closed-loop level.
+        coalesce(load_model, 'closed') as load_model,
+        target_rate_rps,
+        intended_offset_ns
     from source
 ),
 
@@ -87,7 +91,15 @@ checked as (
             {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when=own_success) }},
             {{ range_reason('server_prompt_tokens', 0, var('max_sane_tokens'), required_when='false') }},
             {{ range_reason('server_completion_tokens', 0, var('max_sane_tokens'), required_when='false') }},
-            {{ range_reason('source_level_duration_ns', 0, var('max_sane_duration_ns'), required_when='false') }}
+            {{ range_reason('source_level_duration_ns', 0, var('max_sane_duration_ns'), required_when='false') }},
+            case
+                when
+                    load_model not in ('closed', 'rate')
+                    then 'load_model ''' || load_model || ''' is not closed or rate'
+                when load_model = 'rate' and not coalesce(target_rate_rps > 0, false)
+                    then 'target_rate_rps missing or not positive at a rate level'
+            end,
+            {{ range_reason('intended_offset_ns', 0, var('max_sane_duration_ns'), required_when='false') }}
         ) as value_problems
     from renamed
 ),
