@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from collector.config_base import (  # noqa: F401 - re-exported: the names config users import from here
     API_STYLE_DOC,
@@ -278,6 +278,19 @@ class Experiment(Strict):
         default=False,
         description="Allow downloading the tokenizer from the Hugging Face hub; by default it is loaded offline.",
     )
+    server_metrics: str = Field(
+        default="auto",
+        description="The engine's own Prometheus metrics, scraped every second and at each level's measured-window "
+        "edges into raw.telemetry_samples: auto (<server root>/metrics when it answers with vLLM, SGLang, TGI, "
+        "llama.cpp or Triton metrics; else a note), off, or an http(s) URL (one that fails stops the run).",
+    )
+
+    @field_validator("server_metrics")
+    @classmethod
+    def _metrics_setting(cls, value: str) -> str:
+        if value not in ("auto", "off") and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be auto, off or an http(s) URL, not {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _levels(self) -> Experiment:

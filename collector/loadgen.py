@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import ModuleType
@@ -452,6 +452,7 @@ async def run_level(
     land: Callable[[RequestRow], None],
     stop: asyncio.Event,
     on_progress: Callable[[LevelProgress], None] | None = None,
+    after_warmup: Callable[[], Awaitable[None]] | None = None,
 ) -> LevelProgress:
     """Send the level's warm-up requests and wait for all of them, then its measured requests: a closed loop
     keeps exactly `level.concurrency` in flight until they are all sent; an open loop (`level.target_rate_rps`)
@@ -459,7 +460,8 @@ async def run_level(
     slot during the measured window and lower its throughput.
 
     Setting `stop` lets in-flight requests finish and sends no more; cancelling the task lands each
-    in-flight request as a `cancelled` row.
+    in-flight request as a `cancelled` row. `after_warmup` is awaited between the phases, with nothing in flight
+    (the server-metrics scrape at the measured window's start).
     """
     progress = LevelProgress()
     prompts = level.prompts
@@ -531,6 +533,8 @@ async def run_level(
             raise
 
     await phase(range(level.warmup))
+    if after_warmup is not None and not stop.is_set():
+        await after_warmup()
     if level.target_rate_rps is None:
         await phase(range(level.warmup, level.warmup + level.requests))
     elif not stop.is_set():

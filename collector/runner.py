@@ -33,6 +33,7 @@ from collector.prepare.build import ensure_prepared, file_sha256
 from collector.pricing import applied_prices
 from collector.progress import PlannedLevel, ProgressPrinter
 from collector.schema import RunManifest
+from collector.server_metrics import ServerScraper
 from collector.telemetry import TelemetrySampler
 from collector.tokens import TokenCounter, experiment_counters
 from collector.warehouse import refresh, upsert_run_settings, warehouse_path, writing
@@ -136,12 +137,17 @@ class Sweep:
             self.stop.set()
 
         async with endpoint_for(exp, self.log_dir, self.stop, on_death) as base_url:
-            await self._measure(session, exp, base_url, headers)
+            await self._measure(session, exp, base_url, headers, f"experiments[{index}].server_metrics")
         if engine_death:  # whenever it died: during the health wait, a level, or between levels
             raise EndpointError(engine_death[0])
 
     async def _measure(
-        self, session: aiohttp.ClientSession, exp: Experiment, base_url: str, headers: dict[str, str]
+        self,
+        session: aiohttp.ClientSession,
+        exp: Experiment,
+        base_url: str,
+        headers: dict[str, str],
+        metrics_where: str = "server_metrics",
     ) -> None:
         """Wait for the endpoint, then sweep the experiment's levels; return early once the run is stopped."""
         healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
@@ -165,6 +171,35 @@ class Sweep:
             timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
             counter=self.counters[exp.name],
         )
+        scraper = await asyncio.to_thread(
+            ServerScraper.probe,
+            exp.server_metrics,
+            base_url,
+            metrics_where,
+            headers,
+            self.run_id,
+            exp.name,
+            served,
+            self.clock.base_perf_ns,
+            lambda row: self.landing.append("telemetry_samples", row),
+            lambda line: print(line, file=sys.stderr),
+        )
+        if scraper is None:
+            await self._levels(session, exp, target, None)
+            return
+        scraper.start()
+        try:
+            await self._levels(session, exp, target, scraper)
+        finally:
+            await asyncio.to_thread(scraper.stop)
+
+    async def _levels(
+        self, session: aiohttp.ClientSession, exp: Experiment, target: Target, scraper: ServerScraper | None
+    ) -> None:
+        async def measured_start() -> None:
+            if scraper is not None:
+                await asyncio.to_thread(scraper.sample, "measured_start")
+
         measured: dict[str, list[float]] = {}  # closed-loop request rates by bucket: a sweep's floor and ceiling
         index = -1
         while (index := index + 1) < len(self.plan):
@@ -199,7 +234,11 @@ class Sweep:
             ticker = asyncio.ensure_future(self.progress.ticking()) if self.progress.tty else None
             done = LevelProgress()
             try:
-                done = await run_level(session, target, level, self.clock, self.land, self.stop, self.progress.update)
+                done = await run_level(
+                    session, target, level, self.clock, self.land, self.stop, self.progress.update, measured_start
+                )
+                if scraper is not None:  # every request of the level has ended: the window's closing edge
+                    await asyncio.to_thread(scraper.sample, "measured_end")
             finally:
                 if ticker is not None:
                     ticker.cancel()

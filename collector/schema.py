@@ -16,6 +16,8 @@ SCHEMA_VERSION = 6  # 2: requests.data_issue; runs.pid, process_started_at and e
 # 5: requests.source_tool, source_request_id and source_level_duration_ns; runs.source_tool and source_file (imported
 #    runs, `collector import`); columns an imported row's tool did not record are null (each column says which)
 # 6: requests.load_model, target_rate_rps and intended_offset_ns (open-loop rate levels)
+# 7: telemetry_samples.source, experiment_name, level_boundary and server_* (the serving engine's own Prometheus
+#    metrics, collector/server_metrics.py); null in host and GPU rows and before v7
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -205,6 +207,49 @@ class TelemetrySample:
     gpu_power_w: float | None = col("DOUBLE", "GPU power draw, watts.")
     gpu_energy_j: float | None = col("DOUBLE", "GPU energy counter since driver load, joules (null if unsupported).")
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
+    # The serving engine's own view (v7, collector/server_metrics.py): null in host and GPU rows and before v7.
+    source: str | None = col(
+        "VARCHAR",
+        "Where the sample came from: host or gpu (psutil, NVML), or server:<engine> (vllm, sglang, tgi, llamacpp, "
+        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'). Null before v7 "
+        "(a row with gpu_index is a GPU's, else the host's).",
+        None,
+    )
+    experiment_name: str | None = col(
+        "VARCHAR", "For a server row, the experiment whose endpoint was scraped; null for host and GPU rows.", None
+    )
+    level_boundary: str | None = col(
+        "VARCHAR",
+        "For a server row scraped at a level's measured-window edge, with no request in flight: measured_start "
+        "(right after the warm-up requests ended) or measured_end (right after the last measured request ended); "
+        "null for the once-a-second scrapes.",
+        None,
+    )
+    server_requests_running: float | None = col(
+        "DOUBLE", "Requests in the engine's running batch (vLLM num_requests_running and its peers).", None
+    )
+    server_requests_waiting: float | None = col("DOUBLE", "Requests queued in the engine, not yet running.", None)
+    server_kv_cache_usage: float | None = col(
+        "DOUBLE", "Fraction of the engine's KV cache in use, 0 to 1; null where the engine does not expose it.", None
+    )
+    server_prompt_tokens_total: float | None = col(
+        "DOUBLE", "Engine counter: prompt tokens processed since it started.", None
+    )
+    server_generation_tokens_total: float | None = col(
+        "DOUBLE", "Engine counter: tokens generated since it started.", None
+    )
+    server_ttft_sum_s: float | None = col(
+        "DOUBLE", "Sum of the engine's time-to-first-token histogram since it started, s.", None
+    )
+    server_ttft_count: float | None = col("DOUBLE", "Observations in that TTFT histogram.", None)
+    server_e2e_sum_s: float | None = col(
+        "DOUBLE", "Sum of the engine's end-to-end request latency histogram since it started, s.", None
+    )
+    server_e2e_count: float | None = col("DOUBLE", "Observations in that end-to-end histogram.", None)
+    server_queue_time_sum_s: float | None = col(
+        "DOUBLE", "Sum of the engine's queue-time (waiting phase) histogram since it started, s.", None
+    )
+    server_queue_time_count: float | None = col("DOUBLE", "Observations in that queue-time histogram.", None)
 
 
 @dataclass

@@ -74,6 +74,7 @@ class Gpus:
                     gpu_memory_total_bytes=None if mem is None else int(mem.total),
                     gpu_power_w=None if power_mw is None else power_mw / 1000.0,
                     gpu_energy_j=None if energy_mj is None else energy_mj / 1000.0,
+                    source="gpu",
                 )
             )
         return rows
@@ -121,6 +122,7 @@ class TelemetrySampler:
             gpu_memory_total_bytes=None,
             gpu_power_w=None,
             gpu_energy_j=None,
+            source="host",
         )
         return [host, *self.gpus.sample(base)]
 

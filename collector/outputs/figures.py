@@ -138,6 +138,19 @@ FIGURES: tuple[Figure, ...] = (
     Figure("gpu_energy_per_output_token_j", "GPU energy per output token", "J"),
     Figure("window_duration_s", "Window", "s"),
     Figure("sample_count", "Samples", kind="count"),
+    # The server's own view (fct_level_server_view): the engine's Prometheus metrics over a level's window.
+    Figure("client_mean_e2e_s", "Client mean latency", "s", help="Mean end-to-end latency of the measured successes."),
+    Figure("server_mean_e2e_s", "Server mean latency", "s", help="The engine's own mean end-to-end request latency."),
+    Figure(
+        "e2e_gap_s", "Latency gap", "ms", 1000, help="Client mean latency - server mean latency: network and client."
+    ),
+    Figure("server_mean_ttft_s", "Server mean TTFT", "ms", 1000, help="The engine's own mean time to first token."),
+    Figure("server_mean_queue_time_s", "Server mean queue time", "ms", 1000, help="Time requests waited in its queue."),
+    Figure("mean_requests_waiting", "Mean queue depth", "requests", help="Requests waiting in the engine, mean."),
+    Figure("max_requests_waiting", "Max queue depth", "requests", help="Requests waiting in the engine, largest."),
+    Figure("mean_requests_running", "Mean running batch", "requests", help="Requests the engine ran at once, mean."),
+    Figure("mean_kv_cache_usage", "Mean KV cache", "%", 100, kind="share", help="The engine's KV cache in use, mean."),
+    Figure("max_kv_cache_usage", "Max KV cache", "%", 100, kind="share", help="The engine's KV cache in use, largest."),
     # Requests (fct_requests).
     Figure("e2e_latency_s", "Latency", "s", help=LATENCY_HELP),
     Figure("ttft_s", "TTFT", "ms", 1000, help=TTFT_HELP),
@@ -159,6 +172,7 @@ NAMES: dict[str, str] = {
     "error_type": "Error type",
     "example_message": "Most frequent message",
     "telemetry_host": "Host sampled",
+    "engine": "Engine",
     "status": "Status",
 }
 

@@ -238,6 +238,17 @@ def endpoint_metrics(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     )
 
 
+def server_view(warehouse: str | Path, run_id: str) -> pd.DataFrame:
+    """fct_level_server_view of a run: the engine's own metrics beside the client's, per level (none when no
+    endpoint of the run exposed them)."""
+    return _frame(
+        warehouse,
+        "select * from marts.fct_level_server_view where run_id = $run_id "
+        "order by experiment_name, payload_file, concurrency",
+        {"run_id": run_id},
+    )
+
+
 def telemetry_bands(warehouse: str | Path, run_id: str) -> pd.DataFrame:
     """fct_endpoint_metrics unpivoted: one row per level window and measure, with min/p25/p50/p75/max.
 

@@ -362,6 +362,19 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     else:
         doc.frame(endpoint_rows)
 
+    # The server's own view, where an endpoint exposed its engine's metrics
+    server = queries.server_view(warehouse, run_id)
+    if not server.empty:
+        doc.heading(3, "Server's view")
+        doc.para(
+            "The engine's own Prometheus metrics over each level's measured window: its mean latency beside the "
+            "client's (the gap is network and client overhead), its queue depth, running batch and KV-cache use, "
+            "and whether its token counters match the client's totals exactly."
+        )
+        for line in sentences.token_total_mismatches(server, md_code):
+            doc.para(line)
+        doc.frame(tables.server_view_table(server), code_columns=("Experiment", "Payload bucket"))
+
     # Configuration pointer
     doc.heading(3, "Configuration")
     doc.para("The configuration used for these tests is available in the [`config`](#configuration-file) file.")

@@ -338,3 +338,22 @@ def unpriced_note(levels: pd.DataFrame, code: Code = _plain_code) -> str | None:
         f"{', '.join(code(n) for n in unpriced)} {'was' if len(unpriced) == 1 else 'were'} benchmarked unpriced "
         "(`unpriced: true`): no price or cost is shown for it, and its verdicts judge latency and error rate only."
     )
+
+
+def token_total_mismatches(view: pd.DataFrame, code: Code = _plain_code) -> list[str]:
+    """`vllm c=8 on en_1-500: the server counted 5 output tokens more than the client recorded ...` for every level
+    of fct_level_server_view whose token totals disagree, in its order."""
+    lines = []
+    for _, level in view[view["is_token_total_mismatch"].fillna(False).astype(bool)].iterrows():
+        parts = []
+        for column, what in (("prompt_tokens_difference", "prompt"), ("completion_tokens_difference", "output")):
+            diff = level[column]
+            if not missing(diff) and diff != 0:
+                more = "more" if diff > 0 else "fewer"
+                parts.append(f"{abs(int(diff)):,} {what} tokens {more}")
+        counted = " and ".join(parts)
+        lines.append(
+            f"{level_label(level, code)}: the server counted {counted} than the client recorded over the measured "
+            "window (a request the client gave up on, a failed request, or a miscount)."
+        )
+    return lines

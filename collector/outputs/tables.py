@@ -363,6 +363,42 @@ def endpoint_table(metrics: pd.DataFrame) -> Table:
     return Table.plain(frame)
 
 
+SERVER_VIEW_FIGURES = (
+    "client_mean_e2e_s",
+    "server_mean_e2e_s",
+    "e2e_gap_s",
+    "server_mean_ttft_s",
+    "server_mean_queue_time_s",
+    "mean_requests_waiting",
+    "max_requests_waiting",
+    "mean_requests_running",
+    "mean_kv_cache_usage",
+    "max_kv_cache_usage",
+)
+TOKEN_TOTALS = "Token totals"
+
+
+def _token_totals(level: pd.Series) -> str:
+    matching = level.get("is_token_total_matching")
+    if missing(matching):
+        return "not compared"
+    if bool(matching):
+        return "match"
+    prompt, output = (int(level[c]) for c in ("prompt_tokens_difference", "completion_tokens_difference"))
+    return f"differ: prompt {prompt:+,}, output {output:+,}"
+
+
+def server_view_table(view: pd.DataFrame) -> Table:
+    """fct_level_server_view: per level, latency by the client and by the engine with the gap, the engine's queue
+    depth, running batch and KV-cache pressure, and whether the token totals match (a mismatch fails)."""
+    frame = figures.frame(view, ["experiment_name", "payload_file", "concurrency", *SERVER_VIEW_FIGURES])
+    frame[TOKEN_TOTALS] = [_token_totals(level) for _, level in view.iterrows()]
+    states = pd.DataFrame("", index=frame.index, columns=frame.columns)
+    states[TOKEN_TOTALS] = [FAIL if flag else "" for flag in view["is_token_total_mismatch"].fillna(False).to_numpy()]
+    notes = [] if not states[TOKEN_TOTALS].eq(FAIL).any() else [f"{TOKEN_TOTALS}: server minus client."]
+    return Table(frame, states, notes)
+
+
 def errors_table(errors: pd.DataFrame) -> Table:
     """fct_level_errors: per level, what the failed requests failed with, most frequent first."""
     errors = errors.sort_values(

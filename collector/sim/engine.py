@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import math
 import random
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
 from collector.errors import ConfigError
+from collector.sim.metrics import SimMetrics
 from collector.sim.profiles import ServerProfile, resolve_hardware
 from collector.sim.settings import SimSettings
 
@@ -350,6 +352,7 @@ class RequestStream:
 
     sequence: Sequence
     events: asyncio.Queue[TokenEvent]
+    arrived_s: float = field(default_factory=time.monotonic)  # for the server-side latency histograms
 
 
 class RealtimeEngine:
@@ -362,6 +365,7 @@ class RealtimeEngine:
         self.engine = Engine(config)
         self.speedup = speedup
         self.model_time_s = 0.0  # modeled seconds of work done (idle time excluded)
+        self.metrics = SimMetrics()  # served at /metrics under vLLM's names
         self._streams: dict[int, RequestStream] = {}
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -391,6 +395,28 @@ class RealtimeEngine:
         self.engine.cancel(stream.sequence)
         self._streams.pop(stream.sequence.request_id, None)
 
+    def _observe_scheduled(self, step: Step) -> None:
+        now = time.monotonic()
+        for seq in step.sequences:
+            stream = self._streams.get(seq.request_id)
+            if stream is not None:
+                self.metrics.queue.observe(now - stream.arrived_s)
+
+    def _observe_token(self, event: TokenEvent, stream: RequestStream | None) -> None:
+        """Count one generated token (and, on a request's first, its prompt), as vLLM's counters do."""
+        metrics = self.metrics
+        metrics.generation_tokens += 1
+        if event.index == 0:
+            metrics.prompt_tokens += event.sequence.prompt_tokens
+        if stream is None:
+            return
+        now = time.monotonic()
+        if event.index == 0:
+            metrics.ttft.observe(now - stream.arrived_s)
+        if event.finish_reason is not None:
+            metrics.e2e.observe(now - stream.arrived_s)
+            metrics.request_success += 1
+
     async def _run(self) -> None:
         assert self._wake is not None
         loop = asyncio.get_running_loop()
@@ -405,12 +431,15 @@ class RealtimeEngine:
             now = loop.time()
             start = deadline if deadline is not None and now - deadline < _MAX_LAG_S else now
             deadline = start + step.duration_s / self.speedup
+            if step.kind == "prefill":
+                self._observe_scheduled(step)
             delay = deadline - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             self.model_time_s += step.duration_s
             for event in self.engine.complete_step(step, self.model_time_s):
                 stream = self._streams.get(event.sequence.request_id)
+                self._observe_token(event, stream)
                 if stream is None:
                     continue
                 stream.events.put_nowait(event)

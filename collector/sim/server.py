@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.sim.engine import EngineConfig, RealtimeEngine, RequestRejected, RequestStream
+from collector.sim.metrics import exposition
 from collector.sim.profiles import resolve_hardware
 from collector.sim.settings import SimSettings
 from collector.tokens import DEFAULT_COUNTER
@@ -479,23 +480,17 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    """Scheduler gauges under vLLM's Prometheus names, so telemetry scrapers and tests can watch the queue."""
-    engine = request.app[ENGINE_KEY].engine
-    name = request.app[SERVED_MODEL_KEY].replace("\\", "\\\\").replace('"', '\\"')
-    label = f'{{model_name="{name}"}}'
-    gauges = [
-        ("vllm:num_requests_running", "Requests in the running batch.", len(engine.running)),
-        ("vllm:num_requests_waiting", "Requests waiting for KV cache space.", len(engine.waiting)),
-        (
-            "vllm:gpu_cache_usage_perc",
-            "Fraction of KV cache tokens reserved (0-1).",
-            engine.kv_reserved_tokens / engine.config.kv_capacity_tokens,
-        ),
-    ]
-    lines = []
-    for name, help_text, value in gauges:
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{label} {value}"]
-    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+    """vLLM's Prometheus metrics: scheduler gauges, token counters and latency histograms (collector/sim/metrics.py)."""
+    runtime = request.app[ENGINE_KEY]
+    engine = runtime.engine
+    text = exposition(
+        runtime.metrics,
+        request.app[SERVED_MODEL_KEY],
+        running=len(engine.running),
+        waiting=len(engine.waiting),
+        kv_usage=engine.kv_reserved_tokens / engine.config.kv_capacity_tokens,
+    )
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 def create_app(settings: SimSettings) -> web.Application:

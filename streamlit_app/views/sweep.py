@@ -75,3 +75,15 @@ else:
 errors = cache.level_errors(ctx.warehouse, [ctx.run_id])
 for line in sentences.errors_by_level(shown, errors, lambda name: f"`{name}`"):
     ui.md(f"- {line}")
+
+server = cache.server_view(ctx.warehouse, ctx.run_id)
+server = server[(server["payload_file"] == bucket) & server["experiment_name"].isin(shown["experiment_name"])]
+if not server.empty:
+    st.subheader("Server's view")
+    st.caption(
+        "The engine's own Prometheus metrics over each level's measured window: its latency beside the client's "
+        "(the gap is network and client overhead), its queue depth, running batch and KV-cache use."
+    )
+    for line in sentences.token_total_mismatches(server, lambda name: f"`{name}`"):
+        st.warning(line)
+    ui.show_table(tables.server_view_table(server), key="sweep_server_view")

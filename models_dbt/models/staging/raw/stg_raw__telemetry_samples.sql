@@ -1,7 +1,9 @@
 with
 
 source as (
+    -- Host and GPU rows; the engine's own metrics (source server:<engine>) are stg_raw__server_metric_samples.
     select * from {{ source('raw', 'telemetry_samples') }}
+    where source is null or source not like 'server:%'
 ),
 
 renamed as (
