@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.app.app_helpers import charts_of, mart, texts
 from streamlit.testing.v1 import AppTest
+
+from tests.app.app_helpers import charts_of, mart, texts
 
 pytestmark = pytest.mark.slow
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from app_helpers import mart, texts
 from streamlit.testing.v1 import AppTest
 
 from collector.outputs import figures, sentences, tables
+from tests.app.app_helpers import mart, texts
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from conftest import PRICING_DIR, Experiment, Instant, Req, RunSpec, land_run, ns, query
 
 from collector import dbt_runner
 from collector.landing import compact_run
 from collector.schema import TelemetrySample
 from collector.warehouse import refresh, warehouse_path
+from tests.dbt.builders import PRICING_DIR, Experiment, Instant, Req, RunSpec, land_run, ns, query
 
 NEW, OLD = "20261203T090000Z-aaaaaa", "20261203T100000Z-bbbbbb"
 V6_COLUMNS = [c for c in TelemetrySample.__dataclass_fields__ if c.startswith("server_")] + [
