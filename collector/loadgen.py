@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -60,6 +60,19 @@ class Target:
     params: InferenceParameters
     timeout: aiohttp.ClientTimeout
     counter: TokenCounter
+    # True for the managed AWS kinds (collector/aws/target.py), whose requests go through boto3, not aiohttp.
+    managed: ClassVar[bool] = False
+
+    async def send_managed(
+        self,
+        level: Level,
+        prompt: Prompt,
+        clock: RunClock,
+        worker_index: int,
+        sequence_in_level: int,
+        land: Callable[[RequestRow], None],
+    ) -> RequestRow:
+        raise NotImplementedError  # collector.aws.target.ManagedTarget sends them
 
     @cached_property
     def wire(self) -> ModuleType:
@@ -196,6 +209,8 @@ async def send_one(
 
     Every failure becomes an error row; only cancellation propagates, after its row has landed.
     """
+    if target.managed:  # Bedrock, SageMaker: through boto3 in a worker thread
+        return await target.send_managed(level, prompt, clock, worker_index, sequence_in_level, land)
     # Serialised before the clock starts: TTFT should time the endpoint, not our JSON encoder.
     wire = target.wire
     body = json.dumps(
@@ -347,6 +362,12 @@ class RequestOutcome:
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None
+    # Managed AWS endpoints only (collector/aws): throttling retries, the service's latency and request id.
+    retry_count: int | None = None
+    retry_wait_ns: int | None = None
+    last_attempt_offset_ns: int | None = None
+    server_latency_ms: int | None = None
+    service_request_id: str | None = None
 
     def fail(self, error_type: str, message: str) -> None:
         self.status, self.error_type, self.error_message = "error", error_type, message
@@ -403,6 +424,11 @@ class RequestOutcome:
             server_prompt_tokens=server_prompt,
             server_completion_tokens=server_completion,
             content_chunk_offsets_ns=self.content_offsets_ns,
+            retry_count=self.retry_count,
+            retry_wait_ns=self.retry_wait_ns,
+            last_attempt_offset_ns=self.last_attempt_offset_ns,
+            server_latency_ms=self.server_latency_ms,
+            service_request_id=self.service_request_id,
         )
 
 

@@ -10,7 +10,7 @@ import platform
 import secrets
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +21,14 @@ import duckdb
 
 from collector import __version__
 from collector.clock import RunClock, now_iso
-from collector.config import Config, Experiment, OpenAIEndpoint, load_config, redacted_dump
+from collector.config import (
+    MANAGED_ENDPOINT_TYPES,
+    Config,
+    Experiment,
+    OpenAIEndpoint,
+    load_config,
+    redacted_dump,
+)
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
@@ -135,14 +142,31 @@ class Sweep:
             self.stop.set()
 
         async with endpoint_for(exp, self.log_dir, self.stop, on_death) as base_url:
-            await self._measure(session, exp, base_url, headers)
+            await self._measure(session, exp, base_url, headers, on_death)
         if engine_death:  # whenever it died: during the health wait, a level, or between levels
             raise EndpointError(engine_death[0])
 
     async def _measure(
-        self, session: aiohttp.ClientSession, exp: Experiment, base_url: str, headers: dict[str, str]
+        self,
+        session: aiohttp.ClientSession,
+        exp: Experiment,
+        base_url: str,
+        headers: dict[str, str],
+        on_death: Callable[[str], None] | None = None,
     ) -> None:
         """Wait for the endpoint, then sweep the experiment's levels; return early once the run is stopped."""
+        if exp.endpoint.type in MANAGED_ENDPOINT_TYPES:
+            # Bedrock and SageMaker have no health route: the first refused request (unknown model, no access,
+            # no such endpoint) stops the sweep with one line instead (on_death).
+            from collector.aws.lifecycle import managed_target
+
+            where = f"experiments[{self.config.experiments.index(exp)}]"
+            managed = managed_target(exp, where, self.run_id, base_url, self.counters[exp.name], on_death)
+            try:
+                await self._levels(exp, managed)
+            finally:
+                await asyncio.to_thread(managed.close)
+            return
         healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
         if not await self._unless_stopped(healthy):
             return  # Ctrl-C or SIGTERM while waiting for the endpoint (or the engine died)
@@ -164,6 +188,10 @@ class Sweep:
             timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
             counter=self.counters[exp.name],
         )
+        await self._levels(exp, target, session)
+
+    async def _levels(self, exp: Experiment, target: Target, session: aiohttp.ClientSession | None = None) -> None:
+        """Sweep the experiment's levels in plan order; return early once the run is stopped."""
         for index, planned in enumerate(self.plan):
             if planned.experiment != exp.name:
                 continue
@@ -180,7 +208,15 @@ class Sweep:
             ticker = asyncio.ensure_future(self.progress.ticking()) if self.progress.tty else None
             done = LevelProgress()
             try:
-                done = await run_level(session, target, level, self.clock, self.land, self.stop, self.progress.update)
+                done = await run_level(
+                    session,  # type: ignore[arg-type]  # unused by a managed target
+                    target,
+                    level,
+                    self.clock,
+                    self.land,
+                    self.stop,
+                    self.progress.update,
+                )
             finally:
                 if ticker is not None:
                     ticker.cancel()

@@ -15,6 +15,8 @@ SCHEMA_VERSION = 5  # 2: requests.data_issue; runs.pid, process_started_at and e
 #    runs.slo_* (goodput)
 # 5: requests.source_tool, source_request_id and source_level_duration_ns; runs.source_tool and source_file (imported
 #    runs, `collector import`); columns an imported row's tool did not record are null (each column says which)
+# 6: requests.retry_count, retry_wait_ns, last_attempt_offset_ns, server_latency_ms and service_request_id (managed
+#    AWS endpoints, `type: bedrock` / `sagemaker`); null for every other kind and before v6
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -42,10 +44,13 @@ class RequestRow:
     model_id: str = col("VARCHAR", "Model id from the config (e.g. meta-llama/Llama-3.1-8B-Instruct).")
     endpoint_type: str = col(
         "VARCHAR",
-        "Endpoint kind: simulated, openai, container or process; imported for a row of an imported run.",
+        "Endpoint kind: simulated, openai, container, process, bedrock or sagemaker; imported for a row of an "
+        "imported run.",
     )
     endpoint_url: str | None = col("VARCHAR", "URL the request was sent to." + IMPORTED_NULL)
-    api_style: str | None = col("VARCHAR", "Wire format used: completions, chat, tgi, djl or triton." + IMPORTED_NULL)
+    api_style: str | None = col(
+        "VARCHAR", "Wire format used: completions, chat, tgi, djl, triton, or converse (Bedrock)." + IMPORTED_NULL
+    )
     is_streaming: bool | None = col("BOOLEAN", "Whether the response was requested as an SSE stream." + IMPORTED_NULL)
     instance_type: str | None = col("VARCHAR", "Instance type serving the endpoint; null for token-priced APIs.")
     instance_count: int = col("INTEGER", "Number of instances behind the endpoint.")
@@ -162,6 +167,36 @@ class RequestRow:
         "The level's duration as the source tool measured it, ns, carried on each row of the level only when the "
         "tool recorded no per-request send times (a vLLM result without start_times: its `duration`); the marts' "
         "level span falls back to it. Null otherwise, and for our own rows.",
+        None,
+    )
+    # Managed AWS endpoints (type: bedrock / sagemaker, collector/aws/): null for every other kind and before v6.
+    retry_count: int | None = col(
+        "INTEGER",
+        "Times the request was throttled (ThrottlingException, HTTP 429) and sent again after a backoff; 0 when "
+        "never. Null for endpoint kinds that do not retry (all but bedrock and sagemaker).",
+        None,
+    )
+    retry_wait_ns: int | None = col(
+        "BIGINT",
+        "Time spent in backoff between throttled attempts, ns (inside e2e_ns, which counts from the first send). "
+        "Null where retry_count is.",
+        None,
+    )
+    last_attempt_offset_ns: int | None = col(
+        "BIGINT",
+        "First send to the send of the final attempt, ns (0 when not retried): e2e_ns minus this is the final "
+        "attempt's own latency. Null where retry_count is.",
+        None,
+    )
+    server_latency_ms: int | None = col(
+        "INTEGER",
+        "The service's own latency of the request, ms, as it reported it (Bedrock's metrics.latencyMs); beside our "
+        "e2e_ns, the difference is network and client time. Null when the service reports none.",
+        None,
+    )
+    service_request_id: str | None = col(
+        "VARCHAR",
+        "The service's request id (x-amzn-RequestId), for matching CloudTrail or support cases. Null for other kinds.",
         None,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -372,6 +373,12 @@ async def _sagemaker_invoke_stream(request: web.Request) -> web.StreamResponse:
 def add_aws_routes(app: web.Application, state: AwsLoopback | None = None) -> None:
     """Serve the Bedrock and SageMaker runtime routes on the simulator's app (its engine times every token)."""
     app[AWS_KEY] = state if state is not None else AwsLoopback()
+
+    async def request_id(request: web.Request, response: web.StreamResponse) -> None:
+        if request.path.startswith(("/model/", "/endpoints/")):  # as both services do, success or error
+            response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
+
+    app.on_response_prepare.append(request_id)
     # botocore percent-encodes the model id (an ARN holds ':' and '/'); match the rest of the path.
     app.router.add_post("/model/{model_id:.+}/converse", _bedrock_converse)
     app.router.add_post("/model/{model_id:.+}/converse-stream", _bedrock_converse_stream)
