@@ -51,6 +51,16 @@ class AwsLoopback:
     received: int = 0  # requests received (throttled ones included)
     throttled: int = 0
     latencies_ms: list[int] = field(default_factory=list)  # metrics.latencyMs reported, in order
+    # SageMaker's control plane (CreateModel ... DeleteModel): what a created endpoint becomes, after how many
+    # DescribeEndpoint calls in Creating (None: it never leaves Creating), and what exists now.
+    endpoint_outcome: str = "InService"
+    creating_polls: int | None = 1
+    failure_reason: str = "The primary container for production variant AllTraffic did not pass the ping health check."
+    deployed_format: str = "tgi"
+    models: set[str] = field(default_factory=set)
+    endpoint_configs: set[str] = field(default_factory=set)
+    endpoints: dict[str, int] = field(default_factory=dict)  # name -> DescribeEndpoint calls so far
+    control_calls: list[str] = field(default_factory=list)  # operation names, in order
 
 
 AWS_KEY = web.AppKey("aws_loopback", AwsLoopback)
@@ -249,8 +259,8 @@ async def _sagemaker(request: web.Request, stream: bool) -> web.StreamResponse:
             raise _AwsError(400, "ValidationError", "Unable to parse the request body as JSON.") from exc
         try:
             if fmt == "chat":
-                if isinstance(body, dict):
-                    body = {**body, "model": body.get("model", served)}
+                if isinstance(body, dict):  # the container serves one model, whatever name is sent
+                    body = {**body, "model": served}
                 chat = _parse(body, True, served)
                 prompt_tokens, max_tokens = chat.prompt_tokens, chat.max_tokens or 256
                 native = None
@@ -370,6 +380,65 @@ async def _sagemaker_invoke_stream(request: web.Request) -> web.StreamResponse:
     return await _sagemaker(request, stream=True)
 
 
+def _control_error(code: str, message: str) -> web.Response:
+    return web.json_response({"__type": code, "message": message}, status=400)
+
+
+async def _sagemaker_control(request: web.Request) -> web.Response:
+    """SageMaker's control plane (JSON 1.1, `X-Amz-Target: SageMaker.<Operation>`): the calls a deployment
+    makes, with endpoints that reach InService, fail with a reason, or stay Creating, as the test asks."""
+    state = request.app[AWS_KEY]
+    operation = request.headers.get("X-Amz-Target", "").removeprefix("SageMaker.")
+    state.control_calls.append(operation)
+    body = json.loads(await request.read() or b"{}")
+    arn = "arn:aws:sagemaker:us-east-1:123456789012"
+    if operation == "CreateModel":
+        state.models.add(body["ModelName"])
+        return web.json_response({"ModelArn": f"{arn}:model/{body['ModelName']}"})
+    if operation == "CreateEndpointConfig":
+        if body["ProductionVariants"][0]["ModelName"] not in state.models:
+            return _control_error("ValidationException", "Could not find model.")
+        state.endpoint_configs.add(body["EndpointConfigName"])
+        return web.json_response({"EndpointConfigArn": f"{arn}:endpoint-config/{body['EndpointConfigName']}"})
+    if operation == "CreateEndpoint":
+        if body["EndpointConfigName"] not in state.endpoint_configs:
+            return _control_error("ValidationException", "Could not find endpoint configuration.")
+        state.endpoints[body["EndpointName"]] = 0
+        return web.json_response({"EndpointArn": f"{arn}:endpoint/{body['EndpointName']}"})
+    if operation == "DescribeEndpoint":
+        name = body["EndpointName"]
+        if name not in state.endpoints:
+            return _control_error("ValidationException", f'Could not find endpoint "{name}".')
+        state.endpoints[name] += 1
+        polls = state.endpoints[name]
+        status = "Creating"
+        if state.creating_polls is not None and polls > state.creating_polls:
+            status = state.endpoint_outcome
+        out: dict[str, Any] = {"EndpointName": name, "EndpointStatus": status, "EndpointArn": f"{arn}:endpoint/{name}"}
+        if status == "Failed":
+            out["FailureReason"] = state.failure_reason
+        if status == "InService" and state.sagemaker_endpoints is not None:
+            state.sagemaker_endpoints[name] = state.deployed_format
+        return web.json_response(out)
+    deletions = {
+        "DeleteEndpoint": ("EndpointName", state.endpoints),
+        "DeleteEndpointConfig": ("EndpointConfigName", state.endpoint_configs),
+        "DeleteModel": ("ModelName", state.models),
+    }
+    if operation in deletions:
+        key, live = deletions[operation]
+        if body[key] not in live:
+            return _control_error("ValidationException", f'Could not find {key[:-4]} "{body[key]}".')
+        if isinstance(live, dict):
+            del live[body[key]]
+            if state.sagemaker_endpoints is not None:
+                state.sagemaker_endpoints.pop(body[key], None)
+        elif isinstance(live, set):
+            live.discard(body[key])
+        return web.json_response({})
+    return _control_error("UnknownOperationException", f"operation {operation!r} is not served here")
+
+
 def add_aws_routes(app: web.Application, state: AwsLoopback | None = None) -> None:
     """Serve the Bedrock and SageMaker runtime routes on the simulator's app (its engine times every token)."""
     app[AWS_KEY] = state if state is not None else AwsLoopback()
@@ -384,3 +453,4 @@ def add_aws_routes(app: web.Application, state: AwsLoopback | None = None) -> No
     app.router.add_post("/model/{model_id:.+}/converse-stream", _bedrock_converse_stream)
     app.router.add_post("/endpoints/{name}/invocations", _sagemaker_invoke)
     app.router.add_post("/endpoints/{name}/invocations-response-stream", _sagemaker_invoke_stream)
+    app.router.add_post("/", _sagemaker_control)
