@@ -55,7 +55,13 @@ timed as (
         data_issue,
         source_tool,
         source_request_id,
-        source_level_duration_ns
+        source_level_duration_ns,
+        -- Managed AWS endpoints: throttling retries (inside e2e) and the service's own latency.
+        retry_count,
+        retry_wait_ns / 1e9 as retry_wait_s,
+        (e2e_ns - last_attempt_offset_ns) / 1e9 as final_attempt_latency_s,
+        server_latency_ms / 1e3 as server_latency_s,
+        service_request_id
     from requests
 ),
 

@@ -1,4 +1,5 @@
 {%- set own_success = "status = 'success' and source_tool is null" -%}
+{%- set max_sane_ms = var('max_sane_duration_ns') ~ ' / 1000000' -%}
 
 with
 
@@ -54,7 +55,13 @@ renamed as (
         -- Null in our own rows and in rows landed before schema v5; set in an imported run's rows.
         source_tool,
         source_request_id,
-        source_level_duration_ns
+        source_level_duration_ns,
+        -- Managed AWS endpoints (bedrock, sagemaker) only; null for other kinds and before schema v6.
+        retry_count,
+        retry_wait_ns,
+        last_attempt_offset_ns,
+        server_latency_ms,
+        service_request_id
     from source
 ),
 
@@ -87,7 +94,11 @@ checked as (
             {{ range_reason('completion_tokens', 0, var('max_sane_tokens'), required_when=own_success) }},
             {{ range_reason('server_prompt_tokens', 0, var('max_sane_tokens'), required_when='false') }},
             {{ range_reason('server_completion_tokens', 0, var('max_sane_tokens'), required_when='false') }},
-            {{ range_reason('source_level_duration_ns', 0, var('max_sane_duration_ns'), required_when='false') }}
+            {{ range_reason('source_level_duration_ns', 0, var('max_sane_duration_ns'), required_when='false') }},
+            {{ range_reason('retry_count', 0, 1000, required_when='false') }},
+            {{ range_reason('retry_wait_ns', 0, 'last_attempt_offset_ns', required_when='retry_count is not null') }},
+            {{ range_reason('last_attempt_offset_ns', 0, 'e2e_ns', required_when='retry_count is not null') }},
+            {{ range_reason('server_latency_ms', 0, max_sane_ms, required_when='false') }}
         ) as value_problems
     from renamed
 ),
