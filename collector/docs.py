@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from collector.aws.endpoint_config import BedrockEndpoint, SageMakerDeploy, SageMakerEndpoint
 from collector.config import (
     Config,
     Experiment,
@@ -37,6 +38,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`experiments[]`", Experiment),
     ("`experiments[].endpoint` with `type: simulated`", SimulatedEndpoint),
     ("`experiments[].endpoint` with `type: openai`", OpenAIEndpoint),
+    ("`experiments[].endpoint` with `type: bedrock`", BedrockEndpoint),
+    ("`experiments[].endpoint` with `type: sagemaker`", SageMakerEndpoint),
+    ("`experiments[].endpoint.deploy` (`type: sagemaker`)", SageMakerDeploy),
     ("`experiments[].inference_parameters`", InferenceParameters),
     ("`report`", Report),
 ]

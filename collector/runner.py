@@ -20,6 +20,7 @@ import aiohttp
 import duckdb
 
 from collector import __version__
+from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
 from collector.clock import RunClock, now_iso
 from collector.config import (
     MANAGED_ENDPOINT_TYPES,
@@ -167,10 +168,11 @@ class Sweep:
             finally:
                 await asyncio.to_thread(managed.close)
             return
-        healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
+        ep = exp.endpoint
+        assert not isinstance(ep, BedrockEndpoint | SageMakerEndpoint)
+        healthy = wait_healthy(session, health_url(exp, base_url), ep.startup_timeout_s, headers)
         if not await self._unless_stopped(healthy):
             return  # Ctrl-C or SIGTERM while waiting for the endpoint (or the engine died)
-        ep = exp.endpoint
         served = ep.served_model_name if isinstance(ep, OpenAIEndpoint) else exp.model_id
         target = Target(
             run_id=self.run_id,

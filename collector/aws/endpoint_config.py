@@ -39,9 +39,6 @@ class _AwsEndpoint(Strict):
         default=0.5, gt=0, le=60, description="First backoff before a retry, s; doubled each retry (full jitter)."
     )
     retry_max_s: float = Field(default=20, gt=0, le=600, description="Longest single backoff, s.")
-    startup_timeout_s: float = Field(
-        default=30, gt=0, le=MAX_SECONDS, description="Unused by managed endpoints' health (they have none to poll)."
-    )
 
 
 class BedrockEndpoint(_AwsEndpoint):
