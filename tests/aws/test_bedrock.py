@@ -186,3 +186,50 @@ def test_missing_credentials_fail_before_the_run_with_one_line(monkeypatch: pyte
         collect(cfg, tmp_path / "results")
     assert str(err.value).startswith("experiments[0].endpoint: no AWS credentials found (set AWS_PROFILE")
     assert not (tmp_path / "results" / "raw").exists()
+
+
+PT_ARN = "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/a1b2c3d4e5f6"
+PT_PRICE_ROW = "bedrock-pt:anthropic.claude-3-sonnet-20240229-v1:0:no-commitment"  # $88 per model unit-hour
+
+
+def provisioned_experiment(url: str) -> dict[str, Any]:
+    exp = bedrock_experiment(url, model=PT_ARN)
+    exp.update(model_id="anthropic.claude-3-sonnet-20240229-v1:0", instance_type=PT_PRICE_ROW, instance_count=2)
+    return exp
+
+
+def test_provisioned_throughput_sends_the_arn_and_is_priced_per_model_unit_hour(tmp_path: Path) -> None:
+    import json
+
+    state = AwsLoopback(bedrock_models=frozenset({PT_ARN}))
+    with serve_aws(state) as url:
+        outcome, results = run(tmp_path, state, provisioned_experiment(url))
+    assert outcome.status == "completed", outcome.error
+    got = rows(results, "select distinct status, instance_type, instance_count, endpoint_url from raw.requests")
+    assert got == [
+        ("success", PT_PRICE_ROW, 2, f"{url}/model/{PT_ARN.replace(':', '%3A').replace('/', '%2F')}/converse-stream")
+    ]
+    (experiments,) = rows(results, "select experiments_json from raw.runs")[0]
+    (priced,) = json.loads(experiments)
+    assert (priced["pricing_kind"], priced["usd_per_hour"], priced["instance_count"]) == ("instance", 88.0, 2)
+
+
+def test_a_provisioned_model_without_its_price_row_is_a_config_error_naming_the_field(tmp_path: Path) -> None:
+    from collector.config import load_config
+    from collector.errors import ConfigError
+
+    exp = provisioned_experiment("http://127.0.0.1:9")
+    del exp["instance_type"]
+    with pytest.raises(ConfigError, match=r"experiments\[0\]: instance_type: a provisioned model is priced per "):
+        load_config(write_config(tmp_path / "c.yml", config_dict([exp])))
+
+
+def test_an_unknown_provisioned_model_stops_the_run_with_resource_not_found(tmp_path: Path) -> None:
+    state = AwsLoopback(bedrock_models=frozenset({MODEL}))
+    with serve_aws(state) as url:
+        outcome, _results = run(tmp_path, state, provisioned_experiment(url))
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        f"experiments[0] (bedrock): Bedrock model {PT_ARN}: HTTP 404 ResourceNotFoundException: "
+        f"Provisioned model {PT_ARN} was not found."
+    )
