@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
 from collector.config_base import (  # noqa: F401 - re-exported: the names config users import from here
     API_STYLE_DOC,
     BUCKET_NAME_RE,
@@ -195,8 +196,11 @@ class SimulatedEndpoint(Strict, SimEndpointSettings):
 
 
 Endpoint = Annotated[
-    OpenAIEndpoint | SimulatedEndpoint | ContainerEndpoint | ProcessEndpoint, Field(discriminator="type")
+    OpenAIEndpoint | SimulatedEndpoint | ContainerEndpoint | ProcessEndpoint | BedrockEndpoint | SageMakerEndpoint,
+    Field(discriminator="type"),
 ]
+# Managed endpoint kinds: sent through boto3 (collector/aws), priced by token, model-unit-hour or ml. instance-hour.
+MANAGED_ENDPOINT_TYPES = frozenset({"bedrock", "sagemaker"})
 
 
 class InlinePrice(Strict):
@@ -209,7 +213,7 @@ def telemetry_host(endpoint_type: str) -> str:
     """Whose host the run's telemetry describes: the collector samples the machine it runs on, which is the
     endpoint's host when tokenbench starts the endpoint there (simulated, process, container, and `collector
     launch`, whose collector runs on the GPU instance); a remote `type: openai` endpoint's host is not sampled."""
-    return "collector" if endpoint_type == "openai" else "endpoint"
+    return "collector" if endpoint_type in ("openai", "bedrock", "sagemaker") else "endpoint"
 
 
 class Experiment(Strict):
@@ -300,6 +304,7 @@ class Experiment(Strict):
             raise ValueError(f"concurrency_levels: needed with load model {self.load.model} (give at least one)")
         if self.unpriced and self.price is not None:
             raise ValueError("give either price or unpriced: true, not both")
+        _check_managed(self)
         style = getattr(self.endpoint, "api_style", None) or "chat"
         if self.inference_parameters.min_tokens is not None and style not in MIN_TOKENS_STYLES:
             raise ValueError(
@@ -307,6 +312,29 @@ class Experiment(Strict):
                 "chat send it); pass the server's own name for it in inference_parameters.extra"
             )
         return self
+
+
+def _check_managed(exp: Experiment) -> None:
+    """A Bedrock experiment is priced per token (no instance type) unless it runs on provisioned throughput, priced
+    per model-unit-hour by a price row its instance_type names; a SageMaker one names its ml. instance type."""
+    ep = exp.endpoint
+    if isinstance(ep, BedrockEndpoint):
+        if ep.is_provisioned and exp.instance_type is None and exp.price is None and not exp.unpriced:
+            raise ValueError(
+                "instance_type: a provisioned model is priced per model-unit-hour: name its price row in "
+                "instance_prices.csv (e.g. bedrock-pt:meta.llama3-1-8b-instruct-v1:0:no-commitment) and give its "
+                "model units as instance_count"
+            )
+        if not ep.is_provisioned and exp.instance_type is not None:
+            raise ValueError(
+                "instance_type: Bedrock on-demand is priced per token by model_id; leave instance_type empty "
+                "(it names a price row only for a provisioned model ARN)"
+            )
+    elif isinstance(ep, SageMakerEndpoint) and not (exp.instance_type or "").startswith("ml."):
+        raise ValueError(
+            f"instance_type: a SageMaker endpoint runs on an ml. instance type (e.g. ml.g5.2xlarge), not "
+            f"{exp.instance_type!r}"
+        )
 
 
 class Slo(Strict):

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from collector.aws.endpoint_config import BedrockEndpoint, SageMakerDeploy, SageMakerEndpoint
 from collector.config import (
     Config,
     Experiment,
@@ -41,6 +42,9 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
     ("`experiments[].endpoint` with `type: openai`", OpenAIEndpoint),
     ("`experiments[].load` with `model: rate`", RateLoad),
     ("`experiments[].load` with `model: sweep`", SweepLoad),
+    ("`experiments[].endpoint` with `type: bedrock`", BedrockEndpoint),
+    ("`experiments[].endpoint` with `type: sagemaker`", SageMakerEndpoint),
+    ("`experiments[].endpoint.deploy` (`type: sagemaker`)", SageMakerDeploy),
     ("`experiments[].inference_parameters`", InferenceParameters),
     ("`report`", Report),
 ]

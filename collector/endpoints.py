@@ -12,7 +12,13 @@ from pathlib import Path
 
 import aiohttp
 
-from collector.config import DEFAULT_HEALTH_PATHS, Experiment, OpenAIEndpoint, SimulatedEndpoint
+from collector.config import (
+    DEFAULT_HEALTH_PATHS,
+    MANAGED_ENDPOINT_TYPES,
+    Experiment,
+    OpenAIEndpoint,
+    SimulatedEndpoint,
+)
 from collector.errors import ConfigError, EndpointError
 from collector.sim.settings import SimEndpointSettings, SimSettings, command_args
 from collector.stacks.endpoint_config import ContainerEndpoint, ProcessEndpoint
@@ -148,6 +154,10 @@ def preflight(exp: Experiment, where: str) -> None:
     import shutil
 
     ep = exp.endpoint
+    if ep.type in MANAGED_ENDPOINT_TYPES:  # AWS credentials and region
+        from collector.aws.lifecycle import preflight as aws_preflight
+
+        aws_preflight(exp, where)
     if isinstance(ep, ContainerEndpoint) and shutil.which("docker") is None:
         raise EndpointError(f"{where}.endpoint: docker not found on PATH (type: container needs the docker CLI)")
     if isinstance(ep, ContainerEndpoint | ProcessEndpoint) and ep.hf_token_env and not os.environ.get(ep.hf_token_env):
@@ -181,5 +191,11 @@ async def endpoint_for(
             yield await sim.start()
         finally:
             await sim.stop()
+    elif exp.endpoint.type in MANAGED_ENDPOINT_TYPES:  # Bedrock, SageMaker (deployed and deleted if asked)
+        from collector.aws.lifecycle import managed_endpoint
+
+        async with managed_endpoint(exp, f"experiment {exp.name}", stop) as url:
+            yield url
     else:
+        assert isinstance(exp.endpoint, OpenAIEndpoint)
         yield exp.endpoint.base_url

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -62,6 +62,20 @@ class Target:
     params: InferenceParameters
     timeout: aiohttp.ClientTimeout
     counter: TokenCounter
+    # True for the managed AWS kinds (collector/aws/target.py), whose requests go through boto3, not aiohttp.
+    managed: ClassVar[bool] = False
+
+    async def send_managed(
+        self,
+        level: Level,
+        prompt: Prompt,
+        clock: RunClock,
+        worker_index: int,
+        sequence_in_level: int,
+        land: Callable[[RequestRow], None],
+        intended_ns: int | None = None,
+    ) -> RequestRow:
+        raise NotImplementedError  # collector.aws.target.ManagedTarget sends them
 
     @cached_property
     def wire(self) -> ModuleType:
@@ -206,6 +220,8 @@ async def send_one(
 
     Every failure becomes an error row; only cancellation propagates, after its row has landed.
     """
+    if target.managed:  # Bedrock, SageMaker: through boto3 in a worker thread
+        return await target.send_managed(level, prompt, clock, worker_index, sequence_in_level, land, intended_ns)
     # Serialised before the clock starts: TTFT should time the endpoint, not our JSON encoder.
     wire = target.wire
     body = json.dumps(
@@ -360,6 +376,12 @@ class RequestOutcome:
     finish_reason: str | None = None
     usage: Usage | None = None
     intended_offset_ns: int | None = None  # an open-loop send's intended time, since the run started
+    # Managed AWS endpoints only (collector/aws): throttling retries, the service's latency and request id.
+    retry_count: int | None = None
+    retry_wait_ns: int | None = None
+    last_attempt_offset_ns: int | None = None
+    server_latency_ms: int | None = None
+    service_request_id: str | None = None
 
     def fail(self, error_type: str, message: str) -> None:
         self.status, self.error_type, self.error_message = "error", error_type, message
@@ -419,6 +441,11 @@ class RequestOutcome:
             load_model=level.load_model,
             target_rate_rps=level.target_rate_rps,
             intended_offset_ns=self.intended_offset_ns,
+            retry_count=self.retry_count,
+            retry_wait_ns=self.retry_wait_ns,
+            last_attempt_offset_ns=self.last_attempt_offset_ns,
+            server_latency_ms=self.server_latency_ms,
+            service_request_id=self.service_request_id,
         )
 
 

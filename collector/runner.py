@@ -10,7 +10,7 @@ import platform
 import secrets
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +20,16 @@ import aiohttp
 import duckdb
 
 from collector import __version__
+from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
 from collector.clock import RunClock, now_iso
-from collector.config import Config, Experiment, OpenAIEndpoint, load_config, redacted_dump
+from collector.config import (
+    MANAGED_ENDPOINT_TYPES,
+    Config,
+    Experiment,
+    OpenAIEndpoint,
+    load_config,
+    redacted_dump,
+)
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
@@ -137,7 +145,7 @@ class Sweep:
             self.stop.set()
 
         async with endpoint_for(exp, self.log_dir, self.stop, on_death) as base_url:
-            await self._measure(session, exp, base_url, headers, f"experiments[{index}].server_metrics")
+            await self._measure(session, exp, base_url, headers, f"experiments[{index}]", on_death)
         if engine_death:  # whenever it died: during the health wait, a level, or between levels
             raise EndpointError(engine_death[0])
 
@@ -147,13 +155,26 @@ class Sweep:
         exp: Experiment,
         base_url: str,
         headers: dict[str, str],
-        metrics_where: str = "server_metrics",
+        where: str = "experiments[0]",
+        on_death: Callable[[str], None] | None = None,
     ) -> None:
         """Wait for the endpoint, then sweep the experiment's levels; return early once the run is stopped."""
-        healthy = wait_healthy(session, health_url(exp, base_url), exp.endpoint.startup_timeout_s, headers)
+        if exp.endpoint.type in MANAGED_ENDPOINT_TYPES:
+            # Bedrock and SageMaker have no health route: the first refused request (unknown model, no access,
+            # no such endpoint) stops the sweep with one line instead (on_death).
+            from collector.aws.lifecycle import managed_target
+
+            managed = managed_target(exp, where, self.run_id, base_url, self.counters[exp.name], on_death)
+            try:
+                await self._levels(session, exp, managed, None)
+            finally:
+                await asyncio.to_thread(managed.close)
+            return
+        ep = exp.endpoint
+        assert not isinstance(ep, BedrockEndpoint | SageMakerEndpoint)
+        healthy = wait_healthy(session, health_url(exp, base_url), ep.startup_timeout_s, headers)
         if not await self._unless_stopped(healthy):
             return  # Ctrl-C or SIGTERM while waiting for the endpoint (or the engine died)
-        ep = exp.endpoint
         served = ep.served_model_name if isinstance(ep, OpenAIEndpoint) else exp.model_id
         target = Target(
             run_id=self.run_id,
@@ -175,7 +196,7 @@ class Sweep:
             ServerScraper.probe,
             exp.server_metrics,
             base_url,
-            metrics_where,
+            f"{where}.server_metrics",
             headers,
             self.run_id,
             exp.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 7  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 8  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 # 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
 #    runs.slo_* (goodput)
@@ -18,6 +18,8 @@ SCHEMA_VERSION = 7  # 2: requests.data_issue; runs.pid, process_started_at and e
 # 6: requests.load_model, target_rate_rps and intended_offset_ns (open-loop rate levels)
 # 7: telemetry_samples.source, experiment_name, level_boundary and server_* (the serving engine's own Prometheus
 #    metrics, collector/server_metrics.py); null in host and GPU rows and before v7
+# 8: requests.retry_count, retry_wait_ns, last_attempt_offset_ns, server_latency_ms and service_request_id (managed
+#    AWS endpoints, `type: bedrock` / `sagemaker`); null for every other kind and before v8
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -45,10 +47,13 @@ class RequestRow:
     model_id: str = col("VARCHAR", "Model id from the config (e.g. meta-llama/Llama-3.1-8B-Instruct).")
     endpoint_type: str = col(
         "VARCHAR",
-        "Endpoint kind: simulated, openai, container or process; imported for a row of an imported run.",
+        "Endpoint kind: simulated, openai, container, process, bedrock or sagemaker; imported for a row of an "
+        "imported run.",
     )
     endpoint_url: str | None = col("VARCHAR", "URL the request was sent to." + IMPORTED_NULL)
-    api_style: str | None = col("VARCHAR", "Wire format used: completions, chat, tgi, djl or triton." + IMPORTED_NULL)
+    api_style: str | None = col(
+        "VARCHAR", "Wire format used: completions, chat, tgi, djl, triton, or converse (Bedrock)." + IMPORTED_NULL
+    )
     is_streaming: bool | None = col("BOOLEAN", "Whether the response was requested as an SSE stream." + IMPORTED_NULL)
     instance_type: str | None = col("VARCHAR", "Instance type serving the endpoint; null for token-priced APIs.")
     instance_count: int = col("INTEGER", "Number of instances behind the endpoint.")
@@ -183,6 +188,36 @@ class RequestRow:
         "When the open-loop schedule meant to send it, ns since the run started (the clock of start_offset_ns, "
         "which is when it was sent: the difference is how late the client was). Null in a closed loop and for "
         "warm-up requests.",
+        None,
+    )
+    # Managed AWS endpoints (type: bedrock / sagemaker, collector/aws/): null for every other kind and before v8.
+    retry_count: int | None = col(
+        "INTEGER",
+        "Times the request was throttled (ThrottlingException, HTTP 429) and sent again after a backoff; 0 when "
+        "never. Null for endpoint kinds that do not retry (all but bedrock and sagemaker).",
+        None,
+    )
+    retry_wait_ns: int | None = col(
+        "BIGINT",
+        "Time spent in backoff between throttled attempts, ns (inside e2e_ns, which counts from the first send). "
+        "Null where retry_count is.",
+        None,
+    )
+    last_attempt_offset_ns: int | None = col(
+        "BIGINT",
+        "First send to the send of the final attempt, ns (0 when not retried): e2e_ns minus this is the final "
+        "attempt's own latency. Null where retry_count is.",
+        None,
+    )
+    server_latency_ms: int | None = col(
+        "INTEGER",
+        "The service's own latency of the request, ms, as it reported it (Bedrock's metrics.latencyMs); beside our "
+        "e2e_ns, the difference is network and client time. Null when the service reports none.",
+        None,
+    )
+    service_request_id: str | None = col(
+        "VARCHAR",
+        "The service's request id (x-amzn-RequestId), for matching CloudTrail or support cases. Null for other kinds.",
         None,
     )
 

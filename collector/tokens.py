@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 
 # Wire formats whose servers render chat messages through the model's chat template.
-CHAT_STYLES = frozenset({"chat"})
+CHAT_STYLES = frozenset({"chat", "converse"})  # converse: Bedrock sends messages, the model applies its template
 
 
 class TokenCounter(Protocol):

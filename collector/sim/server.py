@@ -522,6 +522,9 @@ def create_app(settings: SimSettings) -> web.Application:
     app.router.add_post("/v2/models/{model:.+}/generate_stream", _triton_generate_stream)
     app.router.add_get("/v2/health/ready", _health)
     app.router.add_get("/metrics", _metrics)
+    from collector.sim.aws import add_aws_routes  # it builds on this module
+
+    add_aws_routes(app)  # Bedrock and SageMaker runtime APIs, for `type: bedrock` / `sagemaker` on loopback
     return app
 
 

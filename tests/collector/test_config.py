@@ -65,7 +65,7 @@ def test_unknown_endpoint_type_is_named(tmp_path: Path) -> None:
     msg = config_error(tmp_path, lambda c: c["experiments"][0]["endpoint"].update(type="grpc"))
     assert msg.endswith(
         ": experiments[0].endpoint: Input tag 'grpc' found using 'type' does not match any of the expected tags: "
-        "'openai', 'simulated', 'container', 'process'"
+        "'openai', 'simulated', 'container', 'process', 'bedrock', 'sagemaker'"
     )
 
 

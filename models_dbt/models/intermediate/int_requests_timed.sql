@@ -60,7 +60,13 @@ timed as (
         target_rate_rps,
         intended_offset_ns,
         -- How late an open-loop send left against its schedule (the client falling behind: coordinated omission).
-        (start_offset_ns - intended_offset_ns) / 1e9 as send_lag_s
+        (start_offset_ns - intended_offset_ns) / 1e9 as send_lag_s,
+        -- Managed AWS endpoints: throttling retries (inside e2e) and the service's own latency.
+        retry_count,
+        retry_wait_ns / 1e9 as retry_wait_s,
+        (e2e_ns - last_attempt_offset_ns) / 1e9 as final_attempt_latency_s,
+        server_latency_ms / 1e3 as server_latency_s,
+        service_request_id
     from requests
 ),
 

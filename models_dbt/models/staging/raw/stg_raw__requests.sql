@@ -1,4 +1,5 @@
 {%- set own_success = "status = 'success' and source_tool is null" -%}
+{%- set max_sane_ms = var('max_sane_duration_ns') ~ ' / 1000000' -%}
 
 with
 
@@ -58,7 +59,13 @@ renamed as (
         -- Null before schema v6 and in imported rows: a closed-loop level.
         coalesce(load_model, 'closed') as load_model,
         target_rate_rps,
-        intended_offset_ns
+        intended_offset_ns,
+        -- Managed AWS endpoints (bedrock, sagemaker) only; null for other kinds and before schema v8.
+        retry_count,
+        retry_wait_ns,
+        last_attempt_offset_ns,
+        server_latency_ms,
+        service_request_id
     from source
 ),
 
@@ -99,7 +106,11 @@ checked as (
                 when load_model = 'rate' and not coalesce(target_rate_rps > 0, false)
                     then 'target_rate_rps missing or not positive at a rate level'
             end,
-            {{ range_reason('intended_offset_ns', 0, var('max_sane_duration_ns'), required_when='false') }}
+            {{ range_reason('intended_offset_ns', 0, var('max_sane_duration_ns'), required_when='false') }},
+            {{ range_reason('retry_count', 0, 1000, required_when='false') }},
+            {{ range_reason('retry_wait_ns', 0, 'last_attempt_offset_ns', required_when='retry_count is not null') }},
+            {{ range_reason('last_attempt_offset_ns', 0, 'e2e_ns', required_when='retry_count is not null') }},
+            {{ range_reason('server_latency_ms', 0, max_sane_ms, required_when='false') }}
         ) as value_problems
     from renamed
 ),
