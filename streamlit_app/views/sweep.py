@@ -59,7 +59,12 @@ ui.chart(
 st.subheader(f"Levels and verdicts on `{bucket}`")
 # The bucket is the one picked above, and the per-budget verdicts start behind the column menu, so the table fits
 # a 1440 px screen; "All budgets" stays.
-level_columns_hidden = (figures.label("payload_file"), *tables.BUDGET_VERDICTS)
+level_columns_hidden = (
+    figures.label("payload_file"),
+    *tables.BUDGET_VERDICTS,
+    figures.header("offered_request_rate"),  # an open loop's: its target rate, Schedule and Saturated stay
+    figures.header("send_lag_p99"),
+)
 st.caption("Which budget a level missed: the table's column menu shows the latency, cost and error verdicts.")
 if ctx.is_preview:
     preview = cache.preview_levels(
@@ -86,4 +91,11 @@ if not server.empty:
     )
     for line in sentences.token_total_mismatches(server, lambda name: f"`{name}`"):
         st.warning(line)
-    ui.show_table(tables.server_view_table(server), key="sweep_server_view")
+    # The bucket is picked above; the client's mean and its gap to the engine's, the engine's TTFT and the peaks
+    # start behind the column menu, so the table fits a 1440 px screen.
+    server_columns_hidden = (
+        figures.label("payload_file"),
+        *(figures.header(c) for c in ("client_mean_e2e_s", "e2e_gap_s", "server_mean_ttft_s")),
+        *(figures.header(c) for c in ("max_requests_waiting", "mean_requests_running", "max_kv_cache_usage")),
+    )
+    ui.show_table(tables.server_view_table(server), key="sweep_server_view", hidden=server_columns_hidden)
