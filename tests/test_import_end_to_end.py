@@ -225,7 +225,8 @@ def test_compare_page_shows_an_imported_run_beside_ours(app: AppTest, warehouse:
     app.switch_page("views/compare.py").run()
     app.multiselect(key="cmp_runs").set_value([ours, theirs]).run()
     assert not app.exception, [e.value for e in app.exception]
-    (every,) = [e.value for e in app.dataframe if "Series" in e.value.columns]
+    # The per-level table (the page also states each series' model and serving once, in a table of its own).
+    (every,) = [e.value for e in app.dataframe if {"Series", figures.label("concurrency")} <= set(e.value.columns)]
     series = every["Series"].astype(str)
     assert series.str.startswith("llama8b-sim · ours").sum() == 2  # our two levels
     (imported,) = every[series.str.startswith("vllm-bench · vllm-import")].index
