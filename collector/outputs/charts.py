@@ -16,6 +16,7 @@ import altair as alt
 import pandas as pd
 
 from collector.outputs import figures
+from collector.outputs.precision import flag
 
 AnyChart = alt.Chart | alt.LayerChart | alt.HConcatChart | alt.VConcatChart | alt.FacetChart
 
@@ -373,10 +374,9 @@ def error_rate_by_concurrency(
 
 
 def _rate_state(level: pd.Series) -> str:
-    kept, saturated = level.get("is_schedule_kept"), level.get("is_saturated")
-    if not figures.missing(kept) and not bool(kept):
+    if flag(level.get("is_schedule_kept")) is False:
         return "client fell behind"
-    return "saturated" if not figures.missing(saturated) and bool(saturated) else "kept up"
+    return "saturated" if flag(level.get("is_saturated")) else "kept up"
 
 
 def rate_curve(

@@ -24,6 +24,11 @@ def missing(value: Any) -> bool:
         return True
 
 
+def flag(value: Any) -> bool | None:
+    """A mart's three-valued verdict (true, false, or null: not judged) as Python's."""
+    return None if missing(value) else bool(value)
+
+
 def rounded(value: Any) -> float | None:
     """The precision rule on a number: three significant figures, whole-number digits kept."""
     if missing(value):

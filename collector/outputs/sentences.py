@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 import pandas as pd
 
 from collector.outputs.figures import figure, missing
+from collector.outputs.precision import flag
 
 Row: TypeAlias = Mapping[str, Any] | pd.Series
 Code: TypeAlias = Callable[[str], str]
@@ -135,13 +136,12 @@ def open_loop_verdicts(levels: pd.DataFrame) -> list[str]:
         if missing(level.get("target_rate_rps")):
             continue
         name = f"{level['experiment_name']} on {level['payload_file']} at {load_phrase(level)}"
-        kept, saturated = level.get("is_schedule_kept"), level.get("is_saturated")
-        if not missing(kept) and not bool(kept):
+        if flag(level.get("is_schedule_kept")) is False:
             out.append(
                 f"{name} is invalid: the client sent its requests up to {_with_unit('send_lag_p99', level)} late "
                 "(p99) against its schedule, so it did not offer that rate; it meets no budget."
             )
-        if not missing(saturated) and bool(saturated):
+        if flag(level.get("is_saturated")):
             out.append(
                 f"{name} saturated: the median TTFT rose from {_with_unit('first_third_ttft_p50', level)} to "
                 f"{_with_unit('last_third_ttft_p50', level)} through the level (the queue grew); its throughput is "

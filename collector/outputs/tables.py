@@ -16,6 +16,7 @@ import pandas as pd
 
 from collector.outputs import figures, sentences
 from collector.outputs.figures import NO_VALUE, missing
+from collector.outputs.precision import flag
 
 PASS, FAIL, CAUTION = "pass", "fail", "caution"
 
@@ -218,12 +219,10 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
         ],
     )
     if _has_rate(levels):  # an open loop's validity and saturation (closed-loop levels have neither)
-        frame["Schedule"] = (
-            levels["is_schedule_kept"].map(lambda v: "" if missing(v) else "kept" if bool(v) else "LATE").to_numpy()
-        )
-        frame["Saturated"] = (
-            levels["is_saturated"].map(lambda v: "" if missing(v) else "yes" if bool(v) else "no").to_numpy()
-        )
+        words = {True: "kept", False: "LATE", None: ""}
+        frame["Schedule"] = [words[flag(v)] for v in levels["is_schedule_kept"]]
+        words = {True: "yes", False: "no", None: ""}
+        frame["Saturated"] = [words[flag(v)] for v in levels["is_saturated"]]
     if _has_slo(levels):
         frame["SLO verdict"] = levels["meets_slo"].map(_verdict).to_numpy()
     for title_, column in VERDICTS:
