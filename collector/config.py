@@ -21,6 +21,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
     MAX_CONFIG_BYTES,
     MAX_INSTANCES,
     MAX_PROMPTS,
+    MAX_REPEATS_PER_LEVEL,
     MAX_REQUESTS_PER_LEVEL,
     MAX_SECONDS,
     MAX_TOKENS,
@@ -262,6 +263,13 @@ class Experiment(Strict):
         ge=0,
         le=MAX_REQUESTS_PER_LEVEL,
         description="Extra requests sent first at each level, recorded with is_warmup = true.",
+    )
+    repeats_per_level: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_REPEATS_PER_LEVEL,
+        description="Times each level runs, back to back (each with its warm-up); the marts pool the repeats' "
+        "requests and give the spread of throughput and p95 latency across them.",
     )
     payloads: list[str] = Field(min_length=1, description="Names of the payload buckets to send.")
     inference_parameters: InferenceParameters = Field(

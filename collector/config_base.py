@@ -21,6 +21,7 @@ NAME_RULE = "may only hold letters, digits, '_', '.', '-' (at most 100, not star
 # 32-bit integer columns and a typo (an extra zero or three) is caught before a run starts.
 MAX_CONCURRENCY = 100_000
 MAX_REQUESTS_PER_LEVEL = 10_000_000
+MAX_REPEATS_PER_LEVEL = 100
 MAX_TOKENS = 10_000_000
 MAX_INSTANCES = 10_000
 MAX_SECONDS = 7 * 24 * 3600

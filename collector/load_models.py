@@ -100,6 +100,14 @@ def ladder(floor_per_s: float, ceiling_per_s: float, count: int) -> list[float]:
     return sorted(set(rounded))
 
 
+def schedule_seed(seed: str | int, experiment: str, bucket: str, rate_per_s: float, repeat: int = 1) -> str:
+    """The string seeding one level's schedule: its own per experiment, bucket, rate and repeat (a repeat draws a
+    new schedule, so the spread across repeats includes the arrivals' own noise; the first repeat's is the seed a
+    level had before repeats existed)."""
+    base = f"{seed}:{experiment}:{bucket}:{rate_per_s}"
+    return base if repeat == 1 else f"{base}:{repeat}"
+
+
 def send_offsets_s(
     count: int, rate_per_s: float, arrival: Arrival, burstiness: float, seed: str, within_s: float | None = None
 ) -> list[float]:

@@ -136,6 +136,7 @@ class Level:
     warmup: int
     target_rate_rps: float | None = None  # set for an open-loop level
     send_offsets_s: Sequence[float] = ()  # an open-loop level's schedule: intended sends, s from its start
+    repeat_index: int = 1  # which run of the level this is (an experiment's repeats_per_level)
 
     @property
     def load_model(self) -> str:
@@ -446,6 +447,7 @@ class RequestOutcome:
             last_attempt_offset_ns=self.last_attempt_offset_ns,
             server_latency_ms=self.server_latency_ms,
             service_request_id=self.service_request_id,
+            repeat_index=level.repeat_index,
         )
 
 

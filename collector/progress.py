@@ -34,13 +34,18 @@ class PlannedLevel:
     concurrency: int  # an open-loop level's cap on requests in flight
     requests: int
     rate_per_s: float | None = None  # an open-loop level's target rate; 0 while a sweep has not found it yet
+    repeat: int = 1  # which of the level's `repeats` runs this is
+    repeats: int = 1
 
     @property
     def label(self) -> str:
-        """How a progress line names the level's load: 'concurrency 4', 'rate 2.5/s' or 'rate (sweep)'."""
+        """How a progress line names the level's load: 'concurrency 4', 'rate 2.5/s' or 'rate (sweep)', and
+        ', repeat 2/3' when the level runs more than once."""
         if self.rate_per_s is None:
-            return f"concurrency {self.concurrency}"
-        return f"rate {plain(self.rate_per_s)}/s" if self.rate_per_s else "rate (sweep)"
+            load = f"concurrency {self.concurrency}"
+        else:
+            load = f"rate {plain(self.rate_per_s)}/s" if self.rate_per_s else "rate (sweep)"
+        return f"{load}, repeat {self.repeat}/{self.repeats}" if self.repeats > 1 else load
 
     @property
     def workers(self) -> int:

@@ -9,6 +9,7 @@ import os
 import platform
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -34,8 +35,17 @@ from collector.endpoints import api_headers, endpoint_for, health_url, preflight
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
 from collector.landing import RunLanding, check_free_space, compact_run, process_identity
-from collector.load_models import ClosedLoad, RateLoad, SweepLoad, is_saturated, ladder, send_offsets_s
+from collector.load_models import (
+    ClosedLoad,
+    RateLoad,
+    SweepLoad,
+    is_saturated,
+    ladder,
+    schedule_seed,
+    send_offsets_s,
+)
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
+from collector.loop_lag import sample_loop_lag
 from collector.payloads import Prompt, experiment_prompts
 from collector.prepare.build import ensure_prepared, file_sha256
 from collector.pricing import applied_prices
@@ -104,6 +114,7 @@ class Sweep:
         self.progress = ProgressPrinter(self.plan)
         self.prompts = prompts  # by experiment, then bucket: counted with that experiment's tokenizer
         self.counters = counters
+        self.hostname = socket.gethostname()
         self.requests = 0
         self.errors = 0
 
@@ -247,13 +258,23 @@ class Sweep:
                     rate,
                     load.arrival,
                     load.burstiness,
-                    f"{load.seed}:{exp.name}:{planned.bucket}:{rate}",
+                    schedule_seed(load.seed, exp.name, planned.bucket, rate, planned.repeat),
                     load.level_duration_s,
                 ),
+                repeat_index=planned.repeat,
             )
             self.progress.start(index)
             ticker = asyncio.ensure_future(self.progress.ticking()) if self.progress.tty else None
             done = LevelProgress()
+            loop_lag = asyncio.ensure_future(
+                sample_loop_lag(
+                    self.run_id,
+                    exp.name,
+                    self.hostname,
+                    self.clock.base_perf_ns,
+                    lambda row: self.landing.append("telemetry_samples", row),
+                )
+            )
             try:
                 done = await run_level(
                     session, target, level, self.clock, self.land, self.stop, self.progress.update, measured_start
@@ -261,6 +282,7 @@ class Sweep:
                 if scraper is not None:  # every request of the level has ended: the window's closing edge
                     await asyncio.to_thread(scraper.sample, "measured_end")
             finally:
+                loop_lag.cancel()
                 if ticker is not None:
                     ticker.cancel()
                 self.progress.finish()
@@ -282,23 +304,28 @@ class Sweep:
             bucket: ladder(min(rates), max(rates), load.rate_count) for bucket, rates in measured.items() if rates
         }
         n = exp.warmup_requests_per_level + exp.requests_per_level
-        levels = [
-            PlannedLevel(exp.name, bucket, load.max_in_flight, n, rates[k])
-            for k in range(load.rate_count)
-            for bucket in exp.payloads
-            if (rates := ladders.get(bucket)) and k < len(rates)
-        ]
+        levels = repeated(
+            exp,
+            [
+                PlannedLevel(exp.name, bucket, load.max_in_flight, n, rates[k])
+                for k in range(load.rate_count)
+                for bucket in exp.payloads
+                if (rates := ladders.get(bucket)) and k < len(rates)
+            ],
+        )
         rest = [lv for lv in self.plan[index:] if not (lv.experiment == exp.name and lv.rate_per_s == 0.0)]
         self.plan[index:] = levels + rest
         self.progress.replan(self.plan)
         return self.plan[index]
 
     def _drop_after(self, index: int, experiment: str, bucket: str) -> None:
-        """Drop the bucket's later sweep rates: the level at `index` saturated."""
+        """Drop the bucket's higher sweep rates: the level at `index` saturated (its own repeats still run)."""
+        rate = self.plan[index].rate_per_s
+        assert rate is not None
         self.plan[index + 1 :] = [
             lv
             for lv in self.plan[index + 1 :]
-            if not (lv.experiment == experiment and lv.bucket == bucket and lv.rate_per_s is not None)
+            if not (lv.experiment == experiment and lv.bucket == bucket and (lv.rate_per_s or 0.0) > rate)
         ]
         self.progress.replan(self.plan)
 
@@ -389,27 +416,36 @@ async def _sweep_main(sweep: Sweep) -> None:
 
 def sweep_plan(config: Config) -> list[PlannedLevel]:
     """Every level of a config's sweep in the order it runs: experiments in order; within one, concurrency (or rate)
-    outer and bucket inner (as FMBench), so each load level is one contiguous window for telemetry. A sweep's rates
-    are placeholders (rate 0) until its closed levels ran."""
+    outer, bucket inner (as FMBench) and a level's repeats innermost, so each load level is one contiguous window
+    for telemetry. A sweep's rates are placeholders (rate 0) until its closed levels ran."""
     plan: list[PlannedLevel] = []
     for exp in config.experiments:
         n = exp.warmup_requests_per_level + exp.requests_per_level
         load = exp.load
         if isinstance(load, RateLoad):
-            plan += [
-                PlannedLevel(exp.name, bucket, load.max_in_flight, n, rate)
-                for rate in load.rates_per_s
-                for bucket in exp.payloads
-            ]
+            plan += repeated(
+                exp,
+                [
+                    PlannedLevel(exp.name, b, load.max_in_flight, n, rate)
+                    for rate in load.rates_per_s
+                    for b in exp.payloads
+                ],
+            )
             continue
-        plan += [PlannedLevel(exp.name, bucket, c, n) for c in exp.concurrency_levels for bucket in exp.payloads]
+        plan += repeated(exp, [PlannedLevel(exp.name, b, c, n) for c in exp.concurrency_levels for b in exp.payloads])
         if isinstance(load, SweepLoad):  # rates found once the closed levels ran (Sweep._ladders)
             plan += [
-                PlannedLevel(exp.name, bucket, load.max_in_flight, n, 0.0)
+                PlannedLevel(exp.name, b, load.max_in_flight, n, 0.0)
                 for _ in range(load.rate_count)
-                for bucket in exp.payloads
+                for b in exp.payloads
             ]
     return plan
+
+
+def repeated(exp: Experiment, levels: list[PlannedLevel]) -> list[PlannedLevel]:
+    """Each level `exp.repeats_per_level` times, back to back."""
+    k = exp.repeats_per_level
+    return [replace(level, repeat=r, repeats=k) for level in levels for r in range(1, k + 1)]
 
 
 def expected_rows(config: Config) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 8  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 9  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 # 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
 #    runs.slo_* (goodput)
@@ -20,6 +20,8 @@ SCHEMA_VERSION = 8  # 2: requests.data_issue; runs.pid, process_started_at and e
 #    metrics, collector/server_metrics.py); null in host and GPU rows and before v7
 # 8: requests.retry_count, retry_wait_ns, last_attempt_offset_ns, server_latency_ms and service_request_id (managed
 #    AWS endpoints, `type: bedrock` / `sagemaker`); null for every other kind and before v8
+# 9: requests.repeat_index (repeats_per_level); telemetry_samples.event_loop_lag_s (the collector's own event loop,
+#    source 'client')
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -220,6 +222,12 @@ class RequestRow:
         "The service's request id (x-amzn-RequestId), for matching CloudTrail or support cases. Null for other kinds.",
         None,
     )
+    repeat_index: int | None = col(
+        "INTEGER",
+        "Which run of its level the request belongs to, 1 to the experiment's repeats_per_level (levels run that "
+        "many times back to back). Null before v9 and in imported rows (read as 1).",
+        None,
+    )
 
 
 @dataclass
@@ -285,6 +293,14 @@ class TelemetrySample:
         "DOUBLE", "Sum of the engine's queue-time (waiting phase) histogram since it started, s.", None
     )
     server_queue_time_count: float | None = col("DOUBLE", "Observations in that queue-time histogram.", None)
+    # The collector's own event loop (v9, source 'client'): null in every other row and before v9.
+    event_loop_lag_s: float | None = col(
+        "DOUBLE",
+        "For a client row (source 'client', device 'event_loop', sampled every 0.1 s while a level runs): how much "
+        "later than asked the collector's event loop woke up, s. A loop that lags sends late and reads replies "
+        "late, so its figures carry client time; null in every other row.",
+        None,
+    )
 
 
 @dataclass

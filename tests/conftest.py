@@ -179,8 +179,8 @@ OPEN_LOOP_SIM = {"type": "simulated", "speedup": 10, "mean_output_tokens": 20}
 
 @pytest.fixture(scope="session")
 def open_loop_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """One real CLI run of open-loop levels (rates 10/s and 400/s through 2 slots) and a rate sweep, shared by the
-    open-loop end-to-end and app tests."""
+    """One real CLI run of open-loop levels (rates 10/s and 400/s through 2 slots), a rate sweep and a closed level
+    repeated three times, shared by the open-loop and repeats end-to-end tests and the app tests."""
     work = tmp_path_factory.mktemp("open-loop")
     cfg = config_dict(
         [
@@ -199,6 +199,8 @@ def open_loop_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 load={"model": "sweep", "rate_count": 2},
                 requests_per_level=16,
             ),
+            # A closed level run three times (tests/test_repeats_end_to_end.py).
+            sim_experiment(name="repeated", concurrency_levels=[2], requests_per_level=8, repeats_per_level=3),
         ],
         run_name="open-loop",
     )

@@ -53,6 +53,50 @@ def _shown(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
     return out
 
 
+def repeat_count(levels: pd.DataFrame) -> int:
+    """The most times any of these levels ran (repeats_per_level); 1 when none repeated."""
+    if "repeat_count" not in levels or levels.empty:
+        return 1
+    return int(pd.to_numeric(levels["repeat_count"], errors="coerce").fillna(1).max())
+
+
+def _spread_bars(levels: pd.DataFrame, column: str, x: alt.X, color: alt.Color) -> list[alt.Chart]:
+    """Error bars from the lowest to the highest of a figure across each level's repeats (the marts'
+    `<column>_repeat_min` and `_max`), or nothing when no level ran more than once."""
+    low, high = f"{column}_repeat_min", f"{column}_repeat_max"
+    if repeat_count(levels) < 2 or low not in levels or high not in levels:
+        return []
+    fig = figures.figure(column)
+    data = levels.dropna(subset=[low, high]).copy()
+    for end in (low, high):
+        data[end] = pd.to_numeric(data[end], errors="coerce").astype("float64") * fig.scale
+    data["spread_text"] = [
+        f"{fig.with_unit(lo / fig.scale)} to {fig.with_unit(hi / fig.scale)} over {int(n)} repeats"
+        for lo, hi, n in zip(data[low], data[high], data["repeat_count"], strict=True)
+    ]
+    return [
+        alt.Chart(data)
+        .mark_rule(size=2, opacity=0.7)
+        .encode(
+            x=x,
+            y=alt.Y(f"{low}:Q"),
+            y2=alt.Y2(f"{high}:Q"),
+            color=color,
+            tooltip=[_tip_plain("spread_text", f"{fig.label}, spread")],
+        )
+    ]
+
+
+def _tip_plain(column: str, title: str) -> alt.Tooltip:
+    return alt.Tooltip(f"{column}:N", title=title)
+
+
+def spread_note(levels: pd.DataFrame) -> str:
+    """The subtitle line that says what a chart's error bars are, or '' without repeats."""
+    n = repeat_count(levels)
+    return f"Bars: lowest to highest over each level's {n} repeats." if n > 1 else ""
+
+
 def _tip(column: str, title: str | None = None) -> alt.Tooltip:
     """A tooltip line for a figure column of a `_shown` frame: its label and its value with the unit."""
     return alt.Tooltip(f"{column}_text:N", title=title or figures.figure(column).label)
@@ -277,6 +321,7 @@ def latency_vs_concurrency(
     layers: list[alt.Chart] = [
         base.mark_line().encode(strokeDash=dash),
         base.mark_point(filled=True, size=50).encode(shape=alt.Shape("percentile:N", legend=None)),
+        *_spread_bars(levels, "latency_p95", _concurrency_axis(levels), _color(color, color_title, levels[color])),
     ]
     if latency_budget_s is not None:
         budget = pd.DataFrame({"latency_budget_s": [float(latency_budget_s)], "label": ["latency budget"]})
@@ -289,7 +334,10 @@ def latency_vs_concurrency(
             rule.mark_rule(color=BUDGET_COLOR, strokeDash=[4, 4], size=2),
             rule.mark_text(color=BUDGET_COLOR, align="left", dy=-6, x=4).encode(text="label:N"),
         ]
-    subtitle = [_not_drawn(_unmeasured(levels, "latency_p50", color), "no successful request")]
+    subtitle = [
+        _not_drawn(_unmeasured(levels, "latency_p50", color), "no successful request"),
+        spread_note(levels).replace("Bars:", "Bars on p95:"),
+    ]
     return _natural_size(alt.layer(*layers).properties(title=_title(title, subtitle), width=WIDTH, height=HEIGHT))
 
 
@@ -323,15 +371,21 @@ def throughput_vs_concurrency(
             color=_color(color, color_title, levels[color]),
             tooltip=tooltip,
         )
+        bars = _spread_bars(
+            levels,
+            column,
+            _concurrency_axis(levels, title=None if last else ""),
+            _color(color, color_title, levels[color]),
+        )
         panels.append(
-            (base.mark_line() + base.mark_point(filled=True, size=50)).properties(
+            alt.layer(base.mark_line(), base.mark_point(filled=True, size=50), *bars).properties(
                 title=_axis_title(column), width=WIDTH, height=130
             )
         )
     return _natural_size(
         alt.vconcat(*panels)
         .resolve_scale(x="shared", y="independent", color="shared")
-        .properties(title=f"{title} (each measure on its own scale)")
+        .properties(title=_title(f"{title} (each measure on its own scale)", [spread_note(levels)]))
     )
 
 

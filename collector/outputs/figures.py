@@ -115,6 +115,17 @@ FIGURES: tuple[Figure, ...] = (
     Figure("prompt_token_throughput", "Prompt throughput", "tokens/s"),
     Figure("completion_token_throughput", "Output throughput", "tokens/s"),
     Figure("transactions_per_minute", "Transactions/min", help="Successful requests per minute of the level."),
+    # Spread across a level's repeats (repeats_per_level): each repeat's own figure, lowest and highest.
+    Figure("repeat_count", "Repeats", kind="count", help="Times the level ran; its figures pool every repeat."),
+    Figure("transactions_per_minute_repeat_min", "Transactions/min, lowest repeat"),
+    Figure("transactions_per_minute_repeat_max", "Transactions/min, highest repeat"),
+    Figure("completion_token_throughput_repeat_min", "Output throughput, lowest repeat", "tokens/s"),
+    Figure("completion_token_throughput_repeat_max", "Output throughput, highest repeat", "tokens/s"),
+    Figure("latency_p95_repeat_min", "Latency p95, lowest repeat", "s"),
+    Figure("latency_p95_repeat_max", "Latency p95, highest repeat", "s"),
+    Figure(
+        "event_loop_lag_p99", "Client loop lag p99", "ms", 1000, help="How late the collector's event loop woke (p99)."
+    ),
     # Price and cost.
     Figure("price_per_txn", "Price per transaction", kind="usd"),
     Figure("price_per_token", "Price per 1M tokens", scale=1e6, kind="usd", help="Prompt and output tokens."),

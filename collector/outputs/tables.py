@@ -196,7 +196,23 @@ def _has_rate(levels: pd.DataFrame) -> bool:
     return "target_rate_rps" in levels and bool(levels["target_rate_rps"].notna().any())
 
 
-RATE_COLUMNS = ("target_rate_rps", "offered_request_rate", "send_lag_p99")
+RATE_COLUMNS = ("target_rate_rps", "offered_request_rate", "send_lag_p99", "event_loop_lag_p99")
+# A level that ran more than once: how far its repeats' own figures spread.
+REPEAT_COLUMNS = (
+    "repeat_count",
+    "transactions_per_minute_repeat_min",
+    "transactions_per_minute_repeat_max",
+    "latency_p95_repeat_min",
+    "latency_p95_repeat_max",
+)
+
+
+# Headers a wide page starts behind the column menu: the repeats' range (Repeats stays).
+REPEAT_RANGE_HEADERS = tuple(figures.header(c) for c in REPEAT_COLUMNS[1:])
+
+
+def _has_repeats(levels: pd.DataFrame) -> bool:
+    return "repeat_count" in levels and bool((pd.to_numeric(levels["repeat_count"], errors="coerce") > 1).any())
 
 
 def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
@@ -215,6 +231,7 @@ def level_table(levels: pd.DataFrame, verdict_prefix: str = "") -> Table:
             "latency_p95",
             "cost_per_10k_txn",
             "transactions_per_minute",
+            *(REPEAT_COLUMNS if _has_repeats(levels) else ()),
             *(SLO_COLUMNS if _has_slo(levels) else ()),
         ],
     )

@@ -111,6 +111,13 @@ hidden = (
     figures.label("experiment_name"),
     figures.label("payload_file"),
     *tables.BUDGET_VERDICTS,
+    figures.header("offered_request_rate"),
+    figures.header("send_lag_p99"),
+    figures.header("event_loop_lag_p99"),
+    *tables.REPEAT_RANGE_HEADERS,
 )
-st.caption("The table's column menu shows the model, serving, experiment, bucket and per-budget verdicts.")
+st.caption(
+    "The table's column menu shows the model, serving, experiment, bucket, per-budget verdicts and, where they "
+    "apply, the open loop's offered rate and lags and the repeats' range."
+)
 ui.show_table(every, key="cmp_levels", hidden=hidden)

@@ -64,6 +64,8 @@ level_columns_hidden = (
     *tables.BUDGET_VERDICTS,
     figures.header("offered_request_rate"),  # an open loop's: its target rate, Schedule and Saturated stay
     figures.header("send_lag_p99"),
+    figures.header("event_loop_lag_p99"),
+    *tables.REPEAT_RANGE_HEADERS,  # a repeated level's spread: the charts' bars show it
 )
 st.caption("Which budget a level missed: the table's column menu shows the latency, cost and error verdicts.")
 if ctx.is_preview:

@@ -45,3 +45,24 @@ def test_the_run_report_carries_the_rate_chart_and_the_invalid_level(open_loop_r
     text = report.read_text()
     assert "(rate_curve.png)" in text and (report.parent / "rate_curve.png").stat().st_size > 0
     assert "rates on short at a request rate of 400 per second (open loop) is invalid" in text
+
+
+def test_the_sweep_page_shows_a_repeated_levels_spread(
+    app_on: Callable[..., AppTest], open_loop_run: dict[str, Any]
+) -> None:
+    (level,) = mart(
+        open_loop_run["warehouse"],
+        "select * from marts.fct_concurrency_metrics where experiment_name = 'repeated'",
+    ).to_dict("records")
+    at = app_on(open_loop_run["warehouse"])
+    at.run()
+    at.switch_page("views/sweep.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.multiselect(key="sweep_experiments").set_value(["repeated"]).run()
+    throughput = next(c for c in charts_of(at) if c["title"].startswith("Concurrency vs throughput"))
+    assert throughput["spec"]["title"]["subtitle"] == ["Bars: lowest to highest over each level's 3 repeats."]
+    bars = next(f for f in throughput["datasets"].values() if "spread_text" in f.columns)
+    assert bars["transactions_per_minute_repeat_min"].tolist() == [level["transactions_per_minute_repeat_min"]]
+    assert bars["transactions_per_minute_repeat_max"].tolist() == [level["transactions_per_minute_repeat_max"]]
+    table = next(e.value for e in at.dataframe if "Repeats" in e.value.columns)
+    assert table["Repeats"].tolist() == [3]

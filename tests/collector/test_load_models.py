@@ -17,6 +17,7 @@ from collector.load_models import (
     SATURATION_MIN_REQUESTS,
     is_saturated,
     ladder,
+    schedule_seed,
     send_offsets_s,
 )
 from collector.runner import sweep_plan
@@ -53,6 +54,26 @@ def test_a_sweep_plans_its_closed_levels_then_placeholders_for_its_rates(tmp_pat
         (1024, 0.0) for _ in range(3) for _ in buckets
     ]
     assert plan[-1].label == "rate (sweep)"
+
+
+def test_repeats_run_each_level_back_to_back_and_draw_their_own_schedules(tmp_path: Path) -> None:
+    path = _load(tmp_path, {"model": "rate", "rates_per_s": [2]}, concurrency_levels=[], repeats_per_level=3)
+    plan = sweep_plan(load_config(path))
+    buckets = load_config(path).experiments[0].payloads
+    assert [(lv.bucket, lv.repeat) for lv in plan] == [(b, r) for b in buckets for r in (1, 2, 3)]
+    assert [lv.label for lv in plan[:2]] == ["rate 2/s, repeat 1/3", "rate 2/s, repeat 2/3"]
+    # The first repeat keeps the seed a level had before repeats; each later one draws anew.
+    assert schedule_seed(0, "e", "b", 2.0) == schedule_seed(0, "e", "b", 2.0, 1) == "0:e:b:2.0"
+    draws = [send_offsets_s(20, 2.0, "poisson", 1.0, schedule_seed(0, "e", "b", 2.0, r)) for r in (1, 2, 3)]
+    assert len({tuple(d) for d in draws}) == 3
+
+
+@pytest.mark.parametrize("repeats", [0, 101, "twice"])
+def test_a_bad_repeat_count_is_one_line_naming_the_field(tmp_path: Path, repeats: object) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_load(tmp_path, None, repeats_per_level=repeats))
+    message = str(info.value)
+    assert "\n" not in message and "experiments[0].repeats_per_level:" in message, message
 
 
 @pytest.mark.parametrize(

@@ -59,6 +59,7 @@ timed as (
         load_model,
         target_rate_rps,
         intended_offset_ns,
+        repeat_index,
         -- How late an open-loop send left against its schedule (the client falling behind: coordinated omission).
         (start_offset_ns - intended_offset_ns) / 1e9 as send_lag_s,
         -- Managed AWS endpoints: throttling retries (inside e2e) and the service's own latency.

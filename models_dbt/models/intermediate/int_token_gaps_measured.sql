@@ -17,6 +17,7 @@ chunks as (
         payload_file,
         concurrency,
         target_rate_rps,
+        repeat_index,
         unnest(content_chunk_offsets_ns) as offset_ns,
         generate_subscripts(content_chunk_offsets_ns, 1) as chunk_index
     from requests
@@ -31,6 +32,7 @@ gaps as (
         payload_file,
         concurrency,
         target_rate_rps,
+        repeat_index,
         chunk_index,
         (offset_ns - lag(offset_ns) over (partition by request_id order by chunk_index)) / 1e9 as gap_s
     from chunks

@@ -8,6 +8,73 @@ prices as (
     select * from {{ ref('int_experiments_priced') }}
 ),
 
+repeats as (
+    select * from {{ ref('int_level_repeats_aggregated') }}
+),
+
+spread as (
+    -- How far a level's repeats (repeats_per_level) differ: a difference between two stacks smaller than this is
+    -- noise. With one repeat, min = median = max = the level's own figure.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,
+        min(transactions_per_minute) as transactions_per_minute_repeat_min,
+        quantile_cont(transactions_per_minute, 0.5) as transactions_per_minute_repeat_median,
+        max(transactions_per_minute) as transactions_per_minute_repeat_max,
+        min(completion_token_throughput) as completion_token_throughput_repeat_min,
+        quantile_cont(completion_token_throughput, 0.5) as completion_token_throughput_repeat_median,
+        max(completion_token_throughput) as completion_token_throughput_repeat_max,
+        min(latency_p95) as latency_p95_repeat_min,
+        quantile_cont(latency_p95, 0.5) as latency_p95_repeat_median,
+        max(latency_p95) as latency_p95_repeat_max
+    from repeats
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps
+),
+
+loop_lags as (
+    select * from {{ ref('int_event_loop_lags_levelled') }}
+),
+
+levels_spread as (
+    select
+        levels.*,
+        spread.transactions_per_minute_repeat_min,
+        spread.transactions_per_minute_repeat_median,
+        spread.transactions_per_minute_repeat_max,
+        spread.completion_token_throughput_repeat_min,
+        spread.completion_token_throughput_repeat_median,
+        spread.completion_token_throughput_repeat_max,
+        spread.latency_p95_repeat_min,
+        spread.latency_p95_repeat_median,
+        spread.latency_p95_repeat_max,
+        loop_lags.event_loop_lag_p50,
+        loop_lags.event_loop_lag_p99,
+        loop_lags.event_loop_lag_max
+    from levels
+    left join spread
+        on
+            levels.run_id = spread.run_id
+            and levels.experiment_name = spread.experiment_name
+            and levels.payload_file is not distinct from spread.payload_file
+            and levels.concurrency is not distinct from spread.concurrency
+            and levels.target_rate_rps is not distinct from spread.target_rate_rps
+    left join loop_lags
+        on
+            levels.run_id = loop_lags.run_id
+            and levels.experiment_name = loop_lags.experiment_name
+            and levels.payload_file is not distinct from loop_lags.payload_file
+            and levels.concurrency is not distinct from loop_lags.concurrency
+            and levels.target_rate_rps is not distinct from loop_lags.target_rate_rps
+),
+
 runs as (
     select * from {{ ref('int_runs_budgeted') }}
 ),
@@ -30,7 +97,7 @@ priced as (
             when prices.pricing_kind = 'token'
                 then {{ token_cost_usd('levels.prompt_token_count_mean', 'levels.completion_token_count_mean') }}
         end as price_per_txn
-    from levels
+    from levels_spread as levels
     left join prices
         on
             levels.run_id = prices.run_id
@@ -171,10 +238,23 @@ final as (
         send_lag_p50,
         send_lag_p99,
         send_lag_max,
+        event_loop_lag_p50,
+        event_loop_lag_p99,
+        event_loop_lag_max,
         is_schedule_kept,
         first_third_ttft_p50,
         last_third_ttft_p50,
         is_saturated,
+        repeat_count,
+        transactions_per_minute_repeat_min,
+        transactions_per_minute_repeat_median,
+        transactions_per_minute_repeat_max,
+        completion_token_throughput_repeat_min,
+        completion_token_throughput_repeat_median,
+        completion_token_throughput_repeat_max,
+        latency_p95_repeat_min,
+        latency_p95_repeat_median,
+        latency_p95_repeat_max,
         success_count,
         success_prompt_tokens,
         success_completion_tokens,

@@ -65,7 +65,9 @@ renamed as (
         retry_wait_ns,
         last_attempt_offset_ns,
         server_latency_ms,
-        service_request_id
+        service_request_id,
+        -- Null before schema v9 and in imported rows: a level run once.
+        coalesce(repeat_index, 1) as repeat_index
     from source
 ),
 
@@ -110,7 +112,8 @@ checked as (
             {{ range_reason('retry_count', 0, 1000, required_when='false') }},
             {{ range_reason('retry_wait_ns', 0, 'last_attempt_offset_ns', required_when='retry_count is not null') }},
             {{ range_reason('last_attempt_offset_ns', 0, 'e2e_ns', required_when='retry_count is not null') }},
-            {{ range_reason('server_latency_ms', 0, max_sane_ms, required_when='false') }}
+            {{ range_reason('server_latency_ms', 0, max_sane_ms, required_when='false') }},
+            {{ range_reason('repeat_index', 1, var('max_sane_repeats')) }}
         ) as value_problems
     from renamed
 ),

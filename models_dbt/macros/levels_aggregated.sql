@@ -1,0 +1,312 @@
+{#- The measured figures of a level: pooled over all its repeats (by_repeat=false: int_levels_aggregated), or one
+    row per repeat (by_repeat=true: int_level_repeats_aggregated, whose spread the marts show). One definition of
+    every level metric at both grains. The windows (steady state, schedule, saturation thirds) are always per
+    repeat: each repeat ramps up and down on its own. -#}
+{% macro levels_aggregated(by_repeat=false) %}
+{% set repeat_column = "\n        repeat_index," if by_repeat else "" %}
+{% set repeat_key = ",\n        repeat_index" if by_repeat else "" %}
+{% set repeat_join = "\n            and spanned.repeat_index is not distinct from inter_token_latencies.repeat_index"
+    if by_repeat else "" %}
+with
+
+requests as (
+    select * from {{ ref('int_requests_timed') }}
+    where not is_warmup
+),
+
+runs as (
+    select * from {{ ref('int_runs_budgeted') }}
+),
+
+measured_requests as (
+    -- A good request succeeded and met every SLO its run sets (vLLM's --goodput, DistServe): a TTFT it lacks
+    -- (not streamed) cannot be shown to meet one; a reply of one token has no TPOT and meets that one.
+    select
+        requests.*,
+        requests.is_success
+        and coalesce(runs.slo_ttft_s is null or requests.ttft_s <= runs.slo_ttft_s, false)
+        and coalesce(
+            runs.slo_tpot_s is null
+            or coalesce(requests.completion_tokens, 0) < 2
+            or requests.tpot_s <= runs.slo_tpot_s,
+            false
+        )
+        and coalesce(runs.slo_e2e_s is null or requests.e2e_latency_s <= runs.slo_e2e_s, false) as is_good
+    from requests
+    left join runs
+        on requests.run_id = runs.run_id
+),
+
+token_gaps as (
+    select * from {{ ref('int_token_gaps_measured') }}
+),
+
+inter_token_latencies as (
+    -- Every gap between consecutive content chunks of the level's successful streamed requests, pooled.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        count(*) as itl_gap_count,
+        avg(gap_s) as itl_mean,
+        quantile_cont(gap_s, 0.50) as itl_p50,
+        quantile_cont(gap_s, 0.95) as itl_p95,
+        quantile_cont(gap_s, 0.99) as itl_p99
+    from token_gaps
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps{{ repeat_key }}
+),
+
+last_starts as (
+    -- A closed loop keeps `concurrency` requests in flight until the first worker finds no more work (the
+    -- level's last start) and then until the first of the requests still running ends: the ramp-down starts
+    -- there, with fewer in flight (and those running faster). An open loop runs at its rate over its schedule:
+    -- from the first intended send to the last.
+    select
+        *,
+        max(start_offset_ns) over level_requests as last_start_ns,
+        min(intended_offset_ns) over level_requests as scheduled_start_offset_ns,
+        max(intended_offset_ns) over level_requests as scheduled_end_offset_ns,
+        -- Each repeat's own span: a level's repeats run back to back, and the pauses between them are not load.
+        max(end_offset_ns) over level_requests - min(start_offset_ns) over level_requests as repeat_span_ns,
+        row_number() over (level_requests order by sequence_in_level, request_id) = 1 as is_repeat_first,
+        -- Thirds of the successful requests in send order, for the saturation test.
+        case when is_success then ntile(3) over (level_requests_by_outcome order by sequence_in_level) end
+            as success_third,
+        -- The successful requests in the order they ended: an open loop's completion interval starts at the first.
+        case when is_success then row_number() over (level_requests_by_outcome order by end_offset_ns) end
+            as success_end_rank
+    from measured_requests
+    window
+        level_requests as (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
+        ),
+        level_requests_by_outcome as (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index, is_success
+        )
+),
+
+windowed as (
+    -- The steady-state requests. Closed loop: those that ended by the ramp-down's start, all of their life at the
+    -- intended load (at concurrency 1 every request: one in flight is the intended load throughout). Open loop:
+    -- the scheduled interval (first to last intended send) shifted by the first reply's latency, so that it
+    -- starts at the first success's end: the successes after it that ended within it (a server keeping up
+    -- answers n - 1 of the n sends in the n - 1 gaps; a span from the first send adds the first reply's latency).
+    select
+        *,
+        min(case when end_offset_ns > last_start_ns then end_offset_ns end) over level_requests
+            as steady_end_offset_ns,
+        min(end_offset_ns) filter (where is_success) over level_requests as first_success_end_offset_ns,
+        case
+            when load_model = 'rate'
+                then coalesce(
+                        success_end_rank > 1
+                        and end_offset_ns
+                        <= first_success_end_offset_ns + scheduled_end_offset_ns - scheduled_start_offset_ns,
+                        false
+                    )
+            else end_offset_ns <= steady_end_offset_ns
+        end as is_steady
+    from last_starts
+    window level_requests as (
+        partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
+    )
+),
+
+aggregated as (
+    select
+        run_id,
+        experiment_name,
+        model_id,
+        instance_type,
+        instance_count,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        count(*) as request_count,
+        count(*) filter (where is_success) as success_count,
+        count(*) filter (where not is_success) as error_count,
+        count(*) filter (where is_good) as good_count,
+        count(*) filter (where is_steady and is_good) as steady_good_count,
+        coalesce(sum(completion_tokens) filter (where is_good), 0) as good_completion_tokens,
+        coalesce(sum(completion_tokens) filter (where is_steady and is_good), 0) as steady_good_completion_tokens,
+        min(start_offset_ns) as level_start_offset_ns,
+        max(end_offset_ns) as level_end_offset_ns,
+        -- An imported level whose tool recorded no per-request send and end times carries the tool's own duration.
+        max(source_level_duration_ns) as source_level_duration_ns,
+        -- Imported requests whose tool recorded no end (a failed vLLM request): their slot time is unknown.
+        count(*) filter (where end_offset_ns is null) as unended_request_count,
+        min(started_at) as level_started_at,
+        avg(prompt_tokens) filter (where is_success) as prompt_token_count_mean,
+        avg(completion_tokens) filter (where is_success) as completion_token_count_mean,
+        coalesce(sum(prompt_tokens) filter (where is_success), 0) as success_prompt_tokens,
+        coalesce(sum(completion_tokens) filter (where is_success), 0) as success_completion_tokens,
+        -- Token provenance over the successful requests whose server reported the count.
+        count(*) filter (where is_success and is_prompt_token_count_disagreeing) as prompt_token_disagreement_count,
+        count(*) filter (
+            where is_success and is_completion_token_count_disagreeing
+        ) as completion_token_disagreement_count,
+        avg(prompt_token_relative_difference) filter (where is_success) as prompt_token_relative_difference_mean,
+        avg(completion_token_relative_difference) filter (
+            where is_success
+        ) as completion_token_relative_difference_mean,
+        avg(e2e_latency_s) filter (where is_success) as latency_mean,
+        quantile_cont(e2e_latency_s, 0.50) filter (where is_success) as latency_p50,
+        quantile_cont(e2e_latency_s, 0.95) filter (where is_success) as latency_p95,
+        quantile_cont(e2e_latency_s, 0.99) filter (where is_success) as latency_p99,
+        quantile_cont(ttft_s, 0.50) filter (where is_success) as ttft_p50,
+        quantile_cont(ttft_s, 0.95) filter (where is_success) as ttft_p95,
+        quantile_cont(ttft_s, 0.99) filter (where is_success) as ttft_p99,
+        quantile_cont(tpot_s, 0.50) filter (where is_success) as tpot_p50,
+        quantile_cont(tpot_s, 0.95) filter (where is_success) as tpot_p95,
+        quantile_cont(tpot_s, 0.99) filter (where is_success) as tpot_p99,
+        avg(tpot_s) filter (where is_success) as tpot_mean,
+        quantile_cont(ttft_first_event_s, 0.50) filter (where is_success) as ttft_first_event_p50,
+        quantile_cont(ttft_first_event_s, 0.95) filter (where is_success) as ttft_first_event_p95,
+        quantile_cont(ttft_first_event_s, 0.99) filter (where is_success) as ttft_first_event_p99,
+        avg(content_chunk_count) filter (where is_success and is_streaming) as content_chunk_count_mean,
+        max(steady_end_offset_ns) as steady_end_offset_ns,
+        count(*) filter (where is_steady) as steady_request_count,
+        count(*) filter (where is_steady and is_success) as steady_success_count,
+        sum(e2e_latency_s) filter (where is_steady) as steady_latency_sum_s,
+        coalesce(sum(prompt_tokens) filter (where is_steady and is_success), 0) as steady_prompt_tokens,
+        coalesce(sum(completion_tokens) filter (where is_steady and is_success), 0) as steady_completion_tokens,
+        quantile_cont(e2e_latency_s, 0.50) filter (where is_steady and is_success) as steady_latency_p50,
+        quantile_cont(e2e_latency_s, 0.95) filter (where is_steady and is_success) as steady_latency_p95,
+        -- Open loop: the schedule, how late the client kept it, and whether the queue grew through the level.
+        any_value(load_model) as load_model,
+        min(scheduled_start_offset_ns) as scheduled_start_offset_ns,
+        max(scheduled_end_offset_ns) as scheduled_end_offset_ns,
+        min(first_success_end_offset_ns) as first_success_end_offset_ns,
+        -- Repeats: spans and schedules add up, the pauses between repeats left out.
+        count(distinct coalesce(repeat_index, 1)) as repeat_count,
+        sum(repeat_span_ns) filter (where is_repeat_first) as repeats_span_ns,
+        sum(scheduled_end_offset_ns - scheduled_start_offset_ns) filter (where is_repeat_first) as repeats_scheduled_ns,
+        quantile_cont(send_lag_s, 0.50) as send_lag_p50,
+        quantile_cont(send_lag_s, 0.99) as send_lag_p99,
+        max(send_lag_s) as send_lag_max,
+        quantile_cont(coalesce(ttft_s, e2e_latency_s), 0.50) filter (where success_third = 1) as first_third_ttft_p50,
+        quantile_cont(coalesce(ttft_s, e2e_latency_s), 0.50) filter (where success_third = 3) as last_third_ttft_p50
+    from windowed
+    group by
+        run_id,
+        experiment_name,
+        model_id,
+        instance_type,
+        instance_count,
+        payload_file,
+        concurrency,
+        target_rate_rps{{ repeat_key }}
+),
+
+spanned as (
+    -- Over the whole span (first measured start to last end, the ramp-down included) and, by Little's law
+    -- over the steady-state requests, with `concurrency` in flight: rate = concurrency x work / slot time.
+    select
+        *,
+        error_count / request_count as error_rate,
+        coalesce(repeats_span_ns / 1e9, source_level_duration_ns / 1e9) as duration_s,
+        success_prompt_tokens / nullif(duration_s, 0) as span_prompt_token_throughput,
+        success_completion_tokens / nullif(duration_s, 0) as span_completion_token_throughput,
+        success_count * 60 / nullif(duration_s, 0) as span_transactions_per_minute,
+        -- Little's law needs every request's slot time: a level with a request of unknown end has no steady state.
+        case
+            when
+                coalesce(load_model, 'closed') = 'closed'
+                and steady_request_count >= concurrency
+                and unended_request_count = 0
+                then steady_latency_sum_s
+        end as steady_slot_time_s,
+        concurrency * steady_prompt_tokens / nullif(steady_slot_time_s, 0) as steady_prompt_token_throughput,
+        concurrency * steady_completion_tokens / nullif(steady_slot_time_s, 0) as steady_completion_token_throughput,
+        concurrency * steady_success_count * 60 / nullif(steady_slot_time_s, 0) as steady_transactions_per_minute,
+        concurrency * steady_good_count / nullif(steady_slot_time_s, 0) as steady_good_request_rate,
+        concurrency * steady_good_completion_tokens / nullif(steady_slot_time_s, 0)
+            as steady_good_completion_token_throughput,
+        good_count / nullif(duration_s, 0) as span_good_request_rate,
+        good_completion_tokens / nullif(duration_s, 0) as span_good_completion_token_throughput,
+        send_lag_p99 <= {{ var('schedule_lag_tolerance_s') }} as is_schedule_kept,
+        case
+            when load_model = 'rate' and success_count >= {{ var('saturation_min_requests') }}
+                then last_third_ttft_p50 >= {{ var('saturation_latency_growth') }} * first_third_ttft_p50
+        end as is_saturated,
+        -- Open loop: the offered rate over the schedule (n sends, n - 1 gaps), and the rate the server sustained
+        -- at it over the shifted schedule. A saturated level never reached a steady state: its throughput is the
+        -- span's, the most the server delivered.
+        repeats_scheduled_ns / 1e9 as scheduled_duration_s,
+        case when load_model = 'rate' then (request_count - repeat_count) / nullif(scheduled_duration_s, 0) end
+            as offered_request_rate,
+        load_model = 'rate' and not coalesce(is_saturated, false) and steady_success_count > 0
+        and scheduled_duration_s > 0 as has_scheduled_window,
+        case when has_scheduled_window then steady_prompt_tokens / scheduled_duration_s end
+            as scheduled_prompt_token_throughput,
+        case when has_scheduled_window then steady_completion_tokens / scheduled_duration_s end
+            as scheduled_completion_token_throughput,
+        case when has_scheduled_window then steady_success_count * 60 / scheduled_duration_s end
+            as scheduled_transactions_per_minute,
+        case when has_scheduled_window then steady_good_count / scheduled_duration_s end
+            as scheduled_good_request_rate,
+        case when has_scheduled_window then steady_good_completion_tokens / scheduled_duration_s end
+            as scheduled_good_completion_token_throughput
+    from aggregated
+),
+
+with_itl as (
+    select
+        spanned.*,
+        inter_token_latencies.itl_gap_count,
+        inter_token_latencies.itl_mean,
+        inter_token_latencies.itl_p50,
+        inter_token_latencies.itl_p95,
+        inter_token_latencies.itl_p99
+    from spanned
+    left join inter_token_latencies
+        on
+            spanned.run_id is not distinct from inter_token_latencies.run_id
+            and spanned.experiment_name is not distinct from inter_token_latencies.experiment_name
+            and spanned.payload_file is not distinct from inter_token_latencies.payload_file
+            and spanned.concurrency is not distinct from inter_token_latencies.concurrency
+            and spanned.target_rate_rps is not distinct from inter_token_latencies.target_rate_rps{{ repeat_join }}
+),
+
+rated as (
+    -- The headline throughputs: steady state where it held at least one request per slot (fewer is too little
+    -- to estimate from), else the whole span.
+    select
+        *,
+        case
+            when steady_transactions_per_minute is not null then 'steady_state'
+            when scheduled_transactions_per_minute is not null then 'scheduled_interval'
+            else 'level_span'
+        end as throughput_window,
+        coalesce(
+            steady_prompt_token_throughput, scheduled_prompt_token_throughput, span_prompt_token_throughput
+        ) as prompt_token_throughput,
+        coalesce(
+            steady_completion_token_throughput,
+            scheduled_completion_token_throughput,
+            span_completion_token_throughput
+        ) as completion_token_throughput,
+        coalesce(
+            steady_transactions_per_minute, scheduled_transactions_per_minute, span_transactions_per_minute
+        ) as transactions_per_minute,
+        -- Goodput over the same window as the throughputs: good requests (and their output tokens) per second.
+        coalesce(
+            steady_good_request_rate, scheduled_good_request_rate, span_good_request_rate
+        ) as good_request_rate,
+        coalesce(
+            steady_good_completion_token_throughput,
+            scheduled_good_completion_token_throughput,
+            span_good_completion_token_throughput
+        ) as good_completion_token_throughput
+    from with_itl
+)
+
+select * from rated
+{% endmacro %}
