@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from collector.landing import MANIFEST_FILE, raw_root  # noqa: E402
-from collector.schema import RequestRow, RunManifest, TelemetrySample, columns  # noqa: E402
+from collector.schema import SCHEMA_VERSION, RequestRow, RunManifest, TelemetrySample, columns  # noqa: E402
 from collector.warehouse import refresh, warehouse_path  # noqa: E402
 
 EXPERIMENTS = [
@@ -40,6 +40,7 @@ EXPERIMENTS = [
 PAYLOADS = ["en_1-500", "en_500-1000", "en_1000-2000"]
 CONCURRENCY = [1, 2, 4, 8, 16, 32]
 RUN_ID = "20260101T000000Z-scale0"
+CHUNK_OFFSETS = 16  # content chunk arrival times per successful request
 
 # One child process per build: its own ru_maxrss is the build's peak memory (dbt + DuckDB in one process).
 CHILD = """
@@ -96,9 +97,17 @@ def _requests_sql(n: int, path: Path) -> str:
         "client_prompt_tokens": "prompt",
         "client_completion_tokens": "case when ok then completion end",
         "token_counter": "'simple-regex'",
-        "schema_version": "1",
+        "server_prompt_tokens": "prompt",
+        "server_completion_tokens": "case when ok then completion end",
+        # Streamed replies carry each content chunk's arrival (inter-token latency): CHUNK_OFFSETS per request.
+        "content_chunk_offsets_ns": f"case when ok then list_transform(range({CHUNK_OFFSETS}), "
+        f"lambda k: ttft_ns + k * (e2e_ns - ttft_ns) // {CHUNK_OFFSETS}) end",
+        "load_model": "'closed'",
+        "repeat_index": "1",
+        "schema_version": str(SCHEMA_VERSION),
     }
-    typed = ",\n  ".join(f"cast({values[c]} as {t}) as {c}" for c, t in columns(RequestRow).items())
+    # A column not listed above is null, as in a row landed before it existed.
+    typed = ",\n  ".join(f"cast({values.get(c, 'null')} as {t}) as {c}" for c, t in columns(RequestRow).items())
     per_level = n // levels
     return f"""
 copy (
@@ -154,9 +163,12 @@ def _telemetry_sql(requests: Path, path: Path) -> str:
         "gpu_memory_total_bytes": "case when d = 1 then 25769803776 end",
         "gpu_power_w": "case when d = 1 then 150 + s % 50 end",
         "gpu_energy_j": "case when d = 1 then s * 175.0 end",
-        "schema_version": "1",
+        "source": "case when d = 0 then 'host' else 'gpu' end",
+        "schema_version": str(SCHEMA_VERSION),
     }
-    typed = ",\n  ".join(f"cast({values[c]} as {t}) as {c}" for c, t in columns(TelemetrySample).items())
+    typed = ",\n  ".join(
+        f"cast({values.get(c, 'null')} as {t}) as {c}" for c, t in columns(TelemetrySample).items()
+    )
     return f"""
 copy (
 select {typed}
