@@ -78,6 +78,7 @@ def target(base: str, run_id: str) -> Target:
         params=InferenceParameters(max_tokens=16),
         timeout=aiohttp.ClientTimeout(total=60),
         counter=DEFAULT_COUNTER,
+        prime_url=base + "/health",  # as `collector run` sets it: the endpoint's health route
     )
 
 

@@ -166,9 +166,7 @@ def _telemetry_sql(requests: Path, path: Path) -> str:
         "source": "case when d = 0 then 'host' else 'gpu' end",
         "schema_version": str(SCHEMA_VERSION),
     }
-    typed = ",\n  ".join(
-        f"cast({values.get(c, 'null')} as {t}) as {c}" for c, t in columns(TelemetrySample).items()
-    )
+    typed = ",\n  ".join(f"cast({values.get(c, 'null')} as {t}) as {c}" for c, t in columns(TelemetrySample).items())
     return f"""
 copy (
 select {typed}

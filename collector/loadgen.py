@@ -62,6 +62,8 @@ class Target:
     params: InferenceParameters
     timeout: aiohttp.ClientTimeout
     counter: TokenCounter
+    # A cheap GET (the endpoint's health route) that opens a closed-loop level's connections before it is measured.
+    prime_url: str | None = None
     # True for the managed AWS kinds (collector/aws/target.py), whose requests go through boto3, not aiohttp.
     managed: ClassVar[bool] = False
 
@@ -562,6 +564,8 @@ async def run_level(
             raise
 
     await phase(range(level.warmup))
+    if level.target_rate_rps is None and target.prime_url is not None and not stop.is_set():
+        await open_connections(session, target.prime_url, target.headers, min(level.concurrency, level.requests))
     if after_warmup is not None and not stop.is_set():
         await after_warmup()
     if level.target_rate_rps is None:
@@ -571,6 +575,22 @@ async def run_level(
     return progress
 
 
+async def open_connections(session: aiohttp.ClientSession, url: str, headers: dict[str, str], count: int) -> None:
+    """Leave `count` open connections in the session's pool, by `count` GETs of `url` at once, so a closed-loop
+    level's first round is not timed with its TCP (and TLS) set-up, which a client with a warm pool, as in
+    production, does not pay, and its workers start sending together. Best effort: a route that fails or a
+    server that closes its connections only leaves the first round to connect, as it did before."""
+
+    async def get() -> None:
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            async with session.get(url, headers=headers, timeout=PRIME_TIMEOUT) as resp:
+                await resp.read()
+
+    if count > 1:
+        await asyncio.gather(*(get() for _ in range(count)))
+
+
+PRIME_TIMEOUT = aiohttp.ClientTimeout(total=10)
 SCHEDULE_LEAD_NS = 1_000_000  # the first scheduled send, after the schedule is drawn up
 SPIN_NS = 2_000_000  # the last stretch before a send is waited by yielding, not sleeping (the loop's timer is coarse)
 

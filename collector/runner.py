@@ -202,6 +202,7 @@ class Sweep:
             params=exp.inference_parameters,
             timeout=aiohttp.ClientTimeout(total=exp.request_timeout_s),
             counter=self.counters[exp.name],
+            prime_url=health_url(exp, base_url),
         )
         scraper = await asyncio.to_thread(
             ServerScraper.probe,

@@ -187,17 +187,20 @@ class _Server:
         self.posts: Counter[str] = Counter()
         self.accept_encodings: list[str | None] = []
         self.bodies: list[Any] = []  # the last few request bodies, newest last
+        self.gets = 0  # GETs answered other than /stats (health probes, connection priming)
+        self.opening_posts = 0  # POSTs that were the first request of their connection (it was opened for them)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        first = True  # the connection's first request
         try:
-            while await self._one(reader, writer):
-                pass
+            while await self._one(reader, writer, first):
+                first = False
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, first: bool = False) -> bool:
         """Answer one request; False when the connection is done."""
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode().split("\r\n")
@@ -205,12 +208,21 @@ class _Server:
         length = int(headers.get("content-length", 0))
         body = json.loads(await reader.readexactly(length)) if length else {}
         if lines[0].startswith("GET"):
-            stats = {"posts": dict(self.posts), "accept_encodings": self.accept_encodings, "bodies": self.bodies}
-            data = json.dumps(stats if lines[0].split()[1].endswith("/stats") else {"status": "ok"}).encode()
+            is_stats = lines[0].split()[1].endswith("/stats")
+            self.gets += not is_stats
+            stats = {
+                "posts": dict(self.posts),
+                "accept_encodings": self.accept_encodings,
+                "bodies": self.bodies,
+                "gets": self.gets,
+                "opening_posts": self.opening_posts,
+            }
+            data = json.dumps(stats if is_stats else {"status": "ok"}).encode()
             writer.write(_response("200 OK", {"Content-Type": "application/json"}, data))
             await writer.drain()
             return True
         self.bodies = [*self.bodies[-19:], body]
+        self.opening_posts += first
         path = lines[0].split()[1]
         fmt = _native_format(path)
         if fmt is not None:

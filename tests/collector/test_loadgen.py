@@ -17,7 +17,7 @@ from collector.payloads import Prompt
 from collector.runner import collect
 from collector.tokens import DEFAULT_COUNTER
 from tests.conftest import config_dict, sim_experiment, write_config
-from tests.servers import misbehaving_server
+from tests.servers import misbehaving_server, server_stats
 
 
 def _rows(results: Path, sql: str) -> list[tuple]:
@@ -128,6 +128,43 @@ def test_refused_connection_becomes_connect_error_rows() -> None:
         "ClientConnectorError: Cannot connect to host 127.0.0.1:9 ssl:default"
     }
     assert all(r.error_message.endswith("[Connect call failed ('127.0.0.1', 9)]") for r in rows)
+
+
+@pytest.mark.parametrize("primed", [True, False])
+def test_a_closed_level_opens_its_connections_before_it_is_measured(primed: bool) -> None:
+    """With the health route to prime on, the level's 4 connections are open before its first measured request:
+    none of its 12 POSTs pays a TCP connect (the run's first round would otherwise time it). Without one, each of
+    the 4 workers opens its connection with its first request."""
+
+    async def go(base_url: str) -> list:
+        rows: list = []
+        target = Target(
+            run_id="r",
+            experiment_name="e",
+            model_id="m",
+            endpoint_type="openai",
+            base_url=base_url + "/v1",
+            api_style="chat",
+            served_model_name="slow",
+            stream=True,
+            headers={},
+            instance_type=None,
+            instance_count=1,
+            params=InferenceParameters(),
+            timeout=aiohttp.ClientTimeout(total=5),
+            counter=DEFAULT_COUNTER,
+            prime_url=base_url + "/health" if primed else None,
+        )
+        level = Level("b", [Prompt(0, "hello there", None, 2)], concurrency=4, requests=12, warmup=0)
+        async with aiohttp.ClientSession() as session:
+            await run_level(session, target, level, RunClock(), rows.append, asyncio.Event())
+        return rows
+
+    with misbehaving_server() as base_url:
+        rows = asyncio.run(go(base_url))
+        stats = server_stats(base_url)
+    assert [r.status for r in rows] == ["success"] * 12
+    assert (stats["gets"], stats["opening_posts"], stats["posts"]) == ((4, 0) if primed else (0, 4)) + ({"slow": 12},)
 
 
 def test_closed_loop_keeps_exactly_concurrency_requests_in_flight(tmp_path: Path) -> None:
