@@ -19,6 +19,10 @@ from collector.errors import UserError
 
 PROTOCOL = "s3"
 BLOCK_SIZE = 8 * 2**20  # bytes fetched per ranged GET when DuckDB reads ahead
+# Objects the landing never rewrites once put (segments, Parquet): their size from a listing stays true, so DuckDB's
+# repeated stat of each file costs no HEAD request. A manifest (run.json) is rewritten, and always asked afresh.
+IMMUTABLE_SUFFIXES = (".jsonl", ".parquet")
+KNOWN_MAX = 100_000
 _MAGIC = re.compile(r"[*?\[]")
 
 
@@ -72,6 +76,7 @@ def filesystem() -> Any:
             super().__init__(**kwargs)
             self._client: Any = None
             self._client_lock = threading.Lock()
+            self._known: dict[str, dict[str, Any]] = {}  # immutable objects seen in a listing, by name
 
         @property
         def client(self) -> Any:
@@ -118,14 +123,18 @@ def filesystem() -> Any:
                     return objects, folders
                 kwargs["ContinuationToken"] = reply["NextContinuationToken"]
 
-        @staticmethod
-        def _file(bucket: str, obj: dict[str, Any]) -> dict[str, Any]:
-            return {
+        def _file(self, bucket: str, obj: dict[str, Any]) -> dict[str, Any]:
+            entry: dict[str, Any] = {
                 "name": f"{bucket}/{obj['Key']}",
                 "size": int(obj.get("Size", obj.get("ContentLength", 0))),
                 "type": "file",
                 "LastModified": obj.get("LastModified"),
             }
+            if entry["name"].endswith(IMMUTABLE_SUFFIXES):
+                if len(self._known) >= KNOWN_MAX:
+                    self._known.clear()
+                self._known[entry["name"]] = entry
+            return entry
 
         def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
             bucket, key = self.split(path)
@@ -139,6 +148,9 @@ def filesystem() -> Any:
 
         def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
             bucket, key = self.split(path)
+            known = self._known.get(f"{bucket}/{key}")
+            if known is not None:
+                return known
             if key:
                 try:
                     head = self.call(path, "head_object", Bucket=bucket, Key=key)
@@ -161,7 +173,7 @@ def filesystem() -> Any:
                 return [f"{bucket}/{pattern}"] if self.exists(path) else []
             regex = _glob_regex(pattern)
             objects, _ = self._keys(bucket, pattern[: magic.start()])
-            return sorted(f"{bucket}/{o['Key']}" for o in objects if regex.fullmatch(o["Key"]))
+            return sorted(self._file(bucket, o)["name"] for o in objects if regex.fullmatch(o["Key"]))
 
         def _open(
             self,

@@ -237,14 +237,12 @@ class S3Store(RawStore):
         register(con)
 
     def write_schema_files(self) -> None:
-        """Put the zero-row files of this schema version, if absent (they never change once there)."""
-        folder = self.key(SCHEMA_FOLDER)
-        there = {str(obj["Key"]).rsplit("/", 1)[-1] for obj in self.objects(folder + "/")}
-        for name, body in schema_files().items():
-            if name in there:
-                continue
-            with contextlib.suppress(S3Conflict):  # another collector put the same file meanwhile
-                self.put(f"{folder}/{name}", body, if_absent=True)
+        """Put the zero-row files of this schema version where absent (they never change once there). Each put is
+        conditional, and S3 checks permissions before conditions: a bucket that denies writes refuses every one,
+        so this is also the preflight's write check."""
+        for name, data in schema_files().items():
+            with contextlib.suppress(S3Conflict):  # there already (another collector, or an earlier run)
+                self.put(self.key(SCHEMA_FOLDER, name), data, if_absent=True)
 
     def reconcile(self) -> list[str]:
         """Mark runs whose collector is gone as lost (its process, on this host; else a heartbeat older than

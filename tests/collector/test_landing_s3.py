@@ -123,6 +123,7 @@ def test_a_missing_bucket_fails_the_preflight_in_one_line(s3_env: dict[str, str]
 
 
 def test_a_bucket_that_denies_writes_fails_the_preflight_in_one_line(bucket: str) -> None:
+    _store(bucket).preflight(100)  # the schema files are there now: the next preflight's puts change nothing
     deny_writes(bucket)
     with pytest.raises(LandingError) as denied:
         _store(bucket).preflight(100)
@@ -180,3 +181,16 @@ def test_a_local_results_dir_keeps_its_layout(tmp_path: Path) -> None:
     landing.close()
     assert (landing.dir / "requests.jsonl").read_text() == '{"run_id":"r-local"}\n'
     assert store.glob("run.json") == f"{(tmp_path / 'results' / 'raw').resolve()}/*/run.json"
+
+
+def test_a_glob_star_stays_within_one_folder_as_duckdbs_own_globs_do() -> None:
+    from collector.duckdb_s3 import _glob_regex
+
+    star = _glob_regex("p/raw/*/requests-*.jsonl")
+    assert star.fullmatch("p/raw/r1/requests-000001.jsonl")
+    assert not star.fullmatch("p/raw/r1/old/requests-000001.jsonl")
+    assert not star.fullmatch("p/raw/r1/requests.parquet")
+    assert _glob_regex("p/raw/**/run.json").fullmatch("p/raw/r1/old/run.json")
+    assert _glob_regex("p/raw/r[!2]/run.json").fullmatch("p/raw/r1/run.json")
+    assert not _glob_regex("p/raw/r[!2]/run.json").fullmatch("p/raw/r2/run.json")
+    assert not _glob_regex("p/raw/r?/run.json").fullmatch("p/raw/r/1/run.json")
