@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import tempfile
 import threading
@@ -41,6 +42,7 @@ from collector.landing import (
 from collector.schema import RAW_TABLES, SCHEMA_VERSION, RunManifest
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CLAIM_FILE = ".claim.json"  # put if absent: the collector that owns the run id
 SEGMENT_MAX_ROWS = 10_000  # a flush with more rows queued writes several segments
@@ -204,7 +206,7 @@ class S3Store(RawStore):
                 raise LandingError(f"{self.location}: access to bucket {self.bucket} denied ({exc.code})") from exc
             raise LandingError(f"{self.location}: {exc}") from exc
         try:
-            self.write_schema_files()  # a write: a bucket that denies them fails before the sweep
+            self._put_schema_files()  # writes: a bucket that denies them fails before the sweep
         except S3CallError as exc:
             if exc.code in ("403", "AccessDenied"):
                 raise LandingError(f"{self.location}: writing to bucket {self.bucket} denied ({exc.code})") from exc
@@ -237,6 +239,16 @@ class S3Store(RawStore):
         register(con)
 
     def write_schema_files(self) -> None:
+        """Make sure the zero-row files of this schema version are there; a reader without write access is fine
+        once a collector has put them."""
+        try:
+            self._put_schema_files()
+        except S3CallError:
+            there = {str(obj["Key"]).rsplit("/", 1)[-1] for obj in self.objects(self.key(SCHEMA_FOLDER) + "/")}
+            if not set(schema_files()) <= there:
+                raise
+
+    def _put_schema_files(self) -> None:
         """Put the zero-row files of this schema version where absent (they never change once there). Each put is
         conditional, and S3 checks permissions before conditions: a bucket that denies writes refuses every one,
         so this is also the preflight's write check."""
@@ -266,16 +278,20 @@ class S3Store(RawStore):
                 continue
             if not isinstance(manifest, dict):
                 continue
-            if manifest.get("status") == "running":
-                if not collector_gone(manifest, LOST_AFTER_S):
-                    continue
-                try:
-                    self.put(self.key(run_id, MANIFEST_FILE), _manifest_body(lost_manifest(manifest)), if_match=etag)
-                except S3Conflict:
-                    continue  # a heartbeat landed meanwhile: its collector is alive after all
-                lost.append(run_id)
-            if segments:
-                self.compact_run(run_id, files)
+            try:
+                if manifest.get("status") == "running":
+                    if not collector_gone(manifest, LOST_AFTER_S):
+                        continue
+                    try:
+                        lost_body = _manifest_body(lost_manifest(manifest))
+                        self.put(self.key(run_id, MANIFEST_FILE), lost_body, if_match=etag)
+                    except S3Conflict:
+                        continue  # a heartbeat landed meanwhile: its collector is alive after all
+                    lost.append(run_id)
+                if segments:
+                    self.compact_run(run_id, files)
+            except S3CallError as exc:  # e.g. a reader without write access: the views read the segments as they are
+                log.warning("run %s left as it is: %s", run_id, exc)
         return lost
 
     def compact_run(self, run_id: str, files: dict[str, dict[str, Any]] | None = None) -> None:

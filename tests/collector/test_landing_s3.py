@@ -194,3 +194,30 @@ def test_a_glob_star_stays_within_one_folder_as_duckdbs_own_globs_do() -> None:
     assert _glob_regex("p/raw/r[!2]/run.json").fullmatch("p/raw/r1/run.json")
     assert not _glob_regex("p/raw/r[!2]/run.json").fullmatch("p/raw/r2/run.json")
     assert not _glob_regex("p/raw/r?/run.json").fullmatch("p/raw/r/1/run.json")
+
+
+def test_a_build_without_write_access_leaves_a_dead_run_as_it_is_and_reads_its_segments(
+    bucket: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An analyst allowed only to read can still build: the lost-marking and compaction are skipped, with a warning."""
+    from datetime import UTC, datetime, timedelta
+
+    store = _store(bucket)
+    spec = run_a()
+    landing = store.open_run(spec.run_id)
+    beat = (datetime.now(UTC) - timedelta(seconds=600)).isoformat()
+    landing.write_manifest(replace(spec_manifest(spec), status="running", hostname="elsewhere", heartbeat_at=beat))
+    for row in request_rows(spec)[:3]:
+        landing.append("requests", row)
+    landing.flush()
+    store.write_schema_files()
+    deny_writes(bucket)
+    warehouse = refresh(tmp_path / "local", None, store)
+    with connect(warehouse, read_only=True) as con:
+        assert con.execute("select (select count(*) from raw.requests), (select status from raw.runs)").fetchone() == (
+            3,
+            "running",
+        )
+    assert f"run {spec.run_id} left as it is: put s3://{bucket}/team/bench/raw/{spec.run_id}/run.json: 403" in (
+        caplog.text
+    )
