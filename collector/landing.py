@@ -1,10 +1,14 @@
-"""Append-only, crash-safe landing of raw rows as JSONL files, one folder per run.
+"""Append-only, crash-safe landing of raw rows, one folder (or S3 prefix) per run: the landing interface, and its
+local implementation (collector/landing_s3.py is the S3 one).
 
 Rows are buffered in memory and written as whole lines every FLUSH_INTERVAL_S by a background
 thread, so `kill -9` loses at most that much; a failed write is retried, and if the disk stays
 full the landing reports it (the sweep then stops) instead of dropping rows. The manifest is
 rewritten atomically by a heartbeat thread of its own. At the end of a run the JSONL files are
 compacted to Parquet, resumably. Nothing here opens the warehouse.
+
+`RawStore` is where runs land (`raw_store()` picks a local folder or an S3 prefix from the results location) and
+`Landing` what one run lands through; the runner and the warehouse use only these two.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import shutil
 import socket
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -79,18 +84,14 @@ def check_free_space(results_dir: Path, expected_rows: int) -> None:
         )
 
 
-class RunLanding:
-    """Lands the rows of one run under `<results_dir>/raw/<run_id>/`; never touches other runs."""
+class Landing(ABC):
+    """What one run lands through, wherever it lands: rows queued by append() and written by a flusher thread
+    every FLUSH_INTERVAL_S (retried, then `failed`), the manifest rewritten by a heartbeat thread of its own."""
 
-    def __init__(self, results_dir: Path, run_id: str) -> None:
-        self.dir = raw_root(results_dir) / run_id
-        self.dir.mkdir(parents=True, exist_ok=False)  # a run id is never reused
+    where: str  # the run's folder or prefix, as shown to the user
+
+    def __init__(self) -> None:
         self._buffers: dict[str, list[str]] = {t: [] for t in STREAM_TABLES}
-        # Bytes of a write that failed part-way: written first next time, so a torn line is completed.
-        self._carry: dict[str, bytes] = dict.fromkeys(STREAM_TABLES, b"")
-        self._fds = {
-            t: os.open(self.dir / f"{t}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) for t in STREAM_TABLES
-        }
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -98,9 +99,33 @@ class RunLanding:
         self.rows_written = dict.fromkeys(STREAM_TABLES, 0)
         self._failure: OSError | None = None  # set once rows could not be written even after retries
         self.failed = threading.Event()
-        # Space held back so that the final manifest (status failed, and why) can be written on a full disk.
-        self._reserve = self.dir / ".reserve"
-        self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
+
+    # -- what each store does its own way ---------------------------------------------------
+    @abstractmethod
+    def flush(self) -> None:
+        """Write queued rows, whole rows only; raise OSError on failure, keeping what was not written queued."""
+
+    @abstractmethod
+    def rows_pending(self, table: str = "requests") -> int:
+        """Rows queued or part-written but not yet whole in the store."""
+
+    @abstractmethod
+    def write_manifest(self, manifest: RunManifest, *, final: bool = False) -> None:
+        """Replace this run's manifest whole (a reader never sees half of one)."""
+
+    @abstractmethod
+    def stream_location(self, table: str) -> str:
+        """Where a table's rows land, for messages."""
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Rewrite the finished run's streamed rows as Parquet (resumable; the next refresh redoes a killed one)."""
+
+    def _close_files(self) -> None:  # noqa: B027 - a hook: only a local folder holds files open
+        """Release what the store held open for the run (after the last flush)."""
+
+    def release_reserve(self) -> None:  # noqa: B027 - a hook: only a local disk holds space back
+        """Drop space held back for the final manifest once it is written (a local disk's)."""
 
     # -- rows ---------------------------------------------------------------------------
     def append(self, table: str, row: Any) -> None:
@@ -109,36 +134,6 @@ class RunLanding:
         line = _dumps(data) + "\n"
         with self._lock:
             self._buffers[table].append(line)
-
-    def rows_pending(self, table: str = "requests") -> int:
-        """Rows queued or part-written but not yet whole on disk."""
-        with self._lock:
-            return len(self._buffers[table]) + self._carry[table].count(b"\n")
-
-    def flush(self) -> None:
-        """Write queued rows as whole lines (one write call per table, so no torn rows); raise OSError on failure.
-
-        Whatever could not be written stays queued, in order, for the next attempt.
-        """
-        with self._write_lock:
-            for table in STREAM_TABLES:
-                with self._lock:
-                    lines, self._buffers[table] = self._buffers[table], []
-                    data = self._carry[table] + "".join(lines).encode()
-                    self._carry[table] = b""
-                if not data:
-                    continue
-                view = memoryview(data)
-                try:
-                    while view:
-                        written = os.write(self._fds[table], view)
-                        done = len(data) - len(view)
-                        self.rows_written[table] += data.count(b"\n", done, done + written)
-                        view = view[written:]
-                finally:
-                    if view:
-                        with self._lock:
-                            self._carry[table] = bytes(view) + self._carry[table]
 
     def flush_with_retry(self, waits: tuple[float, ...] = WRITE_RETRY_WAITS_S, *, interruptible: bool = True) -> bool:
         """Flush, retrying a failed write after each wait; on the last failure record `error` and set `failed`.
@@ -173,22 +168,11 @@ class RunLanding:
         if self._failure is None:
             return None
         return (
-            f"cannot write raw rows to {self.dir / 'requests.jsonl'}: {self._failure.strerror or self._failure}; "
+            f"cannot write raw rows to {self.stream_location('requests')}: "
+            f"{self._failure.strerror or self._failure}; "
             f"{self.rows_written['requests']} request rows landed there, {self.rows_pending('requests')} could not "
             "be written"
         )
-
-    # -- manifest -------------------------------------------------------------------------
-    def write_manifest(self, manifest: RunManifest, *, final: bool = False) -> None:
-        """Atomically replace this run's manifest. The final one (after close) may use the reserved space if the
-        disk is full, so a run that failed on a full disk still says so."""
-        try:
-            write_manifest(self.dir, manifest)
-        except OSError as exc:
-            if not final or exc.errno != errno.ENOSPC or not self._reserve.exists():
-                raise
-            self._reserve.unlink()
-            write_manifest(self.dir, manifest)
 
     # -- background threads ---------------------------------------------------------------
     def start(self, heartbeat: Callable[[], None] | None = None) -> None:
@@ -220,12 +204,82 @@ class RunLanding:
         for thread in self._threads:
             thread.join()
         self.flush_with_retry(CLOSE_RETRY_WAITS_S, interruptible=False)
+        self._close_files()
+
+
+class RunLanding(Landing):
+    """Lands the rows of one run under `<results_dir>/raw/<run_id>/`; never touches other runs."""
+
+    def __init__(self, results_dir: Path, run_id: str) -> None:
+        super().__init__()
+        self.dir = raw_root(results_dir) / run_id
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir()  # a run id is never reused
+        except FileExistsError:
+            raise LandingError(f"{self.dir} already exists: run id {run_id} is taken by another run") from None
+        self.where = str(self.dir)
+        # Bytes of a write that failed part-way: written first next time, so a torn line is completed.
+        self._carry: dict[str, bytes] = dict.fromkeys(STREAM_TABLES, b"")
+        self._fds = {
+            t: os.open(self.dir / f"{t}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) for t in STREAM_TABLES
+        }
+        # Space held back so that the final manifest (status failed, and why) can be written on a full disk.
+        self._reserve = self.dir / ".reserve"
+        self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
+
+    def rows_pending(self, table: str = "requests") -> int:
+        with self._lock:
+            return len(self._buffers[table]) + self._carry[table].count(b"\n")
+
+    def stream_location(self, table: str) -> str:
+        return str(self.dir / f"{table}.jsonl")
+
+    def flush(self) -> None:
+        """Write queued rows as whole lines (one write call per table, so no torn rows); raise OSError on failure.
+
+        Whatever could not be written stays queued, in order, for the next attempt.
+        """
+        with self._write_lock:
+            for table in STREAM_TABLES:
+                with self._lock:
+                    lines, self._buffers[table] = self._buffers[table], []
+                    data = self._carry[table] + "".join(lines).encode()
+                    self._carry[table] = b""
+                if not data:
+                    continue
+                view = memoryview(data)
+                try:
+                    while view:
+                        written = os.write(self._fds[table], view)
+                        done = len(data) - len(view)
+                        self.rows_written[table] += data.count(b"\n", done, done + written)
+                        view = view[written:]
+                finally:
+                    if view:
+                        with self._lock:
+                            self._carry[table] = bytes(view) + self._carry[table]
+
+    def write_manifest(self, manifest: RunManifest, *, final: bool = False) -> None:
+        """Atomically replace this run's manifest. The final one (after close) may use the reserved space if the
+        disk is full, so a run that failed on a full disk still says so."""
+        try:
+            write_manifest(self.dir, manifest)
+        except OSError as exc:
+            if not final or exc.errno != errno.ENOSPC or not self._reserve.exists():
+                raise
+            self._reserve.unlink()
+            write_manifest(self.dir, manifest)
+
+    def compact(self) -> None:
+        compact_run(self.dir)
+
+    def _close_files(self) -> None:
         for fd in self._fds.values():
             os.close(fd)
         self._fds = {}
 
     def release_reserve(self) -> None:
-        """Drop the reserved space once the final manifest is written."""
         self._reserve.unlink(missing_ok=True)
 
 
@@ -275,6 +329,36 @@ def collector_alive(manifest: dict[str, Any]) -> bool | None:
     return abs((proc_started - recorded).total_seconds()) < 1.0  # another process reusing the pid: gone
 
 
+def collector_gone(manifest: dict[str, Any], stale_after_s: float | None = None) -> bool:
+    """Whether the collector of a `running` manifest is gone: its process, when it ran on this host; elsewhere, a
+    heartbeat older than `stale_after_s` (None: never judged from here)."""
+    alive = collector_alive(manifest)
+    if alive is not None:
+        return not alive
+    if stale_after_s is None:
+        return False
+    try:
+        beat = datetime.fromisoformat(str(manifest.get("heartbeat_at")))
+    except ValueError:
+        return False
+    if beat.tzinfo is None:
+        beat = beat.replace(tzinfo=UTC)
+    return (datetime.now(UTC) - beat).total_seconds() > stale_after_s
+
+
+def lost_manifest(manifest: dict[str, Any]) -> RunManifest:
+    """The manifest of a run whose collector ended without finishing it: status lost, ended at its last beat."""
+    pid, host = manifest.get("pid"), manifest.get("hostname")
+    fields = set(columns(RunManifest))
+    data = {k: v for k, v in manifest.items() if k in fields}
+    data.update(
+        status="lost",
+        ended_at=manifest.get("heartbeat_at"),
+        error_message=f"collector process {pid} on {host} ended without finishing the run (killed?)",
+    )
+    return RunManifest(**data)
+
+
 def reconcile_runs(results_dir: Path) -> list[str]:
     """Mark runs whose collector is gone as `lost`, and finish compacting runs that are over; returns lost ids.
 
@@ -287,16 +371,9 @@ def reconcile_runs(results_dir: Path) -> list[str]:
         if manifest is None:
             continue
         if manifest.get("status") == "running":
-            if collector_alive(manifest) is not False:
+            if not collector_gone(manifest):
                 continue
-            pid, host = manifest.get("pid"), manifest.get("hostname")
-            manifest.update(
-                status="lost",
-                ended_at=manifest.get("heartbeat_at"),
-                error_message=f"collector process {pid} on {host} ended without finishing the run (killed?)",
-            )
-            fields = set(columns(RunManifest))
-            write_manifest(run_dir, RunManifest(**{k: v for k, v in manifest.items() if k in fields}))
+            write_manifest(run_dir, lost_manifest(manifest))
             lost.append(run_dir.name)
         compact_run(run_dir)
     return lost
@@ -362,3 +439,107 @@ def write_schema_files(results_dir: Path) -> Path:
     finally:
         con.close()
     return schema_dir
+
+
+# -- where runs land ------------------------------------------------------------------------
+
+
+class RawStore(ABC):
+    """Where the runs of a results location land: a local folder or an S3 prefix (`raw_store()` picks).
+
+    The runner lands through `preflight` and `open_run`; the warehouse reads through `glob` and `attach`, and
+    keeps the runs straight (lost ones marked, finished ones compacted) through `reconcile`.
+    """
+
+    location: str  # the raw/ folder or prefix, as shown to the user
+
+    @abstractmethod
+    def preflight(self, expected_rows: int) -> None:
+        """Fail with one line (LandingError) before a run starts when it could not land here."""
+
+    @abstractmethod
+    def open_run(self, run_id: str) -> Landing:
+        """Claim `run_id` here (LandingError if another run has it) and return the run's landing."""
+
+    @abstractmethod
+    def run_location(self, run_id: str) -> str:
+        """Where a run's files are, as shown to the user."""
+
+    @abstractmethod
+    def has_runs(self) -> bool:
+        """Whether anything has landed here yet."""
+
+    @abstractmethod
+    def reconcile(self) -> list[str]:
+        """Mark runs whose collector is gone as `lost` and finish compacting runs that are over; the lost ids."""
+
+    @abstractmethod
+    def write_schema_files(self) -> None:
+        """Make sure the zero-row files of every raw table exist, so every raw glob matches at least one file."""
+
+    @abstractmethod
+    def glob(self, file_name: str) -> str:
+        """A glob (for DuckDB) over `file_name` in every run's folder (and the schema folder)."""
+
+    @abstractmethod
+    def jsonl_name(self, table: str) -> str:
+        """The file name (a pattern) of a table's streamed rows inside a run's folder."""
+
+    def attach(self, con: duckdb.DuckDBPyConnection) -> None:  # noqa: B027 - a hook: local files need nothing
+        """Make a DuckDB connection able to read this store (nothing to do for a local folder)."""
+
+
+def _glob_escape(path: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
+
+
+class LocalStore(RawStore):
+    """Runs under `<results_dir>/raw/<run_id>/` on this machine's disk."""
+
+    def __init__(self, results_dir: Path) -> None:
+        self.results_dir = Path(results_dir)
+        self.location = str(raw_root(self.results_dir))
+
+    def preflight(self, expected_rows: int) -> None:
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        check_free_space(self.results_dir, expected_rows)
+
+    def open_run(self, run_id: str) -> RunLanding:
+        return RunLanding(self.results_dir, run_id)
+
+    def run_location(self, run_id: str) -> str:
+        return str(raw_root(self.results_dir) / run_id)
+
+    def has_runs(self) -> bool:
+        return raw_root(self.results_dir).is_dir()
+
+    def reconcile(self) -> list[str]:
+        return reconcile_runs(self.results_dir)
+
+    def write_schema_files(self) -> None:
+        write_schema_files(self.results_dir)
+
+    def glob(self, file_name: str) -> str:
+        return _glob_escape(str(raw_root(self.results_dir).resolve())) + "/*/" + file_name
+
+    def jsonl_name(self, table: str) -> str:
+        return f"{table}.jsonl"
+
+
+S3_SCHEME = "s3://"
+
+
+def is_s3_url(location: str | Path) -> bool:
+    return isinstance(location, str) and location.startswith(S3_SCHEME)
+
+
+def raw_store(location: str | Path | RawStore) -> RawStore:
+    """The store of a results location: `s3://bucket/prefix` lands on S3 (the [aws] extra), anything else is a
+    local folder."""
+    if isinstance(location, RawStore):
+        return location
+    if is_s3_url(location):
+        from collector.landing_s3 import S3Store  # boto3 loads only when raw rows go to S3
+
+        return S3Store(str(location))
+    return LocalStore(Path(location))

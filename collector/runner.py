@@ -34,7 +34,7 @@ from collector.config import (
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
-from collector.landing import RunLanding, check_free_space, compact_run, process_identity
+from collector.landing import Landing, RawStore, process_identity, raw_store
 from collector.load_models import (
     ClosedLoad,
     RateLoad,
@@ -99,7 +99,7 @@ class Sweep:
         config: Config,
         run_id: str,
         clock: RunClock,
-        landing: RunLanding,
+        landing: Landing,
         log_dir: Path,
         prompts: dict[str, dict[str, list[Prompt]]],
         counters: dict[str, TokenCounter],
@@ -335,14 +335,19 @@ class Run:
     """Owns the landing files and the manifest of one run from start to final status."""
 
     def __init__(
-        self, config: Config, config_path: Path, results_dir: Path, payloads: list[dict[str, Any]] | None = None
+        self,
+        config: Config,
+        config_path: Path,
+        results_dir: Path,
+        payloads: list[dict[str, Any]] | None = None,
+        raw: RawStore | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.results_dir = results_dir
         self.run_id = new_run_id()
         self.clock = RunClock()
-        self.landing = RunLanding(results_dir, self.run_id)
+        self.landing = (raw or raw_store(results_dir)).open_run(self.run_id)  # results_dir/raw/, or an S3 prefix
         hostname, pid, process_started_at = process_identity()
         slo = config.report.slo_settings()
         self.manifest = RunManifest(
@@ -454,10 +459,12 @@ def expected_rows(config: Config) -> int:
     return sum(level.requests for level in sweep_plan(config))
 
 
-def _prepare_warehouse(config: Config, config_path: Path, warehouse: Path, results_dir: Path) -> None:
+def _prepare_warehouse(
+    config: Config, config_path: Path, warehouse: Path, results_dir: Path, raw: RawStore | None = None
+) -> None:
     """The pre-sweep warehouse work, as one write: raw views (and lost-run marking) and this config's budgets."""
     with writing(warehouse):
-        refresh(results_dir, warehouse)
+        refresh(results_dir, warehouse, raw)
         upsert_run_settings(
             warehouse,
             config.run_name,
@@ -491,8 +498,11 @@ def payload_records(config: Config, provenance: dict[str, Any]) -> list[dict[str
     return out
 
 
-def collect(config_path: Path, results_dir: Path) -> RunOutcome:
+def collect(config_path: Path, results_dir: Path, raw: RawStore | None = None) -> RunOutcome:
     """Run the sweep of one config and land everything; the warehouse is only written before and after.
+
+    Raw rows land under results_dir/raw/, or in `raw` (an S3 prefix) when given; the warehouse and the logs stay
+    in results_dir.
 
     Everything that can fail on bad input (config, payloads, free space, the warehouse) is checked before the run
     folder exists; once it exists, the run always ends with a final status in its manifest, whatever stops it.
@@ -506,10 +516,11 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
         api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
         preflight(exp, f"experiments[{i}]")  # and an engine that cannot start (no docker, no token)
     results_dir.mkdir(parents=True, exist_ok=True)
-    check_free_space(results_dir, expected_rows(config))
+    raw = raw or raw_store(results_dir)
+    raw.preflight(expected_rows(config))  # free space on disk; on S3 a bucket that exists and takes writes
     warehouse = warehouse_path(results_dir)
-    _prepare_warehouse(config, config_path, warehouse, results_dir)
-    run = Run(config, config_path, results_dir, payload_records(config, {**generated, **provenance}))
+    _prepare_warehouse(config, config_path, warehouse, results_dir, raw)
+    run = Run(config, config_path, results_dir, payload_records(config, {**generated, **provenance}), raw)
     log_dir = results_dir / "logs" / run.run_id
     sampler: TelemetrySampler | None = None
     sweep: Sweep | None = None
@@ -523,7 +534,7 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
             run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row)
         )
         sampler.start()
-        print(f"run {run.run_id}: landing raw rows in {run.landing.dir}", file=sys.stderr)
+        print(f"run {run.run_id}: landing raw rows in {run.landing.where}", file=sys.stderr)
         for exp in config.experiments:
             print(f"experiment {exp.name}: token counter {counters[exp.name].name}", file=sys.stderr)
         sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts, counters)
@@ -552,14 +563,14 @@ def collect(config_path: Path, results_dir: Path) -> RunOutcome:
             run.finish(status, error, launch_records(log_dir))
             run.landing.release_reserve()
         except OSError as exc:  # the next refresh marks the run lost: its process is gone by then
-            _warn(f"run manifest not finalised in {run.landing.dir}", exc)
+            _warn(f"run manifest not finalised in {run.landing.where}", exc)
         if not run.landing.failed.is_set():  # on a full disk neither can work; the JSONL stays readable
             try:
-                compact_run(run.landing.dir)
+                run.landing.compact()
             except (OSError, duckdb.Error) as exc:  # the next refresh compacts it
                 _warn("compaction to Parquet postponed", exc)
             try:
-                refresh(results_dir, warehouse)
+                refresh(results_dir, warehouse, raw)
             except (OSError, UserError) as exc:
                 _warn(f"warehouse {warehouse} not refreshed", exc)
     requests = sweep.requests if sweep else 0

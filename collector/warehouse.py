@@ -20,15 +20,9 @@ from pathlib import Path
 
 import duckdb
 
+from collector.duckdb_s3 import register_if_needed
 from collector.errors import UserError
-from collector.landing import (
-    MANIFEST_FILE,
-    STREAM_TABLES,
-    raw_root,
-    reconcile_runs,
-    struct_of,
-    write_schema_files,
-)
+from collector.landing import MANIFEST_FILE, STREAM_TABLES, RawStore, raw_store, struct_of
 from collector.schema import RAW_TABLES
 from collector.settings import WAREHOUSE_FILE
 
@@ -86,6 +80,7 @@ def connect(
                 raise WarehouseBusy(message) from exc
             time.sleep(0.1)
     try:
+        register_if_needed(con)  # raw views over S3 read through a filesystem registered per connection
         yield con
     finally:
         con.close()
@@ -188,13 +183,9 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _glob_escape(path: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in path)
-
-
-def _pattern(results_dir: Path, file_name: str) -> str:
-    """A quoted glob over one file name in every run folder (and raw/_schema/, so it always matches)."""
-    return sql_string(_glob_escape(str(raw_root(results_dir).resolve())) + "/*/" + file_name)
+def _pattern(raw: RawStore, file_name: str) -> str:
+    """A quoted glob over one file name in every run folder (and the schema folder, so it always matches)."""
+    return sql_string(raw.glob(file_name))
 
 
 def _struct_literal(table: str) -> str:
@@ -208,18 +199,19 @@ def _read_json(table: str, pattern: str) -> str:
     )
 
 
-def raw_view_sql(table: str, results_dir: Path) -> str:
-    """SELECT over every run's files of a raw table, whatever each run has at this moment.
+def raw_view_sql(table: str, raw: RawStore | Path) -> str:
+    """SELECT over every run's files of a raw table (in a results folder or a store), whatever each run has now.
 
     Globs, not file lists: a run that starts, ends or is compacted after the view was made is still read. A run's
     Parquet wins over its JSONL (both exist for a moment during compaction).
     """
+    raw = raw_store(raw)
     if table == "runs":
-        return _read_json(table, _pattern(results_dir, MANIFEST_FILE))
+        return _read_json(table, _pattern(raw, MANIFEST_FILE))
     assert table in STREAM_TABLES
     typed = ", ".join(f"{n}::{t} as {n}" for n, t in struct_of(table).items())
-    parquet = f"select {typed} from read_parquet({_pattern(results_dir, table + '.parquet')}, union_by_name = true)"
-    jsonl = _read_json(table, _pattern(results_dir, table + ".jsonl"))
+    parquet = f"select {typed} from read_parquet({_pattern(raw, table + '.parquet')}, union_by_name = true)"
+    jsonl = _read_json(table, _pattern(raw, raw.jsonl_name(table)))
     return (
         f"with parquet as ({parquet}), jsonl as ({jsonl}) "
         "select * from parquet union all "
@@ -234,20 +226,23 @@ def _ensure_config(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"alter table config.run_settings add column if not exists {column} double")
 
 
-def refresh(results_dir: Path, path: Path | None = None) -> Path:
+def refresh(results_dir: Path, path: Path | None = None, raw: RawStore | None = None) -> Path:
     """Create the warehouse if needed and point `raw.*` at the landed files; mark dead runs lost.
 
-    Also finishes the compaction of any run that is over (a kill may have interrupted it).
+    The files are those under results_dir/raw/, or in `raw` when given (an S3 prefix; the warehouse stays in
+    results_dir). Also finishes the compaction of any run that is over (a kill may have interrupted it).
     """
     path = path or warehouse_path(results_dir)
+    store = raw or raw_store(results_dir)
     with writing(path) as target:
-        reconcile_runs(results_dir)
-        write_schema_files(results_dir)
+        store.reconcile()
+        store.write_schema_files()
         with connect(target) as con:
+            store.attach(con)
             con.execute("create schema if not exists raw")
             _ensure_config(con)
             for table in RAW_TABLES:
-                con.execute(f"create or replace view raw.{table} as {raw_view_sql(table, results_dir)}")
+                con.execute(f"create or replace view raw.{table} as {raw_view_sql(table, store)}")
     return path
 
 

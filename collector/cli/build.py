@@ -9,7 +9,6 @@ from pathlib import Path
 from collector import dbt_runner
 from collector.cli import options
 from collector.errors import UserError
-from collector.landing import raw_root
 from collector.warehouse import connect, refresh, upsert_run_settings, writing
 
 
@@ -22,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "budgets their run_name's config gives now and re-priced with pricing/ as it is now, unless "
         "--price-source recorded.",
     )
-    options.add_location_options(p)
+    options.add_location_options(p, s3=True)
     p.add_argument(
         "--config",
         type=Path,
@@ -57,9 +56,10 @@ def _pricing_dir(args: argparse.Namespace, config_dirs: set[Path]) -> Path | Non
 
 def run(args: argparse.Namespace) -> int:
     results_dir = options.results_dir(args)
+    raw = options.raw(args)
     warehouse = options.warehouse(args)
-    if not raw_root(results_dir).is_dir():
-        raise UserError(f"{raw_root(results_dir)}: no landed runs (run `python -m collector run` first)")
+    if not raw.has_runs():
+        raise UserError(f"{raw.location}: no landed runs (run `python -m collector run` first)")
     configs = []
     for path in args.config:
         from collector.config import load_config  # pydantic models load only when a config is given
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     config_dirs = {Path(cfg.pricing_dir).resolve() for _path, cfg in configs}
     # One write: views, budgets and the build land together, or not at all.
     with writing(warehouse):
-        refresh(results_dir, warehouse)
+        refresh(results_dir, warehouse, raw)
         for path, cfg in configs:
             upsert_run_settings(
                 warehouse,

@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_CONFIG,
         help=f"Experiment config (YAML). Default: {DEFAULT_CONFIG}, the embedded simulated endpoint.",
     )
-    options.add_location_options(p, warehouse=False)
+    options.add_location_options(p, warehouse=False, s3=True)
     p.add_argument(
         "--no-build",
         action="store_true",
@@ -36,10 +36,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     results_dir = options.results_dir(args)
+    raw = options.raw(args)
     config = args.config
     if config == DEFAULT_CONFIG and not config.exists():  # outside the repo: the embedded default still works
         config = PACKAGED_DEFAULT_CONFIG
-    outcome = collect(config, results_dir)
+    outcome = collect(config, results_dir, raw)
     failed = outcome.status == "failed"
     print(
         f"run {outcome.run_id} {outcome.status}: {outcome.requests} requests, {outcome.errors} errors"
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         report_md = write_report(outcome.warehouse, outcome.run_id, None, results_dir=results_dir)
         print(f"report: {report_md} (and report.html beside it)")
-    print(f"raw rows: {results_dir / 'raw' / outcome.run_id}")
+    print(f"raw rows: {raw.run_location(outcome.run_id)}")
     print(f"warehouse: {outcome.warehouse} (raw.runs, raw.requests, raw.telemetry_samples; marts.*)")
     if build:
         print(f"explore: python -m collector app --warehouse {outcome.warehouse}")

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from collector import dbt_runner
-from collector.landing import RunLanding, compact_run
+from collector.landing import Landing, RunLanding
 from collector.schema import RequestRow, RunManifest, TelemetrySample
 from collector.warehouse import refresh, upsert_run_settings, warehouse_path
 
@@ -267,9 +267,8 @@ def telemetry_rows(spec: RunSpec) -> list[TelemetrySample]:
     return rows
 
 
-def land_run(results_dir: Path, spec: RunSpec, *, compact: bool = True) -> Path:
-    """Write one run's manifest, request rows and telemetry as the collector does; return its folder."""
-    landing = RunLanding(results_dir, spec.run_id)
+def land_into(landing: Landing, spec: RunSpec, *, compact: bool = True) -> None:
+    """Write one run's manifest, request rows and telemetry through a landing (a local folder's or S3's)."""
     landing.write_manifest(manifest(spec))
     for row in request_rows(spec):
         landing.append("requests", row)
@@ -277,7 +276,13 @@ def land_run(results_dir: Path, spec: RunSpec, *, compact: bool = True) -> Path:
         landing.append("telemetry_samples", sample)
     landing.close()
     if compact:
-        compact_run(landing.dir)
+        landing.compact()
+
+
+def land_run(results_dir: Path, spec: RunSpec, *, compact: bool = True) -> Path:
+    """Write one run's manifest, request rows and telemetry as the collector does; return its folder."""
+    landing = RunLanding(results_dir, spec.run_id)
+    land_into(landing, spec, compact=compact)
     return landing.dir
 
 
