@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 8  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 9  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 # 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
 #    runs.slo_* (goodput)
@@ -20,6 +20,8 @@ SCHEMA_VERSION = 8  # 2: requests.data_issue; runs.pid, process_started_at and e
 #    metrics, collector/server_metrics.py); null in host and GPU rows and before v7
 # 8: requests.retry_count, retry_wait_ns, last_attempt_offset_ns, server_latency_ms and service_request_id (managed
 #    AWS endpoints, `type: bedrock` / `sagemaker`); null for every other kind and before v8
+# 9: telemetry_samples.cloudwatch_* (a SageMaker endpoint's CloudWatch metrics, read after the sweep,
+#    collector/aws/cloudwatch.py); null in every other row and before v9
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -230,7 +232,7 @@ class TelemetrySample:
     sampled_at: str = col("TIMESTAMPTZ", "Wall-clock time of the sample.")
     offset_ns: int = col("BIGINT", "Monotonic sample time, ns since the run started (same clock as requests).")
     hostname: str = col("VARCHAR", "Host that took the sample (where the collector runs).")
-    device: str = col("VARCHAR", "host, or gpu<N>.")
+    device: str = col("VARCHAR", "host, gpu<N>, server (an engine's /metrics) or endpoint (CloudWatch).")
     gpu_index: int | None = col("INTEGER", "NVML index of the GPU; null for host rows.")
     gpu_name: str | None = col("VARCHAR", "GPU product name; null for host rows.")
     cpu_percent: float | None = col("DOUBLE", "Host CPU utilisation since the previous sample, % of all cores.")
@@ -245,13 +247,16 @@ class TelemetrySample:
     # The serving engine's own view (v7, collector/server_metrics.py): null in host and GPU rows and before v7.
     source: str | None = col(
         "VARCHAR",
-        "Where the sample came from: host or gpu (psutil, NVML), or server:<engine> (vllm, sglang, tgi, llamacpp, "
-        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'). Null before v7 "
-        "(a row with gpu_index is a GPU's, else the host's).",
+        "Where the sample came from: host or gpu (psutil, NVML), server:<engine> (vllm, sglang, tgi, llamacpp, "
+        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'), or cloudwatch:sagemaker "
+        "for a SageMaker endpoint's CloudWatch datapoints (device 'endpoint'). Null before v7 (a row with gpu_index "
+        "is a GPU's, else the host's).",
         None,
     )
     experiment_name: str | None = col(
-        "VARCHAR", "For a server row, the experiment whose endpoint was scraped; null for host and GPU rows.", None
+        "VARCHAR",
+        "For a server or CloudWatch row, the experiment whose endpoint was read; null for host and GPU rows.",
+        None,
     )
     level_boundary: str | None = col(
         "VARCHAR",
@@ -285,6 +290,48 @@ class TelemetrySample:
         "DOUBLE", "Sum of the engine's queue-time (waiting phase) histogram since it started, s.", None
     )
     server_queue_time_count: float | None = col("DOUBLE", "Observations in that queue-time histogram.", None)
+    # A SageMaker endpoint's CloudWatch metrics (v9, collector/aws/cloudwatch.py): one row per period CloudWatch
+    # returned a datapoint for; null in every other row and before v9.
+    cloudwatch_period_s: float | None = col(
+        "DOUBLE",
+        "For a CloudWatch row (source cloudwatch:sagemaker): the period its datapoints aggregate, s; sampled_at and "
+        "offset_ns are the period's start (offset_ns converted from CloudWatch's wall-clock timestamp, and negative "
+        "for a period that began before the run).",
+        None,
+    )
+    cloudwatch_invocations: float | None = col(
+        "DOUBLE", "CloudWatch AWS/SageMaker Invocations (Sum) over the period: requests the endpoint received.", None
+    )
+    cloudwatch_invocations_per_instance: float | None = col(
+        "DOUBLE", "CloudWatch InvocationsPerInstance (Sum): Invocations divided by the variant's instance count.", None
+    )
+    cloudwatch_model_latency_sum_s: float | None = col(
+        "DOUBLE",
+        "CloudWatch ModelLatency (Sum) over the period, s (published in microseconds): the container's time to "
+        "respond as SageMaker saw it, summed over the period's invocations.",
+        None,
+    )
+    cloudwatch_model_latency_count: float | None = col(
+        "DOUBLE", "CloudWatch ModelLatency (SampleCount): the invocations that sum covers.", None
+    )
+    cloudwatch_overhead_latency_sum_s: float | None = col(
+        "DOUBLE",
+        "CloudWatch OverheadLatency (Sum), s: the time SageMaker added beyond the model's (request received to "
+        "response returned, minus ModelLatency), summed over the period's invocations.",
+        None,
+    )
+    cloudwatch_overhead_latency_count: float | None = col(
+        "DOUBLE", "CloudWatch OverheadLatency (SampleCount): the invocations that sum covers.", None
+    )
+    cloudwatch_gpu_utilization_percent: float | None = col(
+        "DOUBLE",
+        "CloudWatch /aws/sagemaker/Endpoints GPUUtilization (Average), where the container publishes it: percent "
+        "summed over the instance's GPUs (0 to 100 x GPUs), averaged over its instances.",
+        None,
+    )
+    cloudwatch_gpu_memory_utilization_percent: float | None = col(
+        "DOUBLE", "CloudWatch GPUMemoryUtilization (Average), where published: percent, summed over GPUs alike.", None
+    )
 
 
 @dataclass

@@ -99,7 +99,7 @@ class Deployment:
 
     def delete(self) -> list[str]:
         """Delete what was created, endpoint first; every deletion is tried. Returns the ones that failed."""
-        failed = []
+        failed, gone = [], []
         steps = [
             ("endpoint", "delete_endpoint", {"EndpointName": self.name}),
             ("endpoint_config", "delete_endpoint_config", {"EndpointConfigName": self.name}),
@@ -111,11 +111,15 @@ class Deployment:
             try:
                 self._call(method, **kwargs)
             except EndpointError as exc:
-                failed.append(f"{kind} {self.name}: {exc}")
+                if _not_found(exc):  # deleted already, by someone else (mid-sweep): nothing left to delete
+                    gone.append(kind.replace("_", " "))
+                else:
+                    failed.append(f"{kind} {self.name}: {exc}")
         if failed:
             self.say(f"sagemaker: NOT deleted (delete by hand): {'; '.join(failed)}")
         else:
-            self.say(f"sagemaker: deleted endpoint, endpoint config and model {self.name}")
+            already = f" ({' and '.join(gone)} already gone)" if gone else ""
+            self.say(f"sagemaker: deleted endpoint, endpoint config and model {self.name}{already}")
         return failed
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
@@ -128,3 +132,8 @@ class Deployment:
             raise EndpointError(f"sagemaker {method}: {failure_of(exc).describe()}") from exc
         except BotoCoreError as exc:
             raise EndpointError(f"sagemaker {method}: {exc}") from exc
+
+
+def _not_found(exc: EndpointError) -> bool:
+    """SageMaker's answer to deleting what does not exist: ValidationException `Could not find ...`."""
+    return "ValidationException" in str(exc) and "could not find" in str(exc).lower()
