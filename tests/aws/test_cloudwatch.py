@@ -18,7 +18,7 @@ from collector.runner import collect
 from collector.sim.aws import AwsLoopback, Invocation
 from tests.aws.loopback import gpu_percent, moto_server, publishing_after, serve_aws
 from tests.aws.test_sagemaker import deploy, rows, sagemaker_experiment
-from tests.conftest import config_dict, write_config
+from tests.conftest import config_dict, run_cli, write_config
 
 
 def watched(url: str, cloudwatch_url: str, endpoint: dict[str, Any] | None = None, **cloudwatch: Any) -> dict[str, Any]:
@@ -130,3 +130,54 @@ def test_an_endpoint_deleted_mid_sweep_fails_the_run_in_one_line_keeps_its_rows_
         "select sum(cloudwatch_invocations) from raw.telemetry_samples where source = 'cloudwatch:sagemaker'",
     )
     assert published == [(3.0,)]
+
+
+@pytest.mark.slow
+def test_the_server_view_mart_gives_a_level_cloudwatchs_latency_over_the_whole_periods_inside_its_window(
+    tmp_path: Path,
+) -> None:
+    # Slow requests (about 0.3 s each), ten in a row: the level spans about 3 s, so whole 1 s periods lie inside it.
+    state = AwsLoopback(sagemaker_endpoints={"llama-tgi": "tgi"})
+    with moto_server() as cw, serve_aws(state, speedup=2) as url, publishing_after(state, cw, invocations=11):
+        exp = watched(url, cw)
+        exp.update(concurrency_levels=[1], requests_per_level=10, warmup_requests_per_level=1)
+        cfg = write_config(tmp_path / "c.yml", config_dict([exp]))
+        done = run_cli("run", "--config", str(cfg), "--results-dir", str(tmp_path / "results"), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = tmp_path / "results"
+    ((start, end, client_mean),) = rows(
+        results,
+        "select min(start_offset_ns), max(start_offset_ns + e2e_ns), avg(e2e_ns) / 1e9 from raw.requests "
+        "where not is_warmup",
+    )
+    inside = [
+        wall
+        for wall, offset in rows(
+            results,
+            "select epoch(sampled_at)::bigint, offset_ns from raw.telemetry_samples "
+            "where source = 'cloudwatch:sagemaker' order by offset_ns",
+        )
+        if offset >= start and offset + 1_000_000_000 <= end
+    ]
+    assert len(inside) >= 2
+    counted = [i for i in state.invocations if math.floor(i.received_at_s) in inside]
+    view = rows(
+        results,
+        "select server_view_source, cloudwatch_period_count, server_finished_requests, server_mean_model_latency_s, "
+        "server_mean_overhead_latency_s, server_mean_e2e_s, client_mean_e2e_s, e2e_gap_s, "
+        "server_mean_gpu_utilization_percent from marts.fct_level_server_view",
+    )
+    assert len(view) == 1
+    source, periods, finished, model_s, overhead_s, server_s, client_s, gap_s, gpu = view[0]
+    model = sum(i.model_latency_us for i in counted) / len(counted) / 1e6
+    overhead = sum(i.overhead_latency_us for i in counted) / len(counted) / 1e6
+    gpu_by_period = [
+        sum(gpu_percent(i) for i in counted if math.floor(i.received_at_s) == p)
+        / sum(math.floor(i.received_at_s) == p for i in counted)
+        for p in inside
+    ]
+    assert (source, periods, finished) == ("cloudwatch:sagemaker", len(inside), len(counted))
+    assert model_s == pytest.approx(model, rel=1e-9) and overhead_s == pytest.approx(overhead, rel=1e-9)
+    assert server_s == pytest.approx(model + overhead, rel=1e-9)
+    assert client_s == pytest.approx(client_mean, rel=1e-9) and gap_s == pytest.approx(client_s - server_s, rel=1e-9)
+    assert gpu == pytest.approx(sum(gpu_by_period) / len(gpu_by_period), rel=1e-9)
