@@ -454,8 +454,9 @@ async def _sagemaker_control(request: web.Request) -> web.Response:
     state.control_calls.append(operation)
     body = json.loads(await request.read() or b"{}")
     if operation in state.denied_operations:
-        role = body.get("ExecutionRoleArn", "arn:aws:iam::123456789012:role/unknown")
-        message = f"User: arn:aws:iam::123456789012:user/bench is not authorized to perform: iam:PassRole on {role}"
+        # CreateModel passes the execution role, which takes iam:PassRole; the rest need their own permission.
+        action = "iam:PassRole" if operation == "CreateModel" else f"sagemaker:{operation}"
+        message = f"User: arn:aws:iam::123456789012:user/bench is not authorized to perform: {action}"
         return web.json_response({"__type": "AccessDeniedException", "message": message}, status=400)
     arn = "arn:aws:sagemaker:us-east-1:123456789012"
     if operation == "CreateModel":

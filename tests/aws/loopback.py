@@ -85,7 +85,13 @@ def publish(cloudwatch_url: str, invocations: list[Invocation], variant: str = "
     it), all with high-resolution timestamps so a test can use 1 s periods."""
     import boto3
 
-    client = boto3.client("cloudwatch", endpoint_url=cloudwatch_url, region_name="us-east-1")
+    client = boto3.client(
+        "cloudwatch",
+        endpoint_url=cloudwatch_url,
+        region_name=FAKE_CREDENTIALS["AWS_DEFAULT_REGION"],
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
     # The instance metrics first: the collector stops waiting once the Invocations are all there.
     by_namespace: dict[str, list[dict[str, object]]] = {"/aws/sagemaker/Endpoints": [], "AWS/SageMaker": []}
     for inv in invocations:

@@ -121,7 +121,7 @@ def test_an_endpoint_deleted_mid_sweep_fails_the_run_in_one_line_keeps_its_rows_
     )
     err = capsys.readouterr().err
     # The endpoint was gone already; its config and model were still deleted.
-    assert f"sagemaker: deleted endpoint, endpoint config and model {name} (endpoint already gone)" in err
+    assert f"sagemaker: deleted endpoint config and model {name} (the endpoint already gone)" in err
     assert (state.models, state.endpoint_configs, state.endpoints) == (set(), set(), {})
     landed = rows(tmp_path / "results", "select count(*), count(*) filter (where status = 'success') from raw.requests")
     assert landed == [(state.received, 3)]
