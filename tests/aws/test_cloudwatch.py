@@ -181,3 +181,15 @@ def test_the_server_view_mart_gives_a_level_cloudwatchs_latency_over_the_whole_p
     assert server_s == pytest.approx(model + overhead, rel=1e-9)
     assert client_s == pytest.approx(client_mean, rel=1e-9) and gap_s == pytest.approx(client_s - server_s, rel=1e-9)
     assert gpu == pytest.approx(sum(gpu_by_period) / len(gpu_by_period), rel=1e-9)
+
+
+@pytest.mark.parametrize("period_s", [45, 90])
+def test_a_period_cloudwatch_does_not_take_is_a_config_error_naming_the_field(tmp_path: Path, period_s: int) -> None:
+    from tests.conftest import config_error
+
+    exp = sagemaker_experiment("http://127.0.0.1:9", cloudwatch={"period_s": period_s})
+    msg = config_error(tmp_path, cfg=config_dict([exp]))
+    assert msg.endswith(
+        f"bad.yml: experiments[0].endpoint.cloudwatch: period_s {period_s}: CloudWatch takes 1, 5, 10, 30 or a "
+        "multiple of 60"
+    )

@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from collector.outputs import figures
+from collector.outputs import figures, tables
 from collector.sim.aws import AwsLoopback
 from tests.app.app_helpers import APP, mart, texts
 from tests.aws.loopback import FAKE_CREDENTIALS, moto_server, publishing_after, serve_aws
@@ -40,7 +41,7 @@ def loopback_copy(url: str, cloudwatch_url: str) -> dict[str, Any]:
     bedrock["endpoint"].update(endpoint_url=url, retry_base_s=0.01)
     sagemaker["endpoint"].update(
         endpoint_url=url,
-        cloudwatch={"endpoint_url": cloudwatch_url, "period_s": 1, "wait_s": 60, "poll_interval_s": 0.2},
+        cloudwatch={"endpoint_url": cloudwatch_url, "wait_s": 60, "poll_interval_s": 0.2},  # 60 s periods
     )
     sagemaker["endpoint"]["deploy"].update(control_endpoint_url=url, poll_interval_s=0.05)
     ec2["endpoint"].update(base_url=f"{url}/v1", served_model_name="sim-model")
@@ -51,7 +52,7 @@ def loopback_copy(url: str, cloudwatch_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def three_ways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def three_ways(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("three-ways")
     state = AwsLoopback(sagemaker_endpoints={}, deployed_format="djl")  # the config's LMI container speaks djl
     sagemaker_requests = len(LEVELS) * 2 * (REQUESTS + WARMUP)  # two buckets
@@ -76,7 +77,7 @@ def three_ways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             env=env,
         )
     assert done.returncode == 0, done.stderr[-3000:]
-    yield {"warehouse": results / "tokenbench.duckdb", "state": state, "stderr": done.stderr}
+    return {"warehouse": results / "tokenbench.duckdb", "state": state, "stderr": done.stderr}
 
 
 @pytest.fixture
@@ -189,3 +190,34 @@ def test_the_compare_page_shows_the_three_side_by_side_with_their_pricing_models
     )
     cost = figures.figure("cost_per_10k_txn")
     assert shown.loc[cost.header].tolist()[:3] == [cost.text(v) for v in recs["cost_per_10k_txn"]]
+
+
+def test_the_sweep_pages_server_table_shows_each_ones_source_and_bedrocks_reported_latency(
+    app_on: Callable[..., AppTest], three_ways: dict[str, Any]
+) -> None:
+    at = app_on(three_ways["warehouse"], sweep_bucket=BUCKET)
+    at.run()
+    at.switch_page("views/sweep.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "the latency Bedrock reported for each of the level's measured requests" in texts(at)
+    shown = next(e.value for e in at.dataframe if tables.TOKEN_TOTALS in e.value.columns)
+    view = mart(
+        three_ways["warehouse"],
+        "select * from marts.fct_level_server_view where payload_file = ? order by experiment_name, concurrency",
+        [BUCKET],
+    )
+    source = figures.label("server_view_source")
+    assert shown[source].tolist() == [
+        *["bedrock reported latency"] * 2,
+        *["vllm /metrics"] * 2,
+        *["sagemaker CloudWatch"] * 2,
+    ]
+    server = figures.figure("server_mean_e2e_s")
+    shown_server = [None if pd.isna(v) else v for v in shown[server.header]]
+    assert shown_server == [server.value(v) for v in view["server_mean_e2e_s"]]
+    assert all(v is not None for v in shown_server[:4])  # Bedrock's and the engine's levels have one
+    # The loopback's SageMaker levels last well under a minute: no whole 60 s CloudWatch period lies inside one, so
+    # CloudWatch's figures stay empty (their columns left out) and the period count says why.
+    periods = figures.header("cloudwatch_period_count")
+    assert [None if pd.isna(v) else v for v in shown[periods]] == [None] * 4 + [0, 0]
+    assert figures.header("server_mean_model_latency_s") not in shown.columns

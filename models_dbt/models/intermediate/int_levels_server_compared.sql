@@ -201,8 +201,8 @@ cloudwatch_windows as (
         on
             levels.run_id = cloudwatch_samples.run_id
             and levels.experiment_name = cloudwatch_samples.experiment_name
-            and cloudwatch_samples.period_start_offset_ns >= levels.window_start_offset_ns
-            and cloudwatch_samples.period_end_offset_ns <= levels.window_end_offset_ns
+            and levels.window_start_offset_ns <= cloudwatch_samples.period_start_offset_ns
+            and levels.window_end_offset_ns >= cloudwatch_samples.period_end_offset_ns
     group by
         levels.run_id,
         levels.experiment_name,
