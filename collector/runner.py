@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ import aiohttp
 import duckdb
 
 from collector import __version__
+from collector.aws.cloudwatch import EndpointMetrics
 from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
 from collector.clock import RunClock, now_iso
 from collector.config import (
@@ -117,6 +119,9 @@ class Sweep:
         self.hostname = socket.gethostname()
         self.requests = 0
         self.errors = 0
+        self.cloudwatch = EndpointMetrics(  # SageMaker endpoints' own view, read once the sweep is over
+            run_id, clock.base_perf_ns, lambda row: landing.append("telemetry_samples", row)
+        )
 
     def land(self, row: object) -> None:
         self.landing.append("requests", row)
@@ -125,11 +130,17 @@ class Sweep:
 
     async def run(self) -> None:
         most = max(level.concurrency for level in self.plan)
-        async with client_session(most) as session:
-            for i, exp in enumerate(self.config.experiments):
-                if self.stop.is_set():
-                    return
-                await self.run_experiment(session, i, exp)
+        try:
+            async with client_session(most) as session:
+                for i, exp in enumerate(self.config.experiments):
+                    if self.stop.is_set():
+                        break
+                    await self.run_experiment(session, i, exp)
+        except UserError:  # what CloudWatch saw of a failed sweep is kept too; a Ctrl-C now ends only that wait
+            self.stop.clear()
+            await self.cloudwatch.read(self.stop)
+            raise
+        await self.cloudwatch.read(self.stop)  # stopped (Ctrl-C, landing failed): a line per endpoint, no wait
 
     async def _unless_stopped(self, step: Coroutine[Any, Any, None]) -> bool:
         """Await `step` unless the run is stopped first (then cancel it); True when it completed."""
@@ -155,8 +166,12 @@ class Sweep:
             engine_death.append(line)
             self.stop.set()
 
+        succeeded, started_ns = self.requests - self.errors, time.time_ns()
         async with endpoint_for(exp, self.log_dir, self.stop, on_death) as base_url:
             await self._measure(session, exp, base_url, headers, f"experiments[{index}]", on_death)
+        if isinstance(exp.endpoint, SageMakerEndpoint):  # deleted by now if deployed; its metrics outlive it
+            where, done = f"experiments[{index}]", self.requests - self.errors - succeeded
+            self.cloudwatch.add(exp, where, base_url, started_ns, time.time_ns(), done)
         if engine_death:  # whenever it died: during the health wait, a level, or between levels
             raise EndpointError(engine_death[0])
 

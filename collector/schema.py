@@ -21,7 +21,8 @@ SCHEMA_VERSION = 9  # 2: requests.data_issue; runs.pid, process_started_at and e
 # 8: requests.retry_count, retry_wait_ns, last_attempt_offset_ns, server_latency_ms and service_request_id (managed
 #    AWS endpoints, `type: bedrock` / `sagemaker`); null for every other kind and before v8
 # 9: requests.repeat_index (repeats_per_level); telemetry_samples.event_loop_lag_s (the collector's own event loop,
-#    source 'client')
+#    source 'client') and cloudwatch_* (a SageMaker endpoint's CloudWatch metrics, read after the sweep,
+#    collector/aws/cloudwatch.py); null in every other row and before v9
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -238,7 +239,7 @@ class TelemetrySample:
     sampled_at: str = col("TIMESTAMPTZ", "Wall-clock time of the sample.")
     offset_ns: int = col("BIGINT", "Monotonic sample time, ns since the run started (same clock as requests).")
     hostname: str = col("VARCHAR", "Host that took the sample (where the collector runs).")
-    device: str = col("VARCHAR", "host, or gpu<N>.")
+    device: str = col("VARCHAR", "host, gpu<N>, server (an engine's /metrics) or endpoint (CloudWatch).")
     gpu_index: int | None = col("INTEGER", "NVML index of the GPU; null for host rows.")
     gpu_name: str | None = col("VARCHAR", "GPU product name; null for host rows.")
     cpu_percent: float | None = col("DOUBLE", "Host CPU utilisation since the previous sample, % of all cores.")
@@ -253,13 +254,16 @@ class TelemetrySample:
     # The serving engine's own view (v7, collector/server_metrics.py): null in host and GPU rows and before v7.
     source: str | None = col(
         "VARCHAR",
-        "Where the sample came from: host or gpu (psutil, NVML), or server:<engine> (vllm, sglang, tgi, llamacpp, "
-        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'). Null before v7 "
-        "(a row with gpu_index is a GPU's, else the host's).",
+        "Where the sample came from: host or gpu (psutil, NVML), server:<engine> (vllm, sglang, tgi, llamacpp, "
+        "triton) for a scrape of the engine's Prometheus /metrics (device is then 'server'), or cloudwatch:sagemaker "
+        "for a SageMaker endpoint's CloudWatch datapoints (device 'endpoint'). Null before v7 (a row with gpu_index "
+        "is a GPU's, else the host's).",
         None,
     )
     experiment_name: str | None = col(
-        "VARCHAR", "For a server row, the experiment whose endpoint was scraped; null for host and GPU rows.", None
+        "VARCHAR",
+        "For a server or CloudWatch row, the experiment whose endpoint was read; null for host and GPU rows.",
+        None,
     )
     level_boundary: str | None = col(
         "VARCHAR",
@@ -300,6 +304,48 @@ class TelemetrySample:
         "later than asked the collector's event loop woke up, s. A loop that lags sends late and reads replies "
         "late, so its figures carry client time; null in every other row.",
         None,
+    )
+    # A SageMaker endpoint's CloudWatch metrics (v9, collector/aws/cloudwatch.py): one row per period CloudWatch
+    # returned a datapoint for; null in every other row and before v9.
+    cloudwatch_period_s: float | None = col(
+        "DOUBLE",
+        "For a CloudWatch row (source cloudwatch:sagemaker): the period its datapoints aggregate, s; sampled_at and "
+        "offset_ns are the period's start (offset_ns converted from CloudWatch's wall-clock timestamp, and negative "
+        "for a period that began before the run).",
+        None,
+    )
+    cloudwatch_invocations: float | None = col(
+        "DOUBLE", "CloudWatch AWS/SageMaker Invocations (Sum) over the period: requests the endpoint received.", None
+    )
+    cloudwatch_invocations_per_instance: float | None = col(
+        "DOUBLE", "CloudWatch InvocationsPerInstance (Sum): Invocations divided by the variant's instance count.", None
+    )
+    cloudwatch_model_latency_sum_s: float | None = col(
+        "DOUBLE",
+        "CloudWatch ModelLatency (Sum) over the period, s (published in microseconds): the container's time to "
+        "respond as SageMaker saw it, summed over the period's invocations.",
+        None,
+    )
+    cloudwatch_model_latency_count: float | None = col(
+        "DOUBLE", "CloudWatch ModelLatency (SampleCount): the invocations that sum covers.", None
+    )
+    cloudwatch_overhead_latency_sum_s: float | None = col(
+        "DOUBLE",
+        "CloudWatch OverheadLatency (Sum), s: the time SageMaker added beyond the model's (request received to "
+        "response returned, minus ModelLatency), summed over the period's invocations.",
+        None,
+    )
+    cloudwatch_overhead_latency_count: float | None = col(
+        "DOUBLE", "CloudWatch OverheadLatency (SampleCount): the invocations that sum covers.", None
+    )
+    cloudwatch_gpu_utilization_percent: float | None = col(
+        "DOUBLE",
+        "CloudWatch /aws/sagemaker/Endpoints GPUUtilization (Average), where the container publishes it: percent "
+        "summed over the instance's GPUs (0 to 100 x GPUs), averaged over its instances.",
+        None,
+    )
+    cloudwatch_gpu_memory_utilization_percent: float | None = col(
+        "DOUBLE", "CloudWatch GPUMemoryUtilization (Average), where published: percent, summed over GPUs alike.", None
     )
 
 

@@ -100,6 +100,39 @@ class SageMakerDeploy(Strict):
     )
 
 
+class SageMakerCloudWatch(Strict):
+    """Reading the endpoint's CloudWatch metrics for the sweep's span once the sweep is over (the endpoint deleted
+    by then, if deployed: its metrics stay in CloudWatch), into raw.telemetry_samples."""
+
+    read: bool = Field(default=True, description="Read them (needs cloudwatch:GetMetricData); false: skip.")
+    wait_s: float = Field(
+        default=300,
+        ge=0,
+        le=3600,
+        description="Longest wait, s, for CloudWatch to publish every successful invocation of the sweep "
+        "(SageMaker's metrics arrive a minute or more late); what was published by then is kept.",
+    )
+    poll_interval_s: float = Field(default=30, gt=0, le=600, description="How often CloudWatch is read meanwhile, s.")
+    period_s: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Aggregation period, s: 60 or a multiple (SageMaker publishes per minute); 1, 5, 10 and 30 only "
+        "for high-resolution metrics (tests). A level's figures use the whole periods inside its measured window.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://\S+$",
+        description="CloudWatch API URL instead of the region's (tests: a loopback moto server).",
+    )
+
+    @model_validator(mode="after")
+    def _period(self) -> SageMakerCloudWatch:
+        if self.period_s not in (1, 5, 10, 30) and self.period_s % 60:
+            raise ValueError(f"period_s {self.period_s}: CloudWatch takes 1, 5, 10, 30 or a multiple of 60")
+        return self
+
+
 class SageMakerEndpoint(_AwsEndpoint):
     """A SageMaker real-time endpoint: an existing one by name, or one deployed for the run (`deploy`)."""
 
@@ -117,6 +150,11 @@ class SageMakerEndpoint(_AwsEndpoint):
         "Messages API).",
     )
     variant_name: str = Field(default="AllTraffic", min_length=1, description="Production variant name.")
+    cloudwatch: SageMakerCloudWatch = Field(
+        default_factory=SageMakerCloudWatch,
+        description="The endpoint's CloudWatch metrics (ModelLatency, OverheadLatency, Invocations, GPU use), read "
+        "after the sweep: the server's view of SageMaker.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SageMakerEndpoint:

@@ -99,7 +99,7 @@ class Deployment:
 
     def delete(self) -> list[str]:
         """Delete what was created, endpoint first; every deletion is tried. Returns the ones that failed."""
-        failed = []
+        failed, gone, deleted = [], [], []
         steps = [
             ("endpoint", "delete_endpoint", {"EndpointName": self.name}),
             ("endpoint_config", "delete_endpoint_config", {"EndpointConfigName": self.name}),
@@ -110,12 +110,17 @@ class Deployment:
                 continue
             try:
                 self._call(method, **kwargs)
+                deleted.append(kind.replace("_", " "))
             except EndpointError as exc:
-                failed.append(f"{kind} {self.name}: {exc}")
+                if _not_found(exc):  # deleted already, by someone else (mid-sweep): nothing left to delete
+                    gone.append(kind.replace("_", " "))
+                else:
+                    failed.append(f"{kind} {self.name}: {exc}")
         if failed:
             self.say(f"sagemaker: NOT deleted (delete by hand): {'; '.join(failed)}")
-        else:
-            self.say(f"sagemaker: deleted endpoint, endpoint config and model {self.name}")
+        elif deleted or gone:
+            already = f" (the {_joined(gone)} already gone)" if gone else ""
+            self.say(f"sagemaker: deleted {_joined(deleted) or 'nothing'} {self.name}{already}")
         return failed
 
     def _call(self, method: str, **kwargs: Any) -> dict[str, Any]:
@@ -128,3 +133,13 @@ class Deployment:
             raise EndpointError(f"sagemaker {method}: {failure_of(exc).describe()}") from exc
         except BotoCoreError as exc:
             raise EndpointError(f"sagemaker {method}: {exc}") from exc
+
+
+def _not_found(exc: EndpointError) -> bool:
+    """SageMaker's answer to deleting what does not exist: ValidationException `Could not find ...`."""
+    return "ValidationException" in str(exc) and "could not find" in str(exc).lower()
+
+
+def _joined(kinds: list[str]) -> str:
+    """`endpoint, endpoint config and model`."""
+    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)

@@ -149,9 +149,16 @@ FIGURES: tuple[Figure, ...] = (
     Figure("gpu_energy_per_output_token_j", "GPU energy per output token", "J"),
     Figure("window_duration_s", "Window", "s"),
     Figure("sample_count", "Samples", kind="count"),
-    # The server's own view (fct_level_server_view): the engine's Prometheus metrics over a level's window.
+    # The server's own view (fct_level_server_view): the engine's Prometheus metrics, a SageMaker endpoint's
+    # CloudWatch metrics or Bedrock's reported latency, over a level's window.
     Figure("client_mean_e2e_s", "Client mean latency", "s", help="Mean end-to-end latency of the measured successes."),
-    Figure("server_mean_e2e_s", "Server mean latency", "s", help="The engine's own mean end-to-end request latency."),
+    Figure(
+        "server_mean_e2e_s",
+        "Server mean latency",
+        "s",
+        help="The server's own mean latency: the engine's histogram, SageMaker's model + overhead latency "
+        "(CloudWatch), or the latency Bedrock reported.",
+    ),
     Figure(
         "e2e_gap_s", "Latency gap", "ms", 1000, help="Client mean latency - server mean latency: network and client."
     ),
@@ -162,6 +169,38 @@ FIGURES: tuple[Figure, ...] = (
     Figure("mean_requests_running", "Mean running batch", "requests", help="Requests the engine ran at once, mean."),
     Figure("mean_kv_cache_usage", "Mean KV cache", "%", 100, kind="share", help="The engine's KV cache in use, mean."),
     Figure("max_kv_cache_usage", "Max KV cache", "%", 100, kind="share", help="The engine's KV cache in use, largest."),
+    Figure(
+        "server_mean_model_latency_s",
+        "Model latency",
+        "ms",
+        1000,
+        help="CloudWatch ModelLatency, mean: the container's time as SageMaker saw it.",
+    ),
+    Figure(
+        "server_mean_overhead_latency_s",
+        "Overhead latency",
+        "ms",
+        1000,
+        help="CloudWatch OverheadLatency, mean: the time SageMaker added beyond the container's.",
+    ),
+    Figure(
+        "cloudwatch_period_count",
+        "CloudWatch periods",
+        kind="count",
+        help="CloudWatch periods wholly inside the level's measured window (the figures' span).",
+    ),
+    Figure(
+        "server_mean_gpu_utilization_percent",
+        "Endpoint GPU utilisation",
+        "%",
+        help="CloudWatch GPUUtilization, mean (percent summed over the instance's GPUs).",
+    ),
+    Figure(
+        "server_mean_gpu_memory_utilization_percent",
+        "Endpoint GPU memory",
+        "%",
+        help="CloudWatch GPUMemoryUtilization, mean (percent summed over the instance's GPUs).",
+    ),
     # Requests (fct_requests).
     Figure("e2e_latency_s", "Latency", "s", help=LATENCY_HELP),
     Figure("ttft_s", "TTFT", "ms", 1000, help=TTFT_HELP),
@@ -179,6 +218,8 @@ NAMES: dict[str, str] = {
     "payload_file": "Payload bucket",
     "instance_type": "Instance type",
     "pricing_kind": "Pricing",
+    "pricing_model": "Pricing model",
+    "server_view_source": "Server's view from",
     "price_source": "Price source",
     "error_type": "Error type",
     "example_message": "Most frequent message",

@@ -454,7 +454,7 @@ def preview_recommendations(
         candidates as (
             select run_id, experiment_name, payload_file, any_value(model_id) as model_id,
                 any_value(instance_type) as instance_type, any_value(instance_count) as instance_count,
-                any_value(pricing_kind) as pricing_kind,
+                any_value(pricing_kind) as pricing_kind, any_value(pricing_model) as pricing_model,
                 bool_or(is_dataset_of_interest) as is_dataset_of_interest,
                 count(*) filter (where preview_meets_all_budgets) as passing_level_count
             from levels

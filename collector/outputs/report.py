@@ -366,11 +366,7 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
     server = queries.server_view(warehouse, run_id)
     if not server.empty:
         doc.heading(3, "Server's view")
-        doc.para(
-            "The engine's own Prometheus metrics over each level's measured window: its mean latency beside the "
-            "client's (the gap is network and client overhead), its queue depth, running batch and KV-cache use, "
-            "and whether its token counters match the client's totals exactly."
-        )
+        doc.para(md_text(sentences.server_view_intro(server)))
         for line in sentences.token_total_mismatches(server, md_code):
             doc.para(line)
         doc.frame(tables.server_view_table(server), code_columns=("Experiment", "Payload bucket"))
@@ -400,6 +396,19 @@ def build_document(warehouse: Path, run: pd.Series, results_dir: Path) -> Docume
         f"The following dataset(s) were used for this test: {_codes(buckets)}."
     )
     doc.frame(tables.recommendation_table(recs), code_columns=("Payload bucket", "Experiment", "Serving"))
+    # The experiments side by side on each bucket of the dataset of interest (as the app's Compare page shows them):
+    # an EC2 stack, a SageMaker endpoint and Bedrock, say, each with how it bills.
+    doi_recs = recs[recs["is_dataset_of_interest"].fillna(False).astype(bool)]
+    for bucket, side in doi_recs.groupby("payload_file", sort=True):
+        if len(side) < 2:
+            continue
+        doc.heading(3, f"Side by side on {bucket}")
+        doc.para(
+            f"The recommended level of each experiment on the {md_code(bucket)} dataset (a dash where none met every "
+            "budget), with its pricing model: instance-hour, token or provisioned. The ratio columns divide each "
+            "experiment's figure by the first's."
+        )
+        doc.frame(tables.comparison_table(side.sort_values("experiment_name"), "experiment_name"))
 
     # Plots
     doc.heading(2, "Plots")

@@ -14,7 +14,7 @@ from typing import Any, TypeAlias
 import pandas as pd
 
 from collector.outputs.figures import figure, missing
-from collector.outputs.precision import flag
+from collector.outputs.precision import NO_VALUE, flag
 
 Row: TypeAlias = Mapping[str, Any] | pd.Series
 Code: TypeAlias = Callable[[str], str]
@@ -59,6 +59,50 @@ def serving(row: Row) -> str:
     if count is not None and not missing(count) and int(count) > 1:
         return f"{int(count)} × {instance}"
     return str(instance)
+
+
+def pricing_model(row: Row) -> str:
+    """How the row's endpoint bills (instance-hour, token, provisioned), else its pricing kind (`unpriced`, or an
+    older mart's `instance` / `token`), else a dash."""
+    for key in ("pricing_model", "pricing_kind"):
+        value = row.get(key)
+        if not missing(value) and value:
+            return str(value)
+    return NO_VALUE
+
+
+SERVER_VIEW_SOURCES = {"cloudwatch": "CloudWatch", "service": "reported latency", "server": "/metrics"}
+
+
+def server_view_source(source: Any) -> str:
+    """fct_level_server_view.server_view_source in words: `vllm /metrics`, `sagemaker CloudWatch`, `bedrock
+    reported latency`."""
+    if missing(source) or ":" not in str(source):
+        return NO_VALUE
+    kind, name = str(source).split(":", 1)
+    return f"{name} {SERVER_VIEW_SOURCES.get(kind, kind)}"
+
+
+def server_view_intro(view: pd.DataFrame) -> str:
+    """What the server's view of the levels shown is made of, source by source."""
+    sources = set() if "server_view_source" not in view else {str(s).split(":")[0] for s in view["server_view_source"]}
+    parts = []
+    if not sources or "server" in sources:
+        parts.append(
+            "the engine's own Prometheus metrics over each level's measured window (its queue depth, running batch "
+            "and KV-cache use; its token counters must match the client's totals exactly)"
+        )
+    if "cloudwatch" in sources:
+        parts.append(
+            "a SageMaker endpoint's CloudWatch metrics over the whole periods inside each level's measured window "
+            "(ModelLatency and OverheadLatency, whose sum is the server's latency, and the endpoint's GPU use)"
+        )
+    if "service" in sources:
+        parts.append("the latency Bedrock reported for each of the level's measured requests")
+    return (
+        f"The server's own view beside the client's: {'; '.join(parts)}. The latency gap is the network and the "
+        "client's own overhead."
+    )
 
 
 def serving_phrase(row: Row, code: Code = _plain_code) -> str:

@@ -296,13 +296,14 @@ def failed_table(failed: pd.DataFrame) -> Table:
 def recommendation_table(
     recs: pd.DataFrame, budgets: dict[str, float] | None = None, *, preview: bool = False
 ) -> Table:
-    """Per instance results: Dataset | Experiment | Serving | Recommendation (the sentence)."""
+    """Per instance results: Dataset | Experiment | Serving | Pricing model | Recommendation (the sentence)."""
     recs = recs.reset_index(drop=True)
     frame = pd.DataFrame(
         {
             "Payload bucket": recs["payload_file"].astype(str),
             "Experiment": recs["experiment_name"].astype(str),
             "Serving": [sentences.serving(row) for _, row in recs.iterrows()],
+            figures.label("pricing_model"): [sentences.pricing_model(row) for _, row in recs.iterrows()],
             "Recommendation": [sentences.recommendation(row, budgets, preview=preview) for _, row in recs.iterrows()],
         }
     )
@@ -317,12 +318,7 @@ def cost_table(costs: pd.DataFrame) -> Table:
     frame.insert(
         2,
         "Pricing",
-        (
-            costs["pricing_kind"].fillna(NO_VALUE).astype(str)
-            + " ("
-            + costs["price_source"].fillna("none").astype(str)
-            + ")"
-        ).to_numpy(),
+        [f"{sentences.pricing_model(row)} ({row.get('price_source') or 'none'})" for _, row in costs.iterrows()],
     )
     return Table.plain(frame)
 
@@ -404,10 +400,27 @@ def _token_totals(level: pd.Series) -> str:
     return f"differ: prompt {prompt:+,}, output {output:+,}"
 
 
+# Figures only some servers give (a SageMaker endpoint's CloudWatch metrics): shown where some level has them.
+SERVER_VIEW_OPTIONAL = (
+    "server_mean_model_latency_s",
+    "server_mean_overhead_latency_s",
+    "server_mean_gpu_utilization_percent",
+    "server_mean_gpu_memory_utilization_percent",
+    "cloudwatch_period_count",
+)
+
+
 def server_view_table(view: pd.DataFrame) -> Table:
-    """fct_level_server_view: per level, latency by the client and by the engine with the gap, the engine's queue
-    depth, running batch and KV-cache pressure, and whether the token totals match (a mismatch fails)."""
-    frame = figures.frame(view, ["experiment_name", "payload_file", "concurrency", *SERVER_VIEW_FIGURES])
+    """fct_level_server_view: per level, where the server's view comes from, latency by the client and by the
+    server with the gap, the engine's queue depth, running batch and KV-cache pressure, CloudWatch's model and
+    overhead latency and GPU use where some level has them, and whether the token totals match (a mismatch
+    fails)."""
+    view = view.reset_index(drop=True)
+    optional = [c for c in SERVER_VIEW_OPTIONAL if c in view and view[c].notna().any()]
+    frame = figures.frame(view, ["experiment_name", "payload_file", "concurrency", *SERVER_VIEW_FIGURES, *optional])
+    if "server_view_source" in view:
+        sources = [sentences.server_view_source(v) for v in view["server_view_source"]]
+        frame.insert(3, figures.label("server_view_source"), sources)
     frame[TOKEN_TOTALS] = [_token_totals(level) for _, level in view.iterrows()]
     states = pd.DataFrame("", index=frame.index, columns=frame.columns)
     states[TOKEN_TOTALS] = [FAIL if flag else "" for flag in view["is_token_total_mismatch"].fillna(False).to_numpy()]
@@ -458,8 +471,12 @@ def comparison_table(rows: pd.DataFrame, label_column: str) -> Table:
     data: dict[str, list[str]] = {"Figure": [figures.figure(c).header for c in compared]}
     for i, label_ in enumerate(labels):
         data[label_] = [figures.figure(c).text(rows.at[i, c]) for c in compared]
+    if "pricing_model" in rows:  # how each bills, first: an instance-hour, a token and a provisioned unit compare
+        data["Figure"].insert(0, figures.label("pricing_model"))
+        for i, label_ in enumerate(labels):
+            data[label_].insert(0, sentences.pricing_model(rows.iloc[i]))
     for i, label_ in enumerate(labels[1:], start=1):
-        ratios = []
+        ratios = [NO_VALUE] if "pricing_model" in rows else []
         for c in compared:
             base, other = rows.at[0, c], rows.at[i, c]
             ok = not (missing(base) or missing(other)) and float(base) != 0

@@ -38,6 +38,19 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 CONTAINER_FORMATS = ("tgi", "djl", "chat")
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """One SageMaker invocation as CloudWatch would record it: when it was received (wall clock, epoch s), the
+    container's time (ModelLatency: submitted to the engine to its last token) and SageMaker's own around it
+    (OverheadLatency: the rest of the time from receipt to the reply's end), both in microseconds."""
+
+    endpoint_name: str
+    received_at_s: float
+    model_latency_us: float
+    overhead_latency_us: float
+    status: int
+
+
 @dataclass
 class AwsLoopback:
     """What the loopback AWS endpoints accept, and the faults they inject (tests set them; the CLI's simulator
@@ -51,6 +64,11 @@ class AwsLoopback:
     received: int = 0  # requests received (throttled ones included)
     throttled: int = 0
     latencies_ms: list[int] = field(default_factory=list)  # metrics.latencyMs reported, in order
+    # SageMaker runtime: endpoints answered AccessDeniedException, every invocation that reached a container (what
+    # CloudWatch would count: tests publish them to a CloudWatch server), and a deletion after N invocations.
+    denied_endpoints: frozenset[str] = frozenset()
+    invocations: list[Invocation] = field(default_factory=list)
+    delete_after_invocations: int | None = None
     # SageMaker's control plane (CreateModel ... DeleteModel): what a created endpoint becomes, after how many
     # DescribeEndpoint calls in Creating (None: it never leaves Creating), and what exists now.
     endpoint_outcome: str = "InService"
@@ -61,6 +79,8 @@ class AwsLoopback:
     endpoint_configs: set[str] = field(default_factory=set)
     endpoints: dict[str, int] = field(default_factory=dict)  # name -> DescribeEndpoint calls so far
     control_calls: list[str] = field(default_factory=list)  # operation names, in order
+    denied_operations: frozenset[str] = frozenset()  # control-plane operations answered AccessDeniedException
+    cloudwatch_denied: bool = False  # CloudWatch's GetMetricData answered AccessDenied (tests read moto's for data)
 
 
 AWS_KEY = web.AppKey("aws_loopback", AwsLoopback)
@@ -234,6 +254,21 @@ async def _bedrock_converse_stream(request: web.Request) -> web.StreamResponse:
 
 
 def _container_format(state: AwsLoopback, name: str) -> str:
+    if name in state.denied_endpoints:
+        raise _AwsError(
+            403,
+            "AccessDeniedException",
+            f"User: arn:aws:iam::123456789012:user/bench is not authorized to perform: sagemaker:InvokeEndpoint on "
+            f"resource: arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}",
+        )
+    limit = state.delete_after_invocations
+    if limit is not None and sum(i.endpoint_name == name for i in state.invocations) >= limit:
+        # Someone deleted it (console, another script) mid-sweep.
+        state.endpoints.pop(name, None)
+        if state.sagemaker_endpoints is not None:
+            state.sagemaker_endpoints.pop(name, None)
+        else:
+            state.sagemaker_endpoints = {}
     if state.sagemaker_endpoints is None:
         return "tgi"
     fmt = state.sagemaker_endpoints.get(name)
@@ -250,9 +285,11 @@ async def _sagemaker(request: web.Request, stream: bool) -> web.StreamResponse:
     state = request.app[AWS_KEY]
     runtime = request.app[ENGINE_KEY]
     served = request.app[SERVED_MODEL_KEY]
+    received_wall, received = time.time(), time.perf_counter()
+    name = request.match_info["name"]
     try:
         _admit(state, 400)
-        fmt = _container_format(state, request.match_info["name"])
+        fmt = _container_format(state, name)
         try:
             body = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError) as exc:
@@ -274,8 +311,13 @@ async def _sagemaker(request: web.Request, stream: bool) -> web.StreamResponse:
             reply = f'Received client error (422) from primary with message "{message}"'
             raise _AwsError(424, "ModelError", reply) from exc
     except _AwsError as exc:
-        extra = {"OriginalStatusCode": 422} if exc.code == "ModelError" else None
+        extra = None
+        if exc.code == "ModelError":
+            extra = {"OriginalStatusCode": 422}
+            _record(state, name, received_wall, received, received, 424)
         return _sagemaker_error(exc, extra)
+    submitted = time.perf_counter()
+    status = 200
     try:
         if not stream:
             texts: list[str] = []
@@ -328,10 +370,18 @@ async def _sagemaker(request: web.Request, stream: bool) -> web.StreamResponse:
                     break
             await response.write_eof()
         except ConnectionResetError:
-            pass
+            status = 499
         return response
     finally:
         runtime.cancel(seq)
+        _record(state, name, received_wall, received, submitted, status)
+
+
+def _record(state: AwsLoopback, name: str, wall: float, received: float, submitted: float, status: int) -> None:
+    """Note an invocation that reached the container; its reply has been sent (or refused) by now."""
+    done = time.perf_counter()
+    model_us = (done - submitted) * 1e6
+    state.invocations.append(Invocation(name, wall, model_us, (done - received) * 1e6 - model_us, status))
 
 
 def _model_stream_error() -> bytes:
@@ -380,17 +430,34 @@ async def _sagemaker_invoke_stream(request: web.Request) -> web.StreamResponse:
     return await _sagemaker(request, stream=True)
 
 
+CLOUDWATCH_TARGET = "GraniteServiceVersion20100801."  # CloudWatch's JSON 1.0 target prefix, as botocore sends it
+
+
 def _control_error(code: str, message: str) -> web.Response:
     return web.json_response({"__type": code, "message": message}, status=400)
 
 
 async def _sagemaker_control(request: web.Request) -> web.Response:
     """SageMaker's control plane (JSON 1.1, `X-Amz-Target: SageMaker.<Operation>`): the calls a deployment
-    makes, with endpoints that reach InService, fail with a reason, or stay Creating, as the test asks."""
+    makes, with endpoints that reach InService, fail with a reason, or stay Creating, as the test asks; and
+    CloudWatch's JSON 1.0 refusal when the test asks for it."""
     state = request.app[AWS_KEY]
-    operation = request.headers.get("X-Amz-Target", "").removeprefix("SageMaker.")
+    target = request.headers.get("X-Amz-Target", "")
+    if target.startswith(CLOUDWATCH_TARGET) and state.cloudwatch_denied:
+        operation = target.removeprefix(CLOUDWATCH_TARGET)
+        message = (
+            f"User: arn:aws:iam::123456789012:user/bench is not authorized to perform: cloudwatch:{operation} "
+            "because no identity-based policy allows the action"
+        )
+        return web.json_response({"__type": "AccessDenied", "message": message}, status=403)
+    operation = target.removeprefix("SageMaker.")
     state.control_calls.append(operation)
     body = json.loads(await request.read() or b"{}")
+    if operation in state.denied_operations:
+        # CreateModel passes the execution role, which takes iam:PassRole; the rest need their own permission.
+        action = "iam:PassRole" if operation == "CreateModel" else f"sagemaker:{operation}"
+        message = f"User: arn:aws:iam::123456789012:user/bench is not authorized to perform: {action}"
+        return web.json_response({"__type": "AccessDeniedException", "message": message}, status=400)
     arn = "arn:aws:sagemaker:us-east-1:123456789012"
     if operation == "CreateModel":
         state.models.add(body["ModelName"])

@@ -87,10 +87,7 @@ server = cache.server_view(ctx.warehouse, ctx.run_id)
 server = server[(server["payload_file"] == bucket) & server["experiment_name"].isin(shown["experiment_name"])]
 if not server.empty:
     st.subheader("Server's view")
-    st.caption(
-        "The engine's own Prometheus metrics over each level's measured window: its latency beside the client's "
-        "(the gap is network and client overhead), its queue depth, running batch and KV-cache use."
-    )
+    st.caption(sentences.server_view_intro(server))
     for line in sentences.token_total_mismatches(server, lambda name: f"`{name}`"):
         st.warning(line)
     # The bucket is picked above; the client's mean and its gap to the engine's, the engine's TTFT and the peaks
@@ -99,5 +96,6 @@ if not server.empty:
         figures.label("payload_file"),
         *(figures.header(c) for c in ("client_mean_e2e_s", "e2e_gap_s", "server_mean_ttft_s")),
         *(figures.header(c) for c in ("max_requests_waiting", "mean_requests_running", "max_kv_cache_usage")),
+        *(figures.header(c) for c in ("cloudwatch_period_count", "server_mean_gpu_memory_utilization_percent")),
     )
     ui.show_table(tables.server_view_table(server), key="sweep_server_view", hidden=server_columns_hidden)

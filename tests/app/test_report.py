@@ -32,7 +32,9 @@ def report(e2e_run: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def _info_value(markdown: str, name: str) -> str:
-    (value,) = re.findall(rf"^\| {re.escape(name)} \| (.*) \|$", markdown, flags=re.M)
+    """A figure of the Summary's Information | Value table (the side-by-side tables below name figures too)."""
+    summary = markdown.split("## Summary")[1].split("### Latency Metrics Analysis")[0]
+    (value,) = re.findall(rf"^\| {re.escape(name)} \| (.*) \|$", summary, flags=re.M)
     return value
 
 
@@ -86,7 +88,7 @@ def test_report_has_the_reference_sections_and_every_recommendation(e2e_run: dic
         "## Configuration file",
     ]:
         assert heading in headings
-    assert "| Payload bucket | Experiment | Serving | Recommendation |" in text
+    assert "| Payload bucket | Experiment | Serving | Pricing model | Recommendation |" in text
     for _, rec in recs.iterrows():
         assert md_text(sentences.recommendation(rec)) in text
     total = figures.figure("cost_usd").text(costs["total"].iloc[0])
@@ -252,3 +254,20 @@ def test_report_on_a_run_with_no_requests_is_one_line(hostile_run: dict[str, Any
     assert build.returncode == 0, build.stderr[-3000:]
     line = _one_error_line(_report_cli("--results-dir", str(results)))
     assert "has no measured requests" in line and "(failed)" in line
+
+
+@pytest.mark.slow
+def test_report_puts_the_experiments_side_by_side_on_the_dataset_of_interest_with_their_pricing_model(
+    e2e_run: dict[str, Any], report: Path
+) -> None:
+    recs = mart(
+        e2e_run["warehouse"],
+        "select * from marts.fct_recommendations where is_dataset_of_interest order by experiment_name",
+    )
+    (bucket,) = recs["payload_file"].unique()
+    section = report.read_text().split(f"### Side by side on {bucket}")[1].split("\n## ")[0]
+    names = [str(n) for n in recs["experiment_name"]]
+    assert f"| Figure | {' | '.join(names)} | {names[1]} / {names[0]} |" in section
+    assert f"| Pricing model | {' | '.join(recs['pricing_model'])} | – |" in section
+    cost = figures.figure("cost_per_10k_txn")
+    assert f"| {cost.header} | {' | '.join(cost.text(v) for v in recs['cost_per_10k_txn'])} |" in section

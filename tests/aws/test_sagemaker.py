@@ -227,3 +227,50 @@ def test_deployment_against_motos_control_plane_leaves_nothing_behind(
         assert outcome.error is not None
         assert outcome.error.startswith("sagemaker create_endpoint_config: HTTP 400 ValidationException: ")
     assert left == ([], [], [])
+
+
+def test_an_endpoint_the_caller_may_not_invoke_stops_the_run_with_one_line_and_keeps_its_rows(tmp_path: Path) -> None:
+    state = AwsLoopback(sagemaker_endpoints={"llama-tgi": "tgi"}, denied_endpoints=frozenset({"llama-tgi"}))
+    with serve_aws(state) as url:
+        outcome = collect(write_config(tmp_path / "c.yml", config_dict([sagemaker_experiment(url)])), tmp_path / "r")
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        "experiments[0] (sm): SageMaker endpoint llama-tgi: HTTP 403 AccessDeniedException: User: "
+        "arn:aws:iam::123456789012:user/bench is not authorized to perform: sagemaker:InvokeEndpoint on resource: "
+        "arn:aws:sagemaker:us-east-1:123456789012:endpoint/llama-tgi"
+    )
+    landed = rows(tmp_path / "r", "select count(*), count(*) filter (where http_status = 403) from raw.requests")
+    assert landed == [(state.received, state.received)] and state.received == 1
+
+
+def test_a_deployment_refused_a_permission_fails_in_one_line_and_deletes_what_it_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = AwsLoopback(sagemaker_endpoints={}, denied_operations=frozenset({"CreateEndpointConfig"}))
+    with serve_aws(state) as url:
+        exp = sagemaker_experiment(url, deploy=deploy(url))
+        outcome = collect(write_config(tmp_path / "c.yml", config_dict([exp])), tmp_path / "r")
+    assert outcome.status == "failed"
+    assert outcome.error == (
+        "sagemaker create_endpoint_config: HTTP 400 AccessDeniedException: User: arn:aws:iam::123456789012:user/bench "
+        "is not authorized to perform: sagemaker:CreateEndpointConfig"
+    )
+    assert state.control_calls == ["CreateModel", "CreateEndpointConfig", "DeleteModel"]
+    assert (state.models, state.endpoint_configs, state.endpoints, state.received) == (set(), set(), {}, 0)
+    assert "sagemaker: deleted model tokenbench-" in capsys.readouterr().err
+
+
+def test_a_missing_region_fails_before_the_run_with_one_line_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from collector.errors import ConfigError
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    exp = sagemaker_experiment("http://127.0.0.1:9")
+    del exp["endpoint"]["region"]
+    with pytest.raises(ConfigError) as err:
+        collect(write_config(tmp_path / "c.yml", config_dict([exp])), tmp_path / "r")
+    assert str(err.value) == (
+        "experiments[0].endpoint.region: no AWS region (set it here, or AWS_REGION / AWS_DEFAULT_REGION)"
+    )
+    assert not (tmp_path / "r" / "raw").exists()

@@ -89,6 +89,15 @@ priced as (
         instance_type,
         instance_count,
         pricing_kind,
+        -- How the endpoint bills, for comparing the ways to serve a model: by instance-hour (an EC2 or SageMaker
+        -- instance), per token (an API on demand), or per model unit-hour of Bedrock provisioned throughput (priced
+        -- like an instance, from a bedrock-pt: row of instance_prices.csv); null when benchmarked unpriced.
+        case
+            when pricing_kind = 'token' then 'token'
+            when pricing_kind = 'instance' and (endpoint_type = 'bedrock' or instance_type like 'bedrock-pt:%')
+                then 'provisioned'
+            when pricing_kind = 'instance' then 'instance-hour'
+        end as pricing_model,
         price_source,
         telemetry_host,
         case

@@ -9,15 +9,51 @@ server_samples as (
     select * from {{ ref('stg_raw__server_metric_samples') }}
 ),
 
-scraped_experiments as (
+cloudwatch_samples as (
+    select * from {{ ref('stg_raw__cloudwatch_metric_samples') }}
+),
+
+viewed_experiments as (
+    -- Where each experiment's server-side view comes from: its engine's Prometheus scrapes, its SageMaker
+    -- endpoint's CloudWatch datapoints, or the latency the service reported per request (Bedrock's latencyMs).
     select
         run_id,
         experiment_name,
-        min(engine) as engine
+        'server:' || min(engine) as server_view_source,
+        min(engine) as engine,
+        1 as preference
     from server_samples
     group by
         run_id,
         experiment_name
+    union all
+    select
+        run_id,
+        experiment_name,
+        'cloudwatch:' || min(service) as server_view_source,
+        null as engine,
+        2 as preference
+    from cloudwatch_samples
+    group by
+        run_id,
+        experiment_name
+    union all
+    select
+        run_id,
+        experiment_name,
+        'service:' || min(endpoint_type) as server_view_source,
+        null as engine,
+        3 as preference
+    from measured_requests
+    where server_latency_s is not null
+    group by
+        run_id,
+        experiment_name
+),
+
+viewed as (
+    select * from viewed_experiments
+    qualify row_number() over (partition by run_id, experiment_name order by preference) = 1
 ),
 
 levels as (
@@ -142,6 +178,59 @@ gauges as (
         levels.target_rate_rps
 ),
 
+cloudwatch_windows as (
+    -- The CloudWatch periods wholly inside the level's measured window, in which only the level's measured
+    -- requests were in flight (a period across an edge also holds warm-up requests or another level's): latency
+    -- means weight every invocation alike (sums over sample counts); GPU use is the mean of the periods' averages.
+    select
+        levels.run_id,
+        levels.experiment_name,
+        levels.payload_file,
+        levels.concurrency,
+        levels.target_rate_rps,
+        count(*) as period_count,
+        sum(cloudwatch_samples.invocations) as invocations,
+        sum(cloudwatch_samples.model_latency_sum_s)
+        / nullif(sum(cloudwatch_samples.model_latency_count), 0) as mean_model_latency_s,
+        sum(cloudwatch_samples.overhead_latency_sum_s)
+        / nullif(sum(cloudwatch_samples.overhead_latency_count), 0) as mean_overhead_latency_s,
+        avg(cloudwatch_samples.gpu_utilization_percent) as mean_gpu_utilization_percent,
+        avg(cloudwatch_samples.gpu_memory_utilization_percent) as mean_gpu_memory_utilization_percent
+    from levels
+    inner join cloudwatch_samples
+        on
+            levels.run_id = cloudwatch_samples.run_id
+            and levels.experiment_name = cloudwatch_samples.experiment_name
+            and levels.window_start_offset_ns <= cloudwatch_samples.period_start_offset_ns
+            and levels.window_end_offset_ns >= cloudwatch_samples.period_end_offset_ns
+    group by
+        levels.run_id,
+        levels.experiment_name,
+        levels.payload_file,
+        levels.concurrency,
+        levels.target_rate_rps
+),
+
+service_latencies as (
+    -- The latency the service reported for each of the level's measured successes.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,
+        count(*) as reported_count,
+        avg(server_latency_s) as mean_latency_s
+    from measured_requests
+    where is_success and server_latency_s is not null
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps
+),
+
 differenced as (
     select
         levels.run_id,
@@ -149,7 +238,8 @@ differenced as (
         levels.payload_file,
         levels.concurrency,
         levels.target_rate_rps,
-        scraped_experiments.engine,
+        viewed.server_view_source,
+        viewed.engine,
         levels.request_count,
         levels.success_count,
         levels.client_prompt_tokens,
@@ -173,12 +263,22 @@ differenced as (
         gauges.mean_requests_waiting,
         gauges.max_requests_waiting,
         gauges.mean_kv_cache_usage,
-        gauges.max_kv_cache_usage
+        gauges.max_kv_cache_usage,
+        case
+            when viewed.server_view_source like 'cloudwatch:%' then coalesce(cloudwatch_windows.period_count, 0)
+        end as cloudwatch_period_count,
+        cloudwatch_windows.invocations as cloudwatch_invocations,
+        cloudwatch_windows.mean_model_latency_s as server_mean_model_latency_s,
+        cloudwatch_windows.mean_overhead_latency_s as server_mean_overhead_latency_s,
+        cloudwatch_windows.mean_gpu_utilization_percent as server_mean_gpu_utilization_percent,
+        cloudwatch_windows.mean_gpu_memory_utilization_percent as server_mean_gpu_memory_utilization_percent,
+        service_latencies.reported_count as service_reported_count,
+        service_latencies.mean_latency_s as service_mean_latency_s
     from levels
-    inner join scraped_experiments
+    inner join viewed
         on
-            levels.run_id = scraped_experiments.run_id
-            and levels.experiment_name = scraped_experiments.experiment_name
+            levels.run_id = viewed.run_id
+            and levels.experiment_name = viewed.experiment_name
     left join start_edges
         on
             levels.run_id = start_edges.run_id
@@ -200,10 +300,25 @@ differenced as (
             and levels.payload_file = gauges.payload_file
             and levels.concurrency = gauges.concurrency
             and levels.target_rate_rps is not distinct from gauges.target_rate_rps
+    left join cloudwatch_windows
+        on
+            levels.run_id = cloudwatch_windows.run_id
+            and levels.experiment_name = cloudwatch_windows.experiment_name
+            and levels.payload_file = cloudwatch_windows.payload_file
+            and levels.concurrency = cloudwatch_windows.concurrency
+            and levels.target_rate_rps is not distinct from cloudwatch_windows.target_rate_rps
+    left join service_latencies
+        on
+            levels.run_id = service_latencies.run_id
+            and levels.experiment_name = service_latencies.experiment_name
+            and levels.payload_file = service_latencies.payload_file
+            and levels.concurrency = service_latencies.concurrency
+            and levels.target_rate_rps is not distinct from service_latencies.target_rate_rps
 ),
 
 edged as (
-    -- Differences only between a level's own two edges; without them every windowed figure is null.
+    -- An engine's figures are differences only between a level's own two edges (without them, null). CloudWatch's
+    -- mean latency is SageMaker's whole time, model plus overhead; the service's, the mean it reported.
     select
         * exclude (
             server_prompt_tokens,
@@ -211,13 +326,25 @@ edged as (
             server_finished_requests,
             server_mean_ttft_s,
             server_mean_e2e_s,
-            server_mean_queue_time_s
+            server_mean_queue_time_s,
+            cloudwatch_invocations,
+            service_reported_count,
+            service_mean_latency_s
         ),
         case when has_window_edges then server_prompt_tokens end as server_prompt_tokens,
         case when has_window_edges then server_generation_tokens end as server_generation_tokens,
-        case when has_window_edges then server_finished_requests end as server_finished_requests,
+        case
+            when has_window_edges then server_finished_requests
+            when server_view_source like 'cloudwatch:%' then cloudwatch_invocations
+            when server_view_source like 'service:%' then service_reported_count
+        end as server_finished_requests,
         case when has_window_edges then server_mean_ttft_s end as server_mean_ttft_s,
-        case when has_window_edges then server_mean_e2e_s end as server_mean_e2e_s,
+        case
+            when has_window_edges then server_mean_e2e_s
+            when server_view_source like 'cloudwatch:%'
+                then server_mean_model_latency_s + server_mean_overhead_latency_s
+            when server_view_source like 'service:%' then service_mean_latency_s
+        end as server_mean_e2e_s,
         case when has_window_edges then server_mean_queue_time_s end as server_mean_queue_time_s
     from differenced
 ),

@@ -83,6 +83,7 @@ priced as (
     select
         levels.*,
         prices.pricing_kind,
+        prices.pricing_model,
         prices.price_source,
         prices.usd_per_hour,
         prices.usd_per_1m_input_tokens,
@@ -268,6 +269,7 @@ final as (
         level_end_offset_ns,
         duration_s,
         pricing_kind,
+        pricing_model,
         price_source,
         usd_per_hour,
         usd_per_1m_input_tokens,

@@ -48,6 +48,7 @@ costed as (
         experiments.success_prompt_tokens,
         experiments.success_completion_tokens,
         prices.pricing_kind,
+        prices.pricing_model,
         prices.price_source,
         prices.usd_per_hour,
         prices.usd_per_1m_input_tokens,

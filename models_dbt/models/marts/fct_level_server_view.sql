@@ -11,6 +11,7 @@ final as (
         payload_file,
         concurrency,
         target_rate_rps,
+        server_view_source,
         engine,
         request_count,
         success_count,
@@ -37,7 +38,12 @@ final as (
         mean_requests_waiting,
         max_requests_waiting,
         mean_kv_cache_usage,
-        max_kv_cache_usage
+        max_kv_cache_usage,
+        cloudwatch_period_count,
+        server_mean_model_latency_s,
+        server_mean_overhead_latency_s,
+        server_mean_gpu_utilization_percent,
+        server_mean_gpu_memory_utilization_percent
     from compared
 )
 

@@ -18,6 +18,7 @@ candidates as (
         instance_type,
         instance_count,
         pricing_kind,
+        pricing_model,
         count(*) as concurrency_level_count,
         count(*) filter (where meets_all_budgets) as passing_level_count
     from levels
@@ -28,7 +29,8 @@ candidates as (
         model_id,
         instance_type,
         instance_count,
-        pricing_kind
+        pricing_kind,
+        pricing_model
 ),
 
 best_levels as (
@@ -82,6 +84,7 @@ joined as (
         best_levels.price_per_good_request,
         best_levels.cost_per_10k_good_requests,
         candidates.pricing_kind,
+        candidates.pricing_model,
         best_levels.price_source,
         runs.latency_budget_s,
         runs.cost_per_10k_txn_budget_usd,
@@ -166,6 +169,7 @@ described as (
         price_per_token,
         cost_per_10k_txn,
         pricing_kind,
+        pricing_model,
         price_source,
         concurrency_level_count,
         passing_level_count,

@@ -59,6 +59,7 @@ costed as (
         requests.source_tool,
         requests.source_request_id,
         prices.pricing_kind,
+        prices.pricing_model,
         prices.price_source,
         -- Failed requests are attributed no cost: instance time spent on them is already spread over the
         -- successes through the level's throughput, and a token API is assumed not to bill a failed call.

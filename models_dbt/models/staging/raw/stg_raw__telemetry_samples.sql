@@ -1,8 +1,9 @@
 with
 
 source as (
-    -- Host and GPU rows; the engine's own metrics (source server:<engine>) are stg_raw__server_metric_samples, the
-    -- collector's event loop (source client) stg_raw__event_loop_samples.
+    -- Host and GPU rows (source null before v7); the engine's own metrics (source server:<engine>) are
+    -- stg_raw__server_metric_samples, a SageMaker endpoint's CloudWatch datapoints stg_raw__cloudwatch_metric_samples,
+    -- the collector's event loop (source client) stg_raw__event_loop_samples.
     select * from {{ source('raw', 'telemetry_samples') }}
     where source is null or source in ('host', 'gpu')
 ),
