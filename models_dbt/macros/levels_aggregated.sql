@@ -7,6 +7,7 @@
 {% set repeat_key = ",\n        repeat_index" if by_repeat else "" %}
 {% set repeat_join = "\n            and spanned.repeat_index is not distinct from inter_token_latencies.repeat_index"
     if by_repeat else "" %}
+{% set no_gaps = "\n    where false" if by_repeat else "" %}
 with
 
 requests as (
@@ -38,7 +39,8 @@ measured_requests as (
 ),
 
 token_gaps as (
-    select * from {{ ref('int_token_gaps_measured') }}
+    -- A repeat's own ITL is not used (the pooled level's is): per repeat it is left null, its gaps not read.
+    select * from {{ ref('int_token_gaps_measured') }}{{ no_gaps }}
 ),
 
 inter_token_latencies as (
