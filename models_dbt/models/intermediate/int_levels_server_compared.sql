@@ -205,14 +205,14 @@ differenced as (
 edged as (
     -- Differences only between a level's own two edges; without them every windowed figure is null.
     select
-        * exclude (
-            server_prompt_tokens,
-            server_generation_tokens,
-            server_finished_requests,
-            server_mean_ttft_s,
-            server_mean_e2e_s,
-            server_mean_queue_time_s
-        ),
+        {{ star_except([
+            'server_prompt_tokens',
+            'server_generation_tokens',
+            'server_finished_requests',
+            'server_mean_ttft_s',
+            'server_mean_e2e_s',
+            'server_mean_queue_time_s',
+        ]) }},
         case when has_window_edges then server_prompt_tokens end as server_prompt_tokens,
         case when has_window_edges then server_generation_tokens end as server_generation_tokens,
         case when has_window_edges then server_finished_requests end as server_finished_requests,
