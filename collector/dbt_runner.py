@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from collector.errors import UserError
-from collector.settings import DBT_PROJECT_DIR, DEFAULT_PRICING_DIR, PRICE_FILES, PRICING_ENV, WAREHOUSE_ENV
+from collector.settings import (
+    DBT_PROJECT_DIR,
+    DEFAULT_PRICING_DIR,
+    PRICE_FILES,
+    PRICING_ENV,
+    RESULTS_ENV,
+    SPARK_DIR_ENV,
+    WAREHOUSE_ENV,
+)
 from collector.warehouse import writing
 
 FAILED_STATUSES = {"error", "fail", "runtime error"}
@@ -85,17 +93,31 @@ def _failure_line(result: Any, log_path: Path) -> str:
     return f"dbt build failed (log: {log_path})"
 
 
+DUCKDB_TARGET = "local"  # models_dbt/profiles.yml's default target: the DuckDB warehouse file
+SPARK_TARGET = "spark"  # dbt-spark's session method on a local pyspark, over the Parquet landing zone
+
+
+def spark_dir(results_dir: Path) -> Path:
+    return Path(os.environ.get(SPARK_DIR_ENV) or results_dir / "spark")
+
+
 def build(
     warehouse: Path,
     *,
     pricing_dir: Path | None = None,
     vars: dict[str, Any] | None = None,
     quiet: bool = True,
+    target: str | None = None,
+    results_dir: Path | None = None,
 ) -> BuildResult:
     """Build every model, unit test and data test of models_dbt/ into `warehouse`.
 
     `pricing_dir` defaults to $TOKENBENCH_PRICING_DIR, else the repo's pricing/. `vars` go to dbt's --vars
-    (e.g. {"price_source": "recorded"}). Raises UserError naming the failing node when the build fails.
+    (e.g. {"price_source": "recorded"}). `target` is a profiles.yml target: the default (DuckDB, into
+    `warehouse`), or "spark" (or another engine's target added to profiles.yml), which reads the Parquet landing
+    zone of `results_dir` (and the run settings `warehouse.export_run_settings` wrote there) and writes its marts
+    to Spark's warehouse under spark_dir().
+    Raises UserError naming the failing node when the build fails.
     """
     from dbt.cli.main import dbtRunner
 
@@ -104,7 +126,14 @@ def build(
     for name in PRICE_FILES:
         if not (prices / name).is_file():
             raise UserError(f"pricing dir {prices}: {name} not found")
-    work = dbt_work_dir(warehouse)
+    spark = target not in (None, DUCKDB_TARGET)  # spark, or a production target a user added beside it
+    if spark:
+        if results_dir is None:
+            raise UserError("the spark target needs the results folder (its raw/ is what Spark reads)")
+        results_dir = Path(results_dir).resolve()
+        work = spark_dir(results_dir).resolve()
+    else:
+        work = dbt_work_dir(warehouse)
     log_path = work / "logs"
     args = [
         "build",
@@ -119,21 +148,27 @@ def build(
         "--vars",
         json.dumps(vars or {}),
     ]
+    if target:
+        args += ["--target", target]
     if quiet:
         args.append("--quiet")
     started = time.perf_counter()
-    # Into a private copy, swapped in only when the build passes: readers keep the last good warehouse meanwhile.
-    with writing(warehouse) as target, _environment({WAREHOUSE_ENV: str(target), PRICING_ENV: str(prices)}):
-        if not target.exists():
-            raise UserError(f"warehouse {warehouse} not found (run `python -m collector run` or refresh it first)")
-        try:
+    if spark:
+        assert results_dir is not None
+        env = {RESULTS_ENV: str(results_dir), PRICING_ENV: str(prices), SPARK_DIR_ENV: str(work)}
+        with _environment(env):
             result = dbtRunner().invoke(args)
-        finally:
-            _release_warehouse()
-        if isinstance(result.exception, KeyboardInterrupt):  # dbt's runner catches it with everything else
-            raise KeyboardInterrupt from result.exception
-        if not result.success:
-            raise UserError(_failure_line(result, log_path / "dbt.log"))
+            _check(result, log_path)
+    else:
+        # Into a private copy, swapped in only when the build passes: readers keep the last good warehouse meanwhile.
+        with writing(warehouse) as copy, _environment({WAREHOUSE_ENV: str(copy), PRICING_ENV: str(prices)}):
+            if not copy.exists():
+                raise UserError(f"warehouse {warehouse} not found (run `python -m collector run` or refresh it first)")
+            try:
+                result = dbtRunner().invoke(args)
+            finally:
+                _release_warehouse()
+            _check(result, log_path)
     elapsed = time.perf_counter() - started
     node_results = getattr(result.result, "results", None) or []
     return BuildResult(
@@ -145,3 +180,10 @@ def build(
         elapsed_s=elapsed,
         log_path=log_path / "dbt.log",
     )
+
+
+def _check(result: Any, log_path: Path) -> None:
+    if isinstance(result.exception, KeyboardInterrupt):  # dbt's runner catches it with everything else
+        raise KeyboardInterrupt from result.exception
+    if not result.success:
+        raise UserError(_failure_line(result, log_path / "dbt.log"))

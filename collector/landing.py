@@ -422,7 +422,11 @@ def select_json(con: duckdb.DuckDBPyConnection, table: str, path: str) -> duckdb
 
 
 def write_schema_files(results_dir: Path) -> Path:
-    """(Re)write the zero-row files of every raw table under raw/_schema/ (JSONL, Parquet, manifest)."""
+    """(Re)write the zero-row files of every raw table under raw/_schema/ (JSONL, Parquet, manifest).
+
+    The manifest's own zero-row Parquet (runs.parquet) is read by no glob: it gives an engine that reads run.json
+    with a declared schema (Spark, models_dbt/macros/spark_sources.sql) the manifest's column types.
+    """
     schema_dir = raw_root(results_dir) / SCHEMA_DIR
     schema_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -430,8 +434,8 @@ def write_schema_files(results_dir: Path) -> Path:
         for table in RAW_TABLES:
             if table == "runs":
                 (schema_dir / MANIFEST_FILE).touch()
-                continue
-            (schema_dir / f"{table}.jsonl").touch()
+            else:
+                (schema_dir / f"{table}.jsonl").touch()
             cols = ", ".join(f"null::{t} as {n}" for n, t in struct_of(table).items())
             tmp = schema_dir / f".{table}.parquet.{os.getpid()}.tmp"
             con.sql(f"select {cols} where false").write_parquet(str(tmp))

@@ -11,6 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ENV = "TOKENBENCH_RESULTS_DIR"  # results folder (raw/, the warehouse, reports/, logs/)
 WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"  # warehouse file, for the app and dbt's profile
 PRICING_ENV = "TOKENBENCH_PRICING_DIR"  # price files, for dbt's pricing source
+# dbt's spark target (models_dbt/profiles.yml): Spark's warehouse folder and metastore; default <results>/spark.
+SPARK_DIR_ENV = "TOKENBENCH_SPARK_DIR"
 
 DEFAULT_RESULTS_DIR = Path("results")
 WAREHOUSE_FILE = "tokenbench.duckdb"

@@ -275,3 +275,23 @@ def upsert_run_settings(
                 *slo.values(),
             ],
         )
+
+
+def run_settings_export_path(results_dir: Path) -> Path:
+    """Where `export_run_settings` writes config.run_settings for an engine that cannot read the warehouse file."""
+    return results_dir / "config" / "run_settings.parquet"
+
+
+def export_run_settings(path: Path, results_dir: Path) -> Path:
+    """Write the warehouse's config.run_settings as Parquet beside the landing zone (atomically), where the dbt
+    project's Spark sources read it (models_dbt/macros/spark_sources.sql): budgets stay recorded in one place."""
+    out = run_settings_export_path(results_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with writing(path) as target, connect(target) as con:
+        _ensure_config(con)
+        con.execute(
+            f"copy (select * from config.run_settings order by run_name) to {sql_string(str(tmp))} (format parquet)"
+        )
+    os.replace(tmp, out)
+    return out

@@ -9,7 +9,8 @@ from pathlib import Path
 from collector import dbt_runner
 from collector.cli import options
 from collector.errors import UserError
-from collector.warehouse import connect, refresh, upsert_run_settings, writing
+from collector.landing import raw_root
+from collector.warehouse import connect, export_run_settings, refresh, upsert_run_settings, writing
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="current",
         help="current: prices from the pricing folder now (default); recorded: the prices each run's "
         "manifest recorded when it ran.",
+    )
+    p.add_argument(
+        "--target",
+        default=None,
+        metavar="NAME",
+        help="models_dbt/profiles.yml target to build: local (DuckDB, the default) or spark (dbt-spark on a local "
+        "pyspark over the Parquet landing zone; needs the [spark] extra and Java 17+).",
     )
     p.add_argument(
         "--pricing-dir",
@@ -80,11 +88,29 @@ def run(args: argparse.Namespace) -> int:
                 str(path),
                 slo=cfg.report.slo_settings(),
             )
+        if args.target in (None, dbt_runner.DUCKDB_TARGET):
+            result = dbt_runner.build(
+                warehouse,
+                pricing_dir=_pricing_dir(args, config_dirs),
+                vars={"price_source": args.price_source},
+            )
+        else:
+            export_run_settings(warehouse, results_dir)  # the budgets, where the engine's sources read them
+    if args.target not in (None, dbt_runner.DUCKDB_TARGET):
         result = dbt_runner.build(
             warehouse,
             pricing_dir=_pricing_dir(args, config_dirs),
             vars={"price_source": args.price_source},
+            target=args.target,
+            results_dir=results_dir,
         )
+        print(
+            f"built target {args.target} from {raw_root(results_dir)}: {result.nodes} dbt nodes passed in "
+            f"{result.elapsed_s:.1f} s (Spark warehouse {dbt_runner.spark_dir(results_dir.resolve())}), "
+            f"prices {args.price_source} from {result.pricing_dir}",
+            file=sys.stdout,
+        )
+        return 0
     with connect(warehouse, read_only=True) as con:
         row = con.execute(
             "select count(*), count(*) filter (where budget_source = 'run_settings') from marts.dim_runs"

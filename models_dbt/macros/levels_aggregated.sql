@@ -53,9 +53,9 @@ inter_token_latencies as (
         target_rate_rps,{{ repeat_column }}
         count(*) as itl_gap_count,
         avg(gap_s) as itl_mean,
-        quantile_cont(gap_s, 0.50) as itl_p50,
-        quantile_cont(gap_s, 0.95) as itl_p95,
-        quantile_cont(gap_s, 0.99) as itl_p99
+        {{ percentile_cont('gap_s', 0.50) }} as itl_p50,
+        {{ percentile_cont('gap_s', 0.95) }} as itl_p95,
+        {{ percentile_cont('gap_s', 0.99) }} as itl_p99
     from token_gaps
     group by
         run_id,
@@ -77,21 +77,32 @@ last_starts as (
         max(intended_offset_ns) over level_requests as scheduled_end_offset_ns,
         -- Each repeat's own span: a level's repeats run back to back, and the pauses between them are not load.
         max(end_offset_ns) over level_requests - min(start_offset_ns) over level_requests as repeat_span_ns,
-        row_number() over (level_requests order by sequence_in_level, request_id) = 1 as is_repeat_first,
-        -- Thirds of the successful requests in send order, for the saturation test.
-        case when is_success then ntile(3) over (level_requests_by_outcome order by sequence_in_level) end
-            as success_third,
-        -- The successful requests in the order they ended: an open loop's completion interval starts at the first.
-        case when is_success then row_number() over (level_requests_by_outcome order by end_offset_ns) end
-            as success_end_rank
-    from measured_requests
-    window
-        level_requests as (
+        row_number() over (
             partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
-        ),
-        level_requests_by_outcome as (
-            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index, is_success
-        )
+            order by sequence_in_level, request_id
+        ) = 1 as is_repeat_first,
+        -- Thirds of the successful requests in send order, for the saturation test.
+        case
+            when is_success
+                then ntile(3) over (
+                        partition by
+                            run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index, is_success
+                        order by sequence_in_level
+                    )
+        end as success_third,
+        -- The successful requests in the order they ended: an open loop's completion interval starts at the first.
+        case
+            when is_success
+                then row_number() over (
+                        partition by
+                            run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index, is_success
+                        order by end_offset_ns
+                    )
+        end as success_end_rank
+    from measured_requests
+    window level_requests as (
+        partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
+    )
 ),
 
 windowed as (
@@ -104,7 +115,7 @@ windowed as (
         *,
         min(case when end_offset_ns > last_start_ns then end_offset_ns end) over level_requests
             as steady_end_offset_ns,
-        min(end_offset_ns) filter (where is_success) over level_requests as first_success_end_offset_ns,
+        min(case when is_success then end_offset_ns end) over level_requests as first_success_end_offset_ns,
         case
             when load_model = 'rate'
                 then coalesce(
@@ -159,19 +170,19 @@ aggregated as (
             where is_success
         ) as completion_token_relative_difference_mean,
         avg(e2e_latency_s) filter (where is_success) as latency_mean,
-        quantile_cont(e2e_latency_s, 0.50) filter (where is_success) as latency_p50,
-        quantile_cont(e2e_latency_s, 0.95) filter (where is_success) as latency_p95,
-        quantile_cont(e2e_latency_s, 0.99) filter (where is_success) as latency_p99,
-        quantile_cont(ttft_s, 0.50) filter (where is_success) as ttft_p50,
-        quantile_cont(ttft_s, 0.95) filter (where is_success) as ttft_p95,
-        quantile_cont(ttft_s, 0.99) filter (where is_success) as ttft_p99,
-        quantile_cont(tpot_s, 0.50) filter (where is_success) as tpot_p50,
-        quantile_cont(tpot_s, 0.95) filter (where is_success) as tpot_p95,
-        quantile_cont(tpot_s, 0.99) filter (where is_success) as tpot_p99,
+        {{ percentile_cont('e2e_latency_s', 0.50) }} filter (where is_success) as latency_p50,
+        {{ percentile_cont('e2e_latency_s', 0.95) }} filter (where is_success) as latency_p95,
+        {{ percentile_cont('e2e_latency_s', 0.99) }} filter (where is_success) as latency_p99,
+        {{ percentile_cont('ttft_s', 0.50) }} filter (where is_success) as ttft_p50,
+        {{ percentile_cont('ttft_s', 0.95) }} filter (where is_success) as ttft_p95,
+        {{ percentile_cont('ttft_s', 0.99) }} filter (where is_success) as ttft_p99,
+        {{ percentile_cont('tpot_s', 0.50) }} filter (where is_success) as tpot_p50,
+        {{ percentile_cont('tpot_s', 0.95) }} filter (where is_success) as tpot_p95,
+        {{ percentile_cont('tpot_s', 0.99) }} filter (where is_success) as tpot_p99,
         avg(tpot_s) filter (where is_success) as tpot_mean,
-        quantile_cont(ttft_first_event_s, 0.50) filter (where is_success) as ttft_first_event_p50,
-        quantile_cont(ttft_first_event_s, 0.95) filter (where is_success) as ttft_first_event_p95,
-        quantile_cont(ttft_first_event_s, 0.99) filter (where is_success) as ttft_first_event_p99,
+        {{ percentile_cont('ttft_first_event_s', 0.50) }} filter (where is_success) as ttft_first_event_p50,
+        {{ percentile_cont('ttft_first_event_s', 0.95) }} filter (where is_success) as ttft_first_event_p95,
+        {{ percentile_cont('ttft_first_event_s', 0.99) }} filter (where is_success) as ttft_first_event_p99,
         avg(content_chunk_count) filter (where is_success and is_streaming) as content_chunk_count_mean,
         max(steady_end_offset_ns) as steady_end_offset_ns,
         count(*) filter (where is_steady) as steady_request_count,
@@ -179,10 +190,10 @@ aggregated as (
         sum(e2e_latency_s) filter (where is_steady) as steady_latency_sum_s,
         coalesce(sum(prompt_tokens) filter (where is_steady and is_success), 0) as steady_prompt_tokens,
         coalesce(sum(completion_tokens) filter (where is_steady and is_success), 0) as steady_completion_tokens,
-        quantile_cont(e2e_latency_s, 0.50) filter (where is_steady and is_success) as steady_latency_p50,
-        quantile_cont(e2e_latency_s, 0.95) filter (where is_steady and is_success) as steady_latency_p95,
+        {{ percentile_cont('e2e_latency_s', 0.50) }} filter (where is_steady and is_success) as steady_latency_p50,
+        {{ percentile_cont('e2e_latency_s', 0.95) }} filter (where is_steady and is_success) as steady_latency_p95,
         -- Open loop: the schedule, how late the client kept it, and whether the queue grew through the level.
-        any_value(load_model) as load_model,
+        {{ any_non_null('load_model') }} as load_model,
         min(scheduled_start_offset_ns) as scheduled_start_offset_ns,
         max(scheduled_end_offset_ns) as scheduled_end_offset_ns,
         min(first_success_end_offset_ns) as first_success_end_offset_ns,
@@ -190,11 +201,11 @@ aggregated as (
         count(distinct coalesce(repeat_index, 1)) as repeat_count,
         sum(repeat_span_ns) filter (where is_repeat_first) as repeats_span_ns,
         sum(scheduled_end_offset_ns - scheduled_start_offset_ns) filter (where is_repeat_first) as repeats_scheduled_ns,
-        quantile_cont(send_lag_s, 0.50) as send_lag_p50,
-        quantile_cont(send_lag_s, 0.99) as send_lag_p99,
+        {{ percentile_cont('send_lag_s', 0.50) }} as send_lag_p50,
+        {{ percentile_cont('send_lag_s', 0.99) }} as send_lag_p99,
         max(send_lag_s) as send_lag_max,
-        quantile_cont(coalesce(ttft_s, e2e_latency_s), 0.50) filter (where success_third = 1) as first_third_ttft_p50,
-        quantile_cont(coalesce(ttft_s, e2e_latency_s), 0.50) filter (where success_third = 3) as last_third_ttft_p50
+        {{ percentile_cont('coalesce(ttft_s, e2e_latency_s)', 0.50) }} filter (where success_third = 1) as first_third_ttft_p50,
+        {{ percentile_cont('coalesce(ttft_s, e2e_latency_s)', 0.50) }} filter (where success_third = 3) as last_third_ttft_p50
     from windowed
     group by
         run_id,

@@ -22,7 +22,7 @@
         when {{ column }} is null and ({{ required_when }})
             then '{{ column }} missing (absent, or not a value that fits its column, in the landed file)'
         when {{ out_of_range }}
-            then '{{ column }} ' || cast({{ column }} as varchar) || '{{ bounds }}'
+            then '{{ column }} ' || cast({{ column }} as string) || '{{ bounds }}'
     end
 {%- endmacro %}
 
@@ -31,7 +31,7 @@
     case
         when {{ json_text }} is null then null
         when try_cast({{ json_text }} as double) is null then '{{ name }} ''' || {{ json_text }} || ''' is not a number'
-        when not isfinite(try_cast({{ json_text }} as double)) or try_cast({{ json_text }} as double) < 0
+        when not {{ is_finite('try_cast(' ~ json_text ~ ' as double)') }} or try_cast({{ json_text }} as double) < 0
             then '{{ name }} ' || {{ json_text }} || ' is not a finite price >= 0'
     end
 {%- endmacro %}

@@ -1,3 +1,5 @@
+{%- set most_frequent_first = ['message_count desc', 'error_message asc nulls last'] -%}
+
 with
 
 failed_requests as (
@@ -32,8 +34,8 @@ grouped as (
         error_type,
         sum(message_count)::bigint as request_count,
         -- The most frequent message (ties: the alphabetically first), as the example a sentence quotes.
-        first(error_message order by message_count desc, error_message asc nulls last) as example_message,
-        first(http_status order by message_count desc, error_message asc nulls last) as example_http_status,
+        {{ first_ordered('error_message', most_frequent_first) }} as example_message,
+        {{ first_ordered('http_status', most_frequent_first) }} as example_http_status,
         count(distinct error_message) as distinct_message_count,
         min(first_seen_at) as first_seen_at
     from messages

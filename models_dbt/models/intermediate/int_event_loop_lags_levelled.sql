@@ -18,8 +18,8 @@ levelled as (
         levels.concurrency,
         levels.target_rate_rps,
         count(*) as event_loop_sample_count,
-        quantile_cont(samples.event_loop_lag_s, 0.50) as event_loop_lag_p50,
-        quantile_cont(samples.event_loop_lag_s, 0.99) as event_loop_lag_p99,
+        {{ percentile_cont('samples.event_loop_lag_s', 0.50) }} as event_loop_lag_p50,
+        {{ percentile_cont('samples.event_loop_lag_s', 0.99) }} as event_loop_lag_p99,
         max(samples.event_loop_lag_s) as event_loop_lag_max
     from levels
     inner join samples

@@ -109,7 +109,7 @@ methods as (
         experiment_name,
         concurrency,
         target_rate_rps,
-        string_agg(distinct energy_method, '+' order by energy_method) as gpu_energy_method
+        {{ string_agg_distinct_sorted('energy_method', "'+'") }} as gpu_energy_method
     from segment_energy
     group by
         run_id,
@@ -127,7 +127,7 @@ metered as (
         sum(per_gpu.energy_j) as gpu_energy_j,
         count(per_gpu.energy_j) as metered_gpu_count,
         min(per_gpu.metered_s) as gpu_energy_metered_s,
-        any_value(methods.gpu_energy_method) as gpu_energy_method
+        {{ any_non_null('methods.gpu_energy_method') }} as gpu_energy_method
     from per_gpu
     inner join methods
         on

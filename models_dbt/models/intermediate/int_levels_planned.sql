@@ -8,8 +8,9 @@ experiments as (
     -- The resolved config the manifest recorded; one that has no experiments list plans nothing.
     select
         runs.run_id,
-        unnest(json_extract(runs.config_json, '$.experiments[*]')) as experiment,
-        generate_subscripts(json_extract(runs.config_json, '$.experiments[*]'), 1) as experiment_position
+        {{ unnest_with_position(
+            json_extract_list('runs.config_json', '$.experiments'), 'experiment', 'experiment_position'
+        ) }}
     from runs
 ),
 
@@ -18,13 +19,14 @@ closed_levels as (
     select
         run_id,
         experiment_position,
-        json_extract_string(experiment, '$.name') as experiment_name,
-        json_extract_string(experiment, '$.payloads[*]') as payload_files,
-        unnest(json_extract(experiment, '$.concurrency_levels[*]'))::integer as concurrency,
+        {{ json_extract_text('experiment', '$.name') }} as experiment_name,
+        {{ json_extract_list('experiment', '$.payloads', as_text=true) }} as payload_files,
         null::double as target_rate_rps,
-        generate_subscripts(json_extract(experiment, '$.concurrency_levels[*]'), 1) as concurrency_position
+        {{ unnest_with_position(
+            json_extract_list('experiment', '$.concurrency_levels'), 'concurrency', 'concurrency_position', 'integer'
+        ) }}
     from experiments
-    where coalesce(json_extract_string(experiment, '$.load.model'), 'closed') <> 'rate'
+    where coalesce({{ json_extract_text('experiment', '$.load.model') }}, 'closed') <> 'rate'
 ),
 
 rate_levels as (
@@ -32,19 +34,49 @@ rate_levels as (
     select
         run_id,
         experiment_position,
-        json_extract_string(experiment, '$.name') as experiment_name,
-        json_extract_string(experiment, '$.payloads[*]') as payload_files,
-        json_extract(experiment, '$.load.max_in_flight')::integer as concurrency,
-        unnest(json_extract(experiment, '$.load.rates_per_s[*]'))::double as target_rate_rps,
-        generate_subscripts(json_extract(experiment, '$.load.rates_per_s[*]'), 1) as concurrency_position
+        {{ json_extract_text('experiment', '$.name') }} as experiment_name,
+        {{ json_extract_list('experiment', '$.payloads', as_text=true) }} as payload_files,
+        {{ json_extract_value('experiment', '$.load.max_in_flight') }}::integer as concurrency,
+        {{ unnest_with_position(
+            json_extract_list('experiment', '$.load.rates_per_s'), 'target_rate_rps', 'concurrency_position', 'double'
+        ) }}
     from experiments
-    where json_extract_string(experiment, '$.load.model') = 'rate'
+    where {{ json_extract_text('experiment', '$.load.model') }} = 'rate'
 ),
 
 concurrencies as (
-    select * from closed_levels
+    -- By name: each side lists its unnested columns last.
+    select
+        run_id,
+        experiment_position,
+        experiment_name,
+        payload_files,
+        concurrency,
+        target_rate_rps,
+        concurrency_position
+    from closed_levels
     union all
-    select * from rate_levels
+    select
+        run_id,
+        experiment_position,
+        experiment_name,
+        payload_files,
+        concurrency,
+        target_rate_rps,
+        concurrency_position
+    from rate_levels
+),
+
+payloads as (
+    select
+        run_id,
+        experiment_name,
+        concurrency,
+        target_rate_rps,
+        experiment_position,
+        concurrency_position,
+        {{ unnest_with_position('payload_files', 'payload_file', 'payload_position') }}
+    from concurrencies
 ),
 
 planned as (
@@ -52,13 +84,13 @@ planned as (
     select
         run_id,
         experiment_name,
-        unnest(payload_files) as payload_file,
+        payload_file,
         concurrency,
         target_rate_rps,
         experiment_position,
         concurrency_position,
-        generate_subscripts(payload_files, 1) as payload_position
-    from concurrencies
+        payload_position
+    from payloads
 )
 
 select * from planned

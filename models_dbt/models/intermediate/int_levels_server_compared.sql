@@ -51,9 +51,17 @@ viewed_experiments as (
         experiment_name
 ),
 
+ranked_views as (
+    -- No QUALIFY: Spark SQL has none.
+    select
+        *,
+        row_number() over (partition by run_id, experiment_name order by preference) as preference_rank
+    from viewed_experiments
+),
+
 viewed as (
-    select * from viewed_experiments
-    qualify row_number() over (partition by run_id, experiment_name order by preference) = 1
+    select * from ranked_views
+    where preference_rank = 1
 ),
 
 levels as (
@@ -320,17 +328,17 @@ edged as (
     -- An engine's figures are differences only between a level's own two edges (without them, null). CloudWatch's
     -- mean latency is SageMaker's whole time, model plus overhead; the service's, the mean it reported.
     select
-        * exclude (
-            server_prompt_tokens,
-            server_generation_tokens,
-            server_finished_requests,
-            server_mean_ttft_s,
-            server_mean_e2e_s,
-            server_mean_queue_time_s,
-            cloudwatch_invocations,
-            service_reported_count,
-            service_mean_latency_s
-        ),
+        {{ star_except([
+            'server_prompt_tokens',
+            'server_generation_tokens',
+            'server_finished_requests',
+            'server_mean_ttft_s',
+            'server_mean_e2e_s',
+            'server_mean_queue_time_s',
+            'cloudwatch_invocations',
+            'service_reported_count',
+            'service_mean_latency_s',
+        ]) }},
         case when has_window_edges then server_prompt_tokens end as server_prompt_tokens,
         case when has_window_edges then server_generation_tokens end as server_generation_tokens,
         case

@@ -42,7 +42,7 @@ experiment_counts as (
         run_id,
         count(*) as experiment_count,
         count(*) filter (where endpoint_type = 'simulated') as simulated_experiment_count,
-        string_agg(distinct price_source, ', ' order by price_source) as price_source
+        {{ string_agg_distinct_sorted('price_source', "', '") }} as price_source
     from experiments
     group by run_id
 ),

@@ -18,8 +18,7 @@ chunks as (
         concurrency,
         target_rate_rps,
         repeat_index,
-        unnest(content_chunk_offsets_ns) as offset_ns,
-        generate_subscripts(content_chunk_offsets_ns, 1) as chunk_index
+        {{ unnest_with_position('content_chunk_offsets_ns', 'offset_ns', 'chunk_index') }}
     from requests
 ),
 

@@ -19,9 +19,9 @@ aggregated as (
         count(*) filter (where not is_success and error_message ilike '%throttl%') as throttling_error_count,
         sum(retry_wait_s) as retry_wait_s_total,
         sum(e2e_latency_s) as e2e_latency_s_total,
-        quantile_cont(final_attempt_latency_s, 0.50) filter (where is_success) as final_attempt_latency_p50,
-        quantile_cont(server_latency_s, 0.50) filter (where is_success) as server_latency_p50,
-        quantile_cont(final_attempt_latency_s - server_latency_s, 0.50) filter (
+        {{ percentile_cont('final_attempt_latency_s', 0.50) }} filter (where is_success) as final_attempt_latency_p50,
+        {{ percentile_cont('server_latency_s', 0.50) }} filter (where is_success) as server_latency_p50,
+        {{ percentile_cont('final_attempt_latency_s - server_latency_s', 0.50) }} filter (
             where is_success
         ) as outside_server_latency_p50
     from requests

@@ -60,7 +60,7 @@ quarantined_telemetry_samples as (
     select
         'telemetry_samples' as source_table,
         run_id,
-        coalesce(device, '?') || ' at ' || coalesce(cast(offset_ns as varchar), '?') || ' ns' as record_key,
+        coalesce(device, '?') || ' at ' || coalesce(cast(offset_ns as string), '?') || ' ns' as record_key,
         'excluded' as disposition,
         exclusion_reason as reason,
         null as data_issue

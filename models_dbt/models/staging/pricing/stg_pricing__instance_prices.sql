@@ -6,11 +6,11 @@ source as (
 
 renamed as (
     select
-        cast(instance_type as varchar) as instance_type,
-        cast(region as varchar) as region,
+        cast(instance_type as string) as instance_type,
+        cast(region as string) as region,
         cast(usd_per_hour as double) as usd_per_hour,
         cast(price_read_on as date) as price_read_on,
-        cast(source as varchar) as price_reference
+        cast(source as string) as price_reference
     from source
 )
 

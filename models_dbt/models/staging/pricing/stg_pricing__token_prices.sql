@@ -6,12 +6,12 @@ source as (
 
 renamed as (
     select
-        cast(model_id as varchar) as model_id,
-        cast(region as varchar) as region,
+        cast(model_id as string) as model_id,
+        cast(region as string) as region,
         cast(usd_per_1m_input_tokens as double) as usd_per_1m_input_tokens,
         cast(usd_per_1m_output_tokens as double) as usd_per_1m_output_tokens,
         cast(price_read_on as date) as price_read_on,
-        cast(source as varchar) as price_reference
+        cast(source as string) as price_reference
     from source
 )
 

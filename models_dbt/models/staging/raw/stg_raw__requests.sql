@@ -132,7 +132,7 @@ deduplicated as (
 
 validated as (
     select
-        * exclude (value_problems, is_duplicate),
+        {{ star_except(['value_problems', 'is_duplicate']) }},
         nullif(
             concat_ws('; ', nullif(value_problems, ''), case when is_duplicate then 'duplicate request_id' end), ''
         ) as exclusion_reason,

@@ -10,8 +10,7 @@ unnested as (
     -- A manifest whose experiments_json is not a list has no experiments (and so no recorded prices).
     select
         runs.run_id,
-        unnest(try_cast(runs.experiments_json as json[])) as experiment,
-        generate_subscripts(try_cast(runs.experiments_json as json[]), 1) as experiment_position
+        {{ unnest_with_position(json_to_list('runs.experiments_json'), 'experiment', 'experiment_position') }}
     from runs
 ),
 
@@ -19,18 +18,18 @@ extracted as (
     select
         run_id,
         experiment_position,
-        json_extract_string(experiment, '$.experiment_name') as experiment_name,
-        json_extract_string(experiment, '$.model_id') as model_id,
-        json_extract_string(experiment, '$.endpoint_type') as endpoint_type,
-        json_extract_string(experiment, '$.instance_type') as instance_type,
-        try_cast(json_extract_string(experiment, '$.instance_count') as integer) as instance_count,
-        json_extract_string(experiment, '$.pricing_kind') as raw_pricing_kind,
-        json_extract_string(experiment, '$.price_source') as raw_price_source,
-        json_extract_string(experiment, '$.telemetry_host') as raw_telemetry_host,
-        json_extract_string(experiment, '$.usd_per_hour') as raw_usd_per_hour,
-        json_extract_string(experiment, '$.usd_per_1m_input_tokens') as raw_usd_per_1m_input_tokens,
-        json_extract_string(experiment, '$.usd_per_1m_output_tokens') as raw_usd_per_1m_output_tokens,
-        try_cast(json_extract_string(experiment, '$.price_read_on') as date) as price_read_on
+        {{ json_extract_text('experiment', '$.experiment_name') }} as experiment_name,
+        {{ json_extract_text('experiment', '$.model_id') }} as model_id,
+        {{ json_extract_text('experiment', '$.endpoint_type') }} as endpoint_type,
+        {{ json_extract_text('experiment', '$.instance_type') }} as instance_type,
+        try_cast({{ json_extract_text('experiment', '$.instance_count') }} as integer) as instance_count,
+        {{ json_extract_text('experiment', '$.pricing_kind') }} as raw_pricing_kind,
+        {{ json_extract_text('experiment', '$.price_source') }} as raw_price_source,
+        {{ json_extract_text('experiment', '$.telemetry_host') }} as raw_telemetry_host,
+        {{ json_extract_text('experiment', '$.usd_per_hour') }} as raw_usd_per_hour,
+        {{ json_extract_text('experiment', '$.usd_per_1m_input_tokens') }} as raw_usd_per_1m_input_tokens,
+        {{ json_extract_text('experiment', '$.usd_per_1m_output_tokens') }} as raw_usd_per_1m_output_tokens,
+        try_cast({{ json_extract_text('experiment', '$.price_read_on') }} as date) as price_read_on
     from unnested
 ),
 

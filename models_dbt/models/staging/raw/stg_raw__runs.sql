@@ -52,7 +52,7 @@ deduplicated as (
 
 validated as (
     select
-        * exclude (is_duplicate),
+        {{ star_except(['is_duplicate']) }},
         case when is_duplicate then 'duplicate run_id (the most recently rewritten manifest is used)' end
             as exclusion_reason,
         is_duplicate as is_excluded
