@@ -356,7 +356,7 @@ class ClientPool:
         loop = asyncio.get_running_loop()
         loop.remove_reader(entry.process.sentinel)
         self._readable(entry)  # whatever it sent before it ended comes first
-        entry.process.join(0)
+        entry.process.join(1.0)  # its pipes close as it exits, a moment before it can be reaped
         self.inbox.put_nowait((entry.index, ("exited", entry.process.exitcode)))
 
     def _describe(self, entry: _Process) -> str:
