@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from collector.clock import RunClock, iso_utc, wall_and_perf_ns, wall_clock_sync
+from collector.config import NAME_RE, NAME_RULE, Config
 from collector.errors import UserError
 from collector.landing import MANIFEST_FILE, collector_alive, read_manifest, shard_manifest_file
+from collector.load_models import SweepLoad
 
 SHARDS_DIR = "shards"
 SHARD_RE = re.compile(r"^\s*([0-9]+)\s*/\s*([0-9]+)\s*$")
@@ -81,6 +83,35 @@ def parse_shard(text: str) -> HostShard:
     return HostShard(index, count)
 
 
+def check_run_id(run_id: str | None) -> None:
+    """A run id given on the command line names a folder: the same safe names as experiments."""
+    if run_id is not None and (not NAME_RE.match(run_id) or run_id.startswith("_")):
+        raise UserError(f"--run-id {run_id!r}: {NAME_RULE}, and not starting with '_'")
+
+
+def check_shardable(config: Config, shard: HostShard, run_id: str | None) -> None:
+    """What `--shard` needs: a run id every shard is given, endpoints every shard reaches (not one each collector
+    starts), and levels known before the run (a sweep's rates come from what one collector measured)."""
+    if run_id is None:
+        raise UserError(
+            f"--shard {shard.label}: give every shard the same --run-id (e.g. --run-id "
+            f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-sharded), so that they land into one run"
+        )
+    for i, exp in enumerate(config.experiments):
+        where = f"experiments[{i}] ({exp.name})"
+        if exp.endpoint.type in ("simulated", "container", "process"):
+            raise UserError(
+                f"--shard: {where} starts its own endpoint (type {exp.endpoint.type}) on each collector's host, so "
+                "the shards would not share one; point every shard at one endpoint (type openai with its base_url; "
+                "`python -m collector sim` serves the simulator)"
+            )
+        if isinstance(exp.load, SweepLoad):
+            raise UserError(
+                f"--shard: {where} has load model sweep, whose rates come from the levels one collector measured; "
+                "give the rates (load model rate) or run it unsharded"
+            )
+
+
 def config_digest(config_json: Any) -> str:
     """What the shards of one run must agree on: the resolved config (secrets redacted)."""
     return hashlib.sha256(json.dumps(config_json, sort_keys=True, default=str).encode()).hexdigest()
@@ -110,6 +141,7 @@ class ShardGroup:
         self.dir = run_dir / SHARDS_DIR
         self.late_ns: list[int] = []  # per barrier: how late this shard saw it complete (its start skew)
         self.epoch_wall_ns: int | None = None
+        self.join_wait_s = JOIN_WAIT_S
 
     # -- joining --
     def claim(self) -> None:
@@ -166,8 +198,8 @@ class ShardGroup:
     async def start(self, stop: asyncio.Event, say: Any = print) -> RunClock | None:
         """Wait until every shard has joined and reached the start barrier; the run clock all of them share
         (offsets from the barrier's instant), or None when this collector was stopped meanwhile."""
-        wait_s = float(os.environ.get(JOIN_WAIT_ENV, JOIN_WAIT_S))
-        instant = await self._barrier("start", stop, join_wait_s=wait_s, say=say)
+        self.join_wait_s = float(os.environ.get(JOIN_WAIT_ENV, JOIN_WAIT_S))
+        instant = await self._barrier("start", stop, join_wait_s=self.join_wait_s, say=say)
         if instant is None:
             return None
         self.epoch_wall_ns = instant
@@ -226,7 +258,7 @@ class ShardGroup:
             if manifest is None:
                 if join_deadline is not None and time.monotonic() > join_deadline:
                     raise ShardError(
-                        f"run {self.run_dir.name}: {label} did not join within {JOIN_WAIT_S:g} s "
+                        f"run {self.run_dir.name}: {label} did not join within {self.join_wait_s:g} s "
                         f"(start it with the same --run-id, or raise ${JOIN_WAIT_ENV})"
                     )
                 continue

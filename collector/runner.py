@@ -25,8 +25,6 @@ from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
 from collector.clock import RunClock, now_iso, wall_clock_sync
 from collector.config import (
     MANAGED_ENDPOINT_TYPES,
-    NAME_RE,
-    NAME_RULE,
     Config,
     Experiment,
     OpenAIEndpoint,
@@ -36,7 +34,15 @@ from collector.config import (
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
-from collector.host_shards import HostShard, ShardGroup, config_digest, fold, with_clock_offsets
+from collector.host_shards import (
+    HostShard,
+    ShardGroup,
+    check_run_id,
+    check_shardable,
+    config_digest,
+    fold,
+    with_clock_offsets,
+)
 from collector.landing import (
     RunLanding,
     check_free_space,
@@ -569,35 +575,6 @@ def repeated(exp: Experiment, levels: list[PlannedLevel]) -> list[PlannedLevel]:
     """Each level `exp.repeats_per_level` times, back to back."""
     k = exp.repeats_per_level
     return [replace(level, repeat=r, repeats=k) for level in levels for r in range(1, k + 1)]
-
-
-def check_run_id(run_id: str | None) -> None:
-    """A run id given on the command line names a folder: the same safe names as experiments."""
-    if run_id is not None and (not NAME_RE.match(run_id) or run_id.startswith("_")):
-        raise UserError(f"--run-id {run_id!r}: {NAME_RULE}, and not starting with '_'")
-
-
-def check_shardable(config: Config, shard: HostShard, run_id: str | None) -> None:
-    """What `--shard` needs: a run id every shard is given, endpoints every shard reaches (not one each collector
-    starts), and levels known before the run (a sweep's rates come from what one collector measured)."""
-    if run_id is None:
-        raise UserError(
-            f"--shard {shard.label}: give every shard the same --run-id (e.g. --run-id "
-            f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-sharded), so that they land into one run"
-        )
-    for i, exp in enumerate(config.experiments):
-        where = f"experiments[{i}] ({exp.name})"
-        if exp.endpoint.type in ("simulated", "container", "process"):
-            raise UserError(
-                f"--shard: {where} starts its own endpoint (type {exp.endpoint.type}) on each collector's host, so "
-                "the shards would not share one; point every shard at one endpoint (type openai with its base_url; "
-                "`python -m collector sim` serves the simulator)"
-            )
-        if isinstance(exp.load, SweepLoad):
-            raise UserError(
-                f"--shard: {where} has load model sweep, whose rates come from the levels one collector measured; "
-                "give the rates (load model rate) or run it unsharded"
-            )
 
 
 def expected_rows(config: Config) -> int:

@@ -217,8 +217,8 @@ async def _level(
                 stop.set()
                 if not go.done():
                     go.set_result(None)
-            elif kind[0] in ("cancel", "gone"):
-                gone = kind[0] == "gone"
+            elif kind[0] in ("cancel", "gone", "exit"):  # exit: the parent is closing, the level abandoned
+                gone = kind[0] != "cancel"
                 task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

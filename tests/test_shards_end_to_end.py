@@ -311,3 +311,61 @@ def test_a_host_shard_killed_mid_run_stops_the_other_with_one_line(tmp_path: Pat
     assert json.loads((run_dir / "run.s2.json").read_text())["status"] == "lost"
     ((kept,),) = duckdb.sql(f"select count(*) from read_parquet('{run_dir}/requests.s2.parquet')").fetchall()
     assert kept == landed >= 10
+
+
+def _run_dir(results: Path) -> Path:
+    return next(p for p in (results / "raw").iterdir() if not p.name.startswith("_"))
+
+
+def test_an_open_loop_split_across_processes_keeps_one_schedule(tmp_path: Path) -> None:
+    load = {"model": "rate", "rates_per_s": [40], "arrival": "constant", "max_in_flight": 4}
+    exp = sim_experiment(endpoint=SIM, client_processes=2, concurrency_levels=[], load=load, requests_per_level=20)
+    cfg = write_config(tmp_path / "rate.yml", config_dict([exp]))
+    proc = run_cli("run", "--config", str(cfg), "--results-dir", str(tmp_path / "results"), "--no-build")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = duckdb.sql(
+        "select worker_index, shard_index, intended_offset_ns, start_offset_ns "
+        f"from read_parquet('{_run_dir(tmp_path / 'results')}/requests.parquet') where not is_warmup order by 1"
+    ).fetchall()
+    # Dealt round-robin: schedule positions 0, 2, ... from the first process, 1, 3, ... from the second.
+    assert [(position, shard) for position, shard, _, _ in rows] == [(i, i % 2) for i in range(20)]
+    # One schedule on one clock: 25 ms apart whichever process sent them, and none sent early.
+    first = rows[0][2]
+    assert [intended - first for _, _, intended, _ in rows] == [i * 25_000_000 for i in range(20)]
+    assert all(start >= intended for _, _, intended, start in rows)
+
+
+def test_sigterm_mid_level_stops_every_client_process_and_ends_interrupted(tmp_path: Path) -> None:
+    exp = sim_experiment(endpoint=SIM, client_processes=2, concurrency_levels=[2], requests_per_level=3000)
+    cfg = write_config(tmp_path / "term.yml", config_dict([exp]))
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results), "--no-build"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_dir = _wait_for(lambda: next((p for p in (results / "raw").glob("2*")), None), 120, "the run folder")
+        for k in (0, 1):
+            _wait_for(lambda k=k: _lines(run_dir / f"requests.w{k}.jsonl") >= 5, 120, f"rows of process {k + 1}")
+        clients = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())
+        ]
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    assert len(clients) == 2 and not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in clients)
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert (manifest["status"], manifest["error_message"]) == (
+        "interrupted",
+        "stopped by signal; requests in flight were completed",
+    )
+    statuses = dict(
+        duckdb.sql(f"select status, count(*) from read_parquet('{run_dir}/requests.parquet') group by all").fetchall()
+    )
+    assert set(statuses) == {"success"} and statuses["success"] < 3001  # in flight finished, no more sent

@@ -308,3 +308,17 @@ def test_a_shards_clock_offset_is_given_only_where_it_shares_shard_1s_host() -> 
         ]
     )
     assert [r["clock"]["offset_to_shard_1_ns"] for r in records] == [0, 250, None]
+
+
+def test_a_shard_that_never_joins_fails_the_start_with_one_line(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("TOKENBENCH_SHARD_JOIN_WAIT_S", "0.5")
+    group = ShardGroup(tmp_path / "r", HostShard(1, 2), "d")
+    group.claim()
+    said: list[str] = []
+    with pytest.raises(ShardError) as info:
+        asyncio.run(group.start(asyncio.Event(), say=said.append))
+    assert str(info.value) == (
+        "run r: shard 2/2 did not join within 0.5 s (start it with the same --run-id, or raise "
+        "$TOKENBENCH_SHARD_JOIN_WAIT_S)"
+    )
+    assert said == ["run r: shard 1/2 waiting for shard(s) 2/2 to join"]
