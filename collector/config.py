@@ -17,6 +17,7 @@ from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
 from collector.config_base import (  # noqa: F401 - re-exported: the names config users import from here
     API_STYLE_DOC,
     BUCKET_NAME_RE,
+    MAX_CLIENT_PROCESSES,
     MAX_CONCURRENCY,
     MAX_CONFIG_BYTES,
     MAX_INSTANCES,
@@ -35,7 +36,7 @@ from collector.config_base import (  # noqa: F401 - re-exported: the names confi
 from collector.errors import ConfigError
 from collector.launch.settings import LaunchSettings
 from collector.lengths import LengthDistribution
-from collector.load_models import ClosedLoad, LoadModel
+from collector.load_models import ClosedLoad, LoadModel, RateLoad
 from collector.prepare.spec import PrepareSpec
 from collector.settings import DEFAULT_PRICING_DIR, INSTANCE_PRICES_FILE, TOKEN_PRICES_FILE
 from collector.sim.settings import SimEndpointSettings
@@ -271,6 +272,15 @@ class Experiment(Strict):
         description="Times each level runs, back to back (each with its warm-up); the marts pool the repeats' "
         "requests and give the spread of throughput and p95 latency across them.",
     )
+    client_processes: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_CLIENT_PROCESSES,
+        description="Client processes that send each level's load together, each with its own event loop and HTTP "
+        "session (one Python process drives about 2-3k streamed requests/s): a closed loop's concurrency is split "
+        "as evenly as possible across them, an open loop's schedule dealt round-robin. At most the smallest "
+        "concurrency level (an open loop's max_in_flight); about one per CPU core the collector may use.",
+    )
     payloads: list[str] = Field(min_length=1, description="Names of the payload buckets to send.")
     inference_parameters: InferenceParameters = Field(
         default_factory=InferenceParameters, description="Sampling parameters."
@@ -312,6 +322,7 @@ class Experiment(Strict):
             raise ValueError(f"concurrency_levels: needed with load model {self.load.model} (give at least one)")
         if self.unpriced and self.price is not None:
             raise ValueError("give either price or unpriced: true, not both")
+        _check_client_processes(self)
         _check_managed(self)
         style = getattr(self.endpoint, "api_style", None) or "chat"
         if self.inference_parameters.min_tokens is not None and style not in MIN_TOKENS_STYLES:
@@ -320,6 +331,29 @@ class Experiment(Strict):
                 "chat send it); pass the server's own name for it in inference_parameters.extra"
             )
         return self
+
+
+def _check_client_processes(exp: Experiment) -> None:
+    """Every client process needs at least one worker (a closed loop's) or slot (an open loop's) of every level,
+    and the managed kinds send through boto3 threads in the collector's own process."""
+    n = exp.client_processes
+    if n == 1:
+        return
+    if exp.endpoint.type in MANAGED_ENDPOINT_TYPES:
+        raise ValueError(
+            f"client_processes: {n} is not supported for endpoint type {exp.endpoint.type} (its requests go through "
+            "boto3 in the collector's own process); leave it at 1"
+        )
+    load = exp.load
+    caps = [] if isinstance(load, ClosedLoad) else [("max_in_flight", load.max_in_flight)]
+    if exp.concurrency_levels and not isinstance(load, RateLoad):
+        caps.append(("smallest concurrency level", min(exp.concurrency_levels)))
+    what, smallest = min(caps, key=lambda cap: cap[1])
+    if n > smallest:
+        raise ValueError(
+            f"client_processes: {n} is more than the {what} ({smallest}); each process needs at least one "
+            "request in flight"
+        )
 
 
 def _check_managed(exp: Experiment) -> None:

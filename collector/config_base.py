@@ -22,6 +22,7 @@ NAME_RULE = "may only hold letters, digits, '_', '.', '-' (at most 100, not star
 MAX_CONCURRENCY = 100_000
 MAX_REQUESTS_PER_LEVEL = 10_000_000
 MAX_REPEATS_PER_LEVEL = 100
+MAX_CLIENT_PROCESSES = 256  # client processes of one collector (experiments[].client_processes)
 MAX_TOKENS = 10_000_000
 MAX_INSTANCES = 10_000
 MAX_SECONDS = 7 * 24 * 3600

@@ -9,14 +9,23 @@ compacted to Parquet, resumably. Nothing here opens the warehouse.
 
 `RawStore` is where runs land (`raw_store()` picks a local folder or an S3 prefix from the results location) and
 `Landing` what one run lands through; the runner and the warehouse use only these two.
+
+A sharded run (collector/shards.py, collector/host_shards.py) has several writers in one run folder, and no two
+write the same file: each client process lands its own part, `requests.w<k>.jsonl`, and a host shard i of n
+prefixes its parts and its manifest with `s<i>` (`requests.s2.jsonl`, `requests.s2.w1.jsonl`, `run.s2.json`;
+shard 1's manifest is the run's `run.json`). A collector compacts its own group of parts (its main file and its
+processes') into one Parquet file, `requests.parquet` or `requests.s<i>.parquet`, once all of them are closed.
+Sharded runs land only in a local (or shared) folder, not on S3 (the runner refuses them there).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import threading
@@ -49,6 +58,8 @@ SCHEMA_DIR = "_schema"
 MIN_FREE_ENV = "TOKENBENCH_MIN_FREE_MB"
 MIN_FREE_MB = 64
 BYTES_PER_ROW_ESTIMATE = 2048  # a request row is ~1 KiB of JSON, and its Parquet copy exists for a moment too
+# A landing part's file: <table>[.s<i>][.w<k>].jsonl; its group (<table>[.s<i>]) compacts to one Parquet file.
+PART_RE = re.compile(r"^(?P<table>[a-z_]+?)(?:\.(?P<shard>s[0-9]+))?(?:\.(?P<process>w[0-9]+))?\.jsonl$")
 
 
 class LandingError(UserError):
@@ -82,6 +93,21 @@ def check_free_space(results_dir: Path, expected_rows: int) -> None:
             f"{results_dir}: {free_mb:.0f} MiB free, the run needs about {need_mb:.0f} MiB "
             f"(free some space, or set ${MIN_FREE_ENV} to the MiB to require)"
         )
+
+
+def part_name(shard: str = "", process: str = "") -> str:
+    """The part of a run's files one writer owns: '' (an unsharded collector), 'w1' (its client process 1),
+    's2' (host shard 2), 's2.w1'."""
+    return ".".join(p for p in (shard, process) if p)
+
+
+def part_file(table: str, part: str, suffix: str = ".jsonl") -> str:
+    return f"{table}.{part}{suffix}" if part else f"{table}{suffix}"
+
+
+def shard_manifest_file(shard: str) -> str:
+    """The manifest of host shard `shard` ('s2'): shard 1 and an unsharded run write the run's own run.json."""
+    return MANIFEST_FILE if shard in ("", "s1") else f"run.{shard}.json"
 
 
 class Landing(ABC):
@@ -132,6 +158,11 @@ class Landing(ABC):
         """Queue one row (a schema dataclass or a plain dict) for the next flush."""
         data = row if isinstance(row, dict) else row.__dict__
         line = _dumps(data) + "\n"
+        with self._lock:
+            self._buffers[table].append(line)
+
+    def append_line(self, table: str, line: str) -> None:
+        """Queue one row already serialised as a JSON line (ending in a newline)."""
         with self._lock:
             self._buffers[table].append(line)
 
@@ -208,32 +239,49 @@ class Landing(ABC):
 
 
 class RunLanding(Landing):
-    """Lands the rows of one run under `<results_dir>/raw/<run_id>/`; never touches other runs."""
+    """Lands the rows of one run under `<results_dir>/raw/<run_id>/`; never touches other runs.
 
-    def __init__(self, results_dir: Path, run_id: str) -> None:
+    `part` names this writer's files in a sharded run (part_name); `join` joins a run folder that another
+    writer of the same run may have made (a client process, a host shard); only the run's first writer makes
+    it otherwise, since a run id is never reused. `manifest` is the manifest file this writer owns, if any.
+    """
+
+    def __init__(
+        self,
+        results_dir: Path,
+        run_id: str,
+        part: str = "",
+        *,
+        join: bool = False,
+        manifest: str | None = MANIFEST_FILE,
+    ) -> None:
         super().__init__()
         self.dir = raw_root(results_dir) / run_id
         self.dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.dir.mkdir()  # a run id is never reused
+            self.dir.mkdir(exist_ok=join)  # a run id is never reused, but a run's writers share its folder
         except FileExistsError:
-            raise LandingError(f"{self.dir} already exists: run id {run_id} is taken by another run") from None
+            raise LandingError(f"{self.dir}: a run with id {run_id} already exists; run ids are never reused") from None
         self.where = str(self.dir)
+        self.part = part
+        self.manifest_file = manifest
         # Bytes of a write that failed part-way: written first next time, so a torn line is completed.
         self._carry: dict[str, bytes] = dict.fromkeys(STREAM_TABLES, b"")
         self._fds = {
-            t: os.open(self.dir / f"{t}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) for t in STREAM_TABLES
+            t: os.open(self.dir / part_file(t, part), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            for t in STREAM_TABLES
         }
         # Space held back so that the final manifest (status failed, and why) can be written on a full disk.
-        self._reserve = self.dir / ".reserve"
-        self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
+        self._reserve = self.dir / reserve_file(part)
+        if manifest is not None:
+            self._reserve.write_bytes(b"\0" * RESERVE_BYTES)
 
     def rows_pending(self, table: str = "requests") -> int:
         with self._lock:
             return len(self._buffers[table]) + self._carry[table].count(b"\n")
 
     def stream_location(self, table: str) -> str:
-        return str(self.dir / f"{table}.jsonl")
+        return str(self.dir / part_file(table, self.part))
 
     def flush(self) -> None:
         """Write queued rows as whole lines (one write call per table, so no torn rows); raise OSError on failure.
@@ -263,16 +311,17 @@ class RunLanding(Landing):
     def write_manifest(self, manifest: RunManifest, *, final: bool = False) -> None:
         """Atomically replace this run's manifest. The final one (after close) may use the reserved space if the
         disk is full, so a run that failed on a full disk still says so."""
+        assert self.manifest_file is not None, "this writer owns no manifest"
         try:
-            write_manifest(self.dir, manifest)
+            write_manifest(self.dir, manifest, self.manifest_file)
         except OSError as exc:
             if not final or exc.errno != errno.ENOSPC or not self._reserve.exists():
                 raise
             self._reserve.unlink()
-            write_manifest(self.dir, manifest)
+            write_manifest(self.dir, manifest, self.manifest_file)
 
     def compact(self) -> None:
-        compact_run(self.dir)
+        compact_run(self.dir, [self.part])  # its own group of parts: other host shards may still write theirs
 
     def _close_files(self) -> None:
         for fd in self._fds.values():
@@ -283,20 +332,24 @@ class RunLanding(Landing):
         self._reserve.unlink(missing_ok=True)
 
 
-def write_manifest(run_dir: Path, manifest: RunManifest) -> None:
-    """Atomically replace a run's manifest (write to a temp file, then rename)."""
-    tmp = run_dir / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
+def reserve_file(part: str) -> str:
+    return f".reserve.{part}" if part else ".reserve"
+
+
+def write_manifest(run_dir: Path, manifest: RunManifest, name: str = MANIFEST_FILE) -> None:
+    """Atomically replace a run's manifest (or a host shard's: `name`) (write to a temp file, then rename)."""
+    tmp = run_dir / f".{name}.{socket.gethostname()}.{os.getpid()}.tmp"
     try:
         tmp.write_text(_dumps(asdict(manifest)) + "\n")
-        os.replace(tmp, run_dir / MANIFEST_FILE)
+        os.replace(tmp, run_dir / name)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any] | None:
-    """A run's manifest as a dict, or None when it is missing or unreadable."""
+def read_manifest(run_dir: Path, name: str = MANIFEST_FILE) -> dict[str, Any] | None:
+    """A run's manifest (or a host shard's: `name`) as a dict, or None when it is missing or unreadable."""
     try:
-        data = json.loads((run_dir / MANIFEST_FILE).read_text())
+        data = json.loads((run_dir / name).read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
@@ -363,48 +416,91 @@ def reconcile_runs(results_dir: Path) -> list[str]:
     """Mark runs whose collector is gone as `lost`, and finish compacting runs that are over; returns lost ids.
 
     Safe to call at any moment and from several processes in turn (the caller holds the writer lock): a live run
-    is never touched, and compaction resumes wherever a kill left it.
+    is never touched, and compaction resumes wherever a kill left it. In a sharded run each host shard's
+    manifest is judged, and each shard's parts compacted, on their own.
     """
     lost = []
     for run_dir in run_dirs(results_dir):
-        manifest = read_manifest(run_dir)
-        if manifest is None:
-            continue
-        if manifest.get("status") == "running":
-            if not collector_gone(manifest):
+        over = []
+        for name in [MANIFEST_FILE, *sorted(p.name for p in run_dir.glob("run.s*.json"))]:
+            manifest = read_manifest(run_dir, name)
+            if manifest is None:
                 continue
-            write_manifest(run_dir, lost_manifest(manifest))
-            lost.append(run_dir.name)
-        compact_run(run_dir)
+            if manifest.get("status") == "running":
+                if not collector_gone(manifest):
+                    continue
+                write_manifest(run_dir, lost_manifest(manifest), name)
+                if name == MANIFEST_FILE:
+                    lost.append(run_dir.name)
+            over.append(name)
+        groups = [g for g in part_groups(run_dir) if shard_manifest_file(g) in over]
+        if groups:
+            compact_run(run_dir, groups)
     return lost
 
 
 # -- compaction and reading -----------------------------------------------------------------
 
 
-def compact_run(run_dir: Path) -> None:
-    """Rewrite a finished run's JSONL files as Parquet (same columns), then drop the JSONL.
+def part_groups(run_dir: Path) -> set[str]:
+    """The groups of landing parts a run folder holds as JSONL: '' (an unsharded collector's), 's2' (host shard 2's)."""
+    groups = set()
+    for path in run_dir.glob("*.jsonl"):
+        match = PART_RE.match(path.name)
+        if match and match["table"] in STREAM_TABLES:
+            groups.add(match["shard"] or "")
+    return groups
+
+
+def group_parts(run_dir: Path, table: str, group: str) -> list[Path]:
+    """A group's JSONL parts of one table: its collector's own file and its client processes' files."""
+    parts = []
+    for path in run_dir.glob(f"{table}*.jsonl"):
+        match = PART_RE.match(path.name)
+        if match and match["table"] == table and (match["shard"] or "") == group:
+            parts.append(path)
+    return sorted(parts)
+
+
+def compact_run(run_dir: Path, groups: list[str] | None = None) -> None:
+    """Rewrite a finished run's JSONL files as Parquet (same columns), then drop the JSONL: each group of parts
+    (`groups`, else all) as one file, `requests.parquet` or `requests.s<i>.parquet` (a host shard's).
 
     Resumable and idempotent: the Parquet is renamed into place only when complete, so when both exist the
-    Parquet is whole and the JSONL is only removed; a temp file left by a kill is removed and redone.
+    Parquet is whole and the JSONL is only removed; a temp file left by a kill is removed and redone. Only a group
+    whose writers are all closed may be compacted: a part still appended to would lose its later rows.
     """
-    (run_dir / ".reserve").unlink(missing_ok=True)  # space held for the final manifest: the run is over
+    for group in part_groups(run_dir) if groups is None else groups:
+        # One compaction of a group at a time: its own collector and another's refresh may both try.
+        fd = os.open(run_dir / f".compact{'.' + group if group else ''}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _compact_group(run_dir, group)
+        finally:
+            os.close(fd)
+
+
+def _compact_group(run_dir: Path, group: str) -> None:
+    # space held for the final manifest: that collector is done
+    (run_dir / reserve_file(group)).unlink(missing_ok=True)
     for table in STREAM_TABLES:
-        for stale in run_dir.glob(f".{table}.parquet.*tmp"):
+        stem = part_file(table, group, "")
+        for stale in run_dir.glob(f".{stem}.parquet.*tmp"):
             stale.unlink(missing_ok=True)
-        src, dst = run_dir / f"{table}.jsonl", run_dir / f"{table}.parquet"
-        if not src.exists():
+        sources, dst = group_parts(run_dir, table, group), run_dir / f"{stem}.parquet"
+        if not sources:
             continue
         if not dst.exists():
-            tmp = run_dir / f".{table}.parquet.{os.getpid()}.tmp"
+            tmp = run_dir / f".{stem}.parquet.{os.getpid()}.tmp"
             con = duckdb.connect()
             try:
-                select_json(con, table, str(src)).write_parquet(str(tmp), compression="zstd")
+                select_json(con, table, [str(p) for p in sources]).write_parquet(str(tmp), compression="zstd")
                 os.replace(tmp, dst)
             finally:
                 con.close()
                 tmp.unlink(missing_ok=True)
-        src.unlink()
+        for src in sources:
+            src.unlink()
 
 
 def struct_of(table: str) -> dict[str, str]:
@@ -412,8 +508,9 @@ def struct_of(table: str) -> dict[str, str]:
     return columns(RAW_TABLES[table])
 
 
-def select_json(con: duckdb.DuckDBPyConnection, table: str, path: str) -> duckdb.DuckDBPyRelation:
-    """A relation over landed JSONL of a raw table (path bound, not pasted), typed by the schema, torn lines skipped."""
+def select_json(con: duckdb.DuckDBPyConnection, table: str, path: str | list[str]) -> duckdb.DuckDBPyRelation:
+    """A relation over landed JSONL of a raw table (path or paths bound, not pasted), typed by the schema, torn
+    lines skipped."""
     return con.sql(
         "select * from read_json($path, format = 'newline_delimited', columns = $columns, ignore_errors = true) "
         "where run_id is not null",  # a torn line parses as all nulls
@@ -487,7 +584,7 @@ class RawStore(ABC):
 
     @abstractmethod
     def jsonl_name(self, table: str) -> str:
-        """The file name (a pattern) of a table's streamed rows inside a run's folder."""
+        """The file name (a pattern) of a table's streamed rows inside a run's folder (every part of them)."""
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:  # noqa: B027 - a hook: local files need nothing
         """Make a DuckDB connection able to read this store (nothing to do for a local folder)."""
@@ -508,8 +605,11 @@ class LocalStore(RawStore):
         self.results_dir.mkdir(parents=True, exist_ok=True)
         check_free_space(self.results_dir, expected_rows)
 
-    def open_run(self, run_id: str) -> RunLanding:
-        return RunLanding(self.results_dir, run_id)
+    def open_run(
+        self, run_id: str, part: str = "", *, join: bool = False, manifest: str | None = MANIFEST_FILE
+    ) -> RunLanding:
+        """`part`, `join` and `manifest` are a sharded run's writers' (RunLanding); a plain run needs none."""
+        return RunLanding(self.results_dir, run_id, part, join=join, manifest=manifest)
 
     def run_location(self, run_id: str) -> str:
         return str(raw_root(self.results_dir) / run_id)
@@ -527,7 +627,7 @@ class LocalStore(RawStore):
         return _glob_escape(str(raw_root(self.results_dir).resolve())) + "/*/" + file_name
 
     def jsonl_name(self, table: str) -> str:
-        return f"{table}.jsonl"
+        return f"{table}*.jsonl"  # every writer's part: requests.jsonl, requests.w1.jsonl, requests.s2.jsonl, ...
 
 
 S3_SCHEME = "s3://"

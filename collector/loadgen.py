@@ -31,6 +31,7 @@ from collector.config import InferenceParameters
 from collector.fdlimit import raise_open_file_limit
 from collector.payloads import Prompt
 from collector.schema import RequestRow
+from collector.shares import Share, SlotSequences, share_of
 from collector.tokens import TokenCounter
 
 ERROR_BODY_LIMIT = 300
@@ -64,6 +65,9 @@ class Target:
     counter: TokenCounter
     # A cheap GET (the endpoint's health route) that opens a closed-loop level's connections before it is measured.
     prime_url: str | None = None
+    # Which client process of a sharded run sends (collector/shares.py): share `shard_index` of `shard_count`.
+    shard_index: int = 0
+    shard_count: int = 1
     # True for the managed AWS kinds (collector/aws/target.py), whose requests go through boto3, not aiohttp.
     managed: ClassVar[bool] = False
 
@@ -143,6 +147,11 @@ class Level:
     @property
     def load_model(self) -> str:
         return "closed" if self.target_rate_rps is None else "rate"
+
+    def share(self, index: int = 0, count: int = 1) -> Share:
+        """Share `index` of `count` of this level (collector/shares.py); share 0 of 1 is the whole level."""
+        schedule = None if self.target_rate_rps is None else len(self.send_offsets_s)
+        return share_of(self.concurrency, self.warmup, self.requests, schedule, index, count)
 
 
 def _short(exc: BaseException) -> str:
@@ -231,7 +240,7 @@ async def send_one(
         wire.request_body(target.api_style, target.served_model_name, prompt, target.params_for(prompt), target.stream)
     ).encode()
     state = wire.StreamState(target.api_style)
-    out = RequestOutcome(request_id=f"{target.run_id}:{clock.next_seq()}", state=state)
+    out = RequestOutcome(request_id=clock.request_id(target.run_id), state=state)
     # The id travels as X-Request-Id, so a server's logs and traces can be joined to the raw row.
     headers = {**target.request_headers, "X-Request-Id": wire_request_id(out.request_id)}
     out.started_ns = time.time_ns()
@@ -450,6 +459,8 @@ class RequestOutcome:
             server_latency_ms=self.server_latency_ms,
             service_request_id=self.service_request_id,
             repeat_index=level.repeat_index,
+            shard_index=target.shard_index,
+            shard_count=target.shard_count,
         )
 
 
@@ -468,6 +479,32 @@ class LevelProgress:
     last_end_ns: int | None = None
     successes: list[tuple[int, float]] = field(default_factory=list)
 
+    def record(
+        self,
+        seq: int,
+        is_warmup: bool,
+        error_type: str | None,
+        e2e_ns: int,
+        start_offset_ns: int | None,
+        first_content_ns: int | None,
+    ) -> None:
+        """Count one finished request (error_type None: it succeeded); `seq` is its sequence_in_level."""
+        failed = error_type is not None
+        self.done += 1
+        self.errors += failed
+        self.last_e2e_ns = e2e_ns
+        self.last_error_type = error_type
+        self.last_is_warmup = is_warmup
+        if not is_warmup and start_offset_ns is not None:
+            end = start_offset_ns + e2e_ns
+            if self.first_start_ns is None or start_offset_ns < self.first_start_ns:
+                self.first_start_ns = start_offset_ns
+            if self.last_end_ns is None or end > self.last_end_ns:
+                self.last_end_ns = end
+            if not failed:
+                ttft = first_content_ns if first_content_ns is not None else e2e_ns
+                self.successes.append((seq, ttft / 1e9))
+
     def request_rate(self) -> float | None:
         """Measured successes per second over the measured requests' span."""
         if self.first_start_ns is None or self.last_end_ns is None or self.last_end_ns <= self.first_start_ns:
@@ -483,7 +520,8 @@ async def run_level(
     land: Callable[[RequestRow], None],
     stop: asyncio.Event,
     on_progress: Callable[[LevelProgress], None] | None = None,
-    after_warmup: Callable[[], Awaitable[None]] | None = None,
+    after_warmup: Callable[[], Awaitable[int | None]] | None = None,
+    share: Share | None = None,
 ) -> LevelProgress:
     """Send the level's warm-up requests and wait for all of them, then its measured requests: a closed loop
     keeps exactly `level.concurrency` in flight until they are all sent; an open loop (`level.target_rate_rps`)
@@ -492,31 +530,26 @@ async def run_level(
 
     Setting `stop` lets in-flight requests finish and sends no more; cancelling the task lands each
     in-flight request as a `cancelled` row. `after_warmup` is awaited between the phases, with nothing in flight
-    (the server-metrics scrape at the measured window's start).
+    (the server-metrics scrape at the measured window's start); when it returns a perf-counter instant, the
+    measured phase (an open loop's schedule) starts then.
+
+    `share` (collector/shares.py) sends only that part of the level, as one of several client processes; the
+    level's `concurrency` is then the whole level's, and the rows' worker_index and sequence_in_level are the
+    whole level's numbering.
     """
     progress = LevelProgress()
     prompts = level.prompts
+    offsets = level.send_offsets_s
+    part = share or level.share()
 
     def count(row: RequestRow, seq: int) -> None:
         failed = row.status != "success"
-        progress.done += 1
-        progress.errors += failed
-        progress.last_e2e_ns = row.e2e_ns
-        progress.last_error_type = (row.error_type or "error") if failed else None
-        progress.last_is_warmup = seq < level.warmup
-        if not progress.last_is_warmup and row.start_offset_ns is not None:
-            end = row.start_offset_ns + row.e2e_ns
-            if progress.first_start_ns is None or row.start_offset_ns < progress.first_start_ns:
-                progress.first_start_ns = row.start_offset_ns
-            if progress.last_end_ns is None or end > progress.last_end_ns:
-                progress.last_end_ns = end
-            if not failed:
-                ttft = row.first_content_ns if row.first_content_ns is not None else row.e2e_ns
-                progress.successes.append((seq, ttft / 1e9))
+        error_type = (row.error_type or "error") if failed else None
+        progress.record(seq, seq < level.warmup, error_type, row.e2e_ns, row.start_offset_ns, row.first_content_ns)
         if on_progress is not None:
             on_progress(progress)
 
-    async def phase(sequences: range) -> None:
+    async def phase(sequences: range | SlotSequences) -> None:
         jobs = iter(sequences)  # shared by the phase's workers: the next free worker takes the next job
 
         async def worker(worker_index: int) -> None:
@@ -526,10 +559,11 @@ async def run_level(
                 prompt = prompts[seq % len(prompts)]
                 count(await send_one(session, target, level, prompt, clock, worker_index, seq, land), seq)
 
-        await asyncio.gather(*(worker(w) for w in range(min(level.concurrency, len(sequences)))))
+        workers = min(part.workers, len(sequences))
+        await asyncio.gather(*(worker(part.worker_offset + w) for w in range(workers)))
 
-    async def scheduled() -> None:
-        slots = asyncio.Semaphore(level.concurrency)
+    async def scheduled(start_ns: int) -> None:
+        slots = asyncio.Semaphore(part.workers)
         in_flight: set[asyncio.Task[None]] = set()
 
         async def send(seq: int, intended_ns: int) -> None:
@@ -543,10 +577,9 @@ async def run_level(
             finally:
                 slots.release()
 
-        start_ns = time.perf_counter_ns() + SCHEDULE_LEAD_NS
         try:
-            for i, offset_s in enumerate(level.send_offsets_s):
-                intended_ns = start_ns + round(offset_s * 1e9)
+            for i in part.measured:
+                intended_ns = start_ns + round(offsets[i] * 1e9)
                 await sleep_until(intended_ns, stop)
                 await slots.acquire()  # a send that waits for a slot is late: its row shows by how much
                 if stop.is_set():
@@ -563,15 +596,18 @@ async def run_level(
             await asyncio.gather(*in_flight, return_exceptions=True)
             raise
 
-    await phase(range(level.warmup))
+    await phase(part.warmup)
+    start_ns = None
     if level.target_rate_rps is None and target.prime_url is not None and not stop.is_set():
-        await open_connections(session, target.prime_url, target.headers, min(level.concurrency, level.requests))
+        await open_connections(session, target.prime_url, target.headers, min(part.workers, len(part.measured)))
     if after_warmup is not None and not stop.is_set():
-        await after_warmup()
+        start_ns = await after_warmup()
     if level.target_rate_rps is None:
-        await phase(range(level.warmup, level.warmup + level.requests))
+        if start_ns is not None:  # the measured phase starts at an instant shared with the level's other shares
+            await sleep_until(start_ns, stop)
+        await phase(part.measured)
     elif not stop.is_set():
-        await scheduled()
+        await scheduled(time.perf_counter_ns() + SCHEDULE_LEAD_NS if start_ns is None else start_ns)
     return progress
 
 

@@ -24,7 +24,7 @@ import duckdb
 from collector import __version__
 from collector.aws.cloudwatch import EndpointMetrics
 from collector.aws.endpoint_config import BedrockEndpoint, SageMakerEndpoint
-from collector.clock import RunClock, now_iso
+from collector.clock import RunClock, now_iso, wall_clock_sync
 from collector.config import (
     MANAGED_ENDPOINT_TYPES,
     Config,
@@ -36,7 +36,25 @@ from collector.config import (
 from collector.endpoints import api_headers, endpoint_for, health_url, preflight, wait_healthy
 from collector.engine_process import launch_records
 from collector.errors import EndpointError, UserError
-from collector.landing import Landing, RawStore, process_identity, raw_store
+from collector.host_shards import (
+    HostShard,
+    ShardGroup,
+    check_run_id,
+    check_shardable,
+    config_digest,
+    fold,
+    with_clock_offsets,
+)
+from collector.landing import (
+    Landing,
+    LocalStore,
+    RawStore,
+    RunLanding,
+    process_identity,
+    raw_root,
+    raw_store,
+    shard_manifest_file,
+)
 from collector.load_models import (
     ClosedLoad,
     RateLoad,
@@ -46,7 +64,7 @@ from collector.load_models import (
     schedule_seed,
     send_offsets_s,
 )
-from collector.loadgen import Level, LevelProgress, Target, client_session, run_level
+from collector.loadgen import Level, LevelProgress, Target, client_session
 from collector.loop_lag import sample_loop_lag
 from collector.payloads import Prompt, experiment_prompts
 from collector.prepare.build import ensure_prepared, file_sha256
@@ -54,6 +72,8 @@ from collector.pricing import applied_prices
 from collector.progress import PlannedLevel, ProgressPrinter
 from collector.schema import RunManifest
 from collector.server_metrics import ServerScraper
+from collector.shards import SendContext, Sender, level_sender
+from collector.shares import shares_size
 from collector.telemetry import TelemetrySampler
 from collector.tokens import TokenCounter, experiment_counters
 from collector.warehouse import refresh, upsert_run_settings, warehouse_path, writing
@@ -105,14 +125,19 @@ class Sweep:
         log_dir: Path,
         prompts: dict[str, dict[str, list[Prompt]]],
         counters: dict[str, TokenCounter],
+        group: ShardGroup | None = None,
     ) -> None:
         self.config = config
+        self.group = group  # this collector's host shard, when several hosts share the run (collector/host_shards.py)
+        self.shard_records: list[dict[str, Any]] = []  # client processes started, for the manifest's shards_json
         self.run_id = run_id
         self.clock = clock
         self.landing = landing
         self.log_dir = log_dir
         self.stop = asyncio.Event()
         self.plan = sweep_plan(config)
+        if group is not None:  # this host sends its shards' part of each level: its progress counts that
+            self.plan = [self._host_part(lv) for lv in self.plan]
         self.progress = ProgressPrinter(self.plan)
         self.prompts = prompts  # by experiment, then bucket: counted with that experiment's tokenizer
         self.counters = counters
@@ -122,6 +147,21 @@ class Sweep:
         self.cloudwatch = EndpointMetrics(  # SageMaker endpoints' own view, read once the sweep is over
             run_id, clock.base_perf_ns, lambda row: landing.append("telemetry_samples", row)
         )
+
+    def _host_part(self, level: PlannedLevel) -> PlannedLevel:
+        assert self.group is not None
+        exp = next(e for e in self.config.experiments if e.name == level.experiment)
+        shard, processes = self.group.shard, exp.client_processes
+        first = (shard.index - 1) * processes
+        size = shares_size(
+            level.concurrency,
+            exp.warmup_requests_per_level,
+            exp.requests_per_level,
+            level.rate_per_s is not None,
+            range(first, first + processes),
+            shard.count * processes,
+        )
+        return replace(level, requests=size)
 
     def land(self, row: object) -> None:
         self.landing.append("requests", row)
@@ -219,6 +259,9 @@ class Sweep:
             counter=self.counters[exp.name],
             prime_url=health_url(exp, base_url),
         )
+        if self.group is not None and not self.group.shard.is_leader:  # shard 1 alone scrapes the shared server
+            await self._levels(session, exp, target, None)
+            return
         scraper = await asyncio.to_thread(
             ServerScraper.probe,
             exp.server_metrics,
@@ -248,6 +291,30 @@ class Sweep:
             if scraper is not None:
                 await asyncio.to_thread(scraper.sample, "measured_start")
 
+        context = SendContext(
+            session,
+            target,
+            self.clock,
+            self.land,
+            self.stop,
+            self.progress.update,
+            self.prompts[exp.name],
+            self.landing.dir.parent.parent if isinstance(self.landing, RunLanding) else None,
+            self.group,
+            self.shard_records,
+        )
+        levels = [lv.concurrency for lv in self.plan if lv.experiment == exp.name]
+        async with level_sender(context, exp.client_processes, levels) as send:
+            await self._send_levels(exp, send, measured_start, scraper, exp.client_processes == 1)
+
+    async def _send_levels(
+        self,
+        exp: Experiment,
+        send: Sender,
+        measured_start: Callable[[], Coroutine[Any, Any, None]],
+        scraper: ServerScraper | None,
+        sample_lag: bool,
+    ) -> None:
         measured: dict[str, list[float]] = {}  # closed-loop request rates by bucket: a sweep's floor and ceiling
         index = -1
         while (index := index + 1) < len(self.plan):
@@ -282,6 +349,7 @@ class Sweep:
             self.progress.start(index)
             ticker = asyncio.ensure_future(self.progress.ticking()) if self.progress.tty else None
             done = LevelProgress()
+            # Client processes sample their own loops; this one's then only waits.
             loop_lag = asyncio.ensure_future(
                 sample_loop_lag(
                     self.run_id,
@@ -290,11 +358,11 @@ class Sweep:
                     self.clock.base_perf_ns,
                     lambda row: self.landing.append("telemetry_samples", row),
                 )
+                if sample_lag
+                else asyncio.sleep(0)
             )
             try:
-                done = await run_level(
-                    session, target, level, self.clock, self.land, self.stop, self.progress.update, measured_start
-                )
+                done = await send(level, index, measured_start)
                 if scraper is not None:  # every request of the level has ended: the window's closing edge
                     await asyncio.to_thread(scraper.sample, "measured_end")
             finally:
@@ -356,13 +424,26 @@ class Run:
         results_dir: Path,
         payloads: list[dict[str, Any]] | None = None,
         raw: RawStore | None = None,
+        run_id: str | None = None,
+        shard: HostShard | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.results_dir = results_dir
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         self.clock = RunClock()
-        self.landing = (raw or raw_store(results_dir)).open_run(self.run_id)  # results_dir/raw/, or an S3 prefix
+        store = raw or raw_store(results_dir)  # results_dir/raw/, or an S3 prefix
+        # A host shard joins the run's folder after claiming its shard there (collector/host_shards.py).
+        self.group: ShardGroup | None = None
+        self.landing: Landing
+        if shard is None:
+            self.landing = store.open_run(self.run_id)
+        else:
+            assert isinstance(store, LocalStore), "collect() refuses host shards on S3 (check_store_shardable)"
+            run_dir = raw_root(store.results_dir) / self.run_id
+            self.group = ShardGroup(run_dir, shard, config_digest(redacted_dump(config)))
+            self.group.claim()
+            self.landing = store.open_run(self.run_id, shard.part, join=True, manifest=shard_manifest_file(shard.part))
         hostname, pid, process_started_at = process_identity()
         slo = config.report.slo_settings()
         self.manifest = RunManifest(
@@ -399,7 +480,13 @@ class Run:
         self.manifest = replace(self.manifest, heartbeat_at=now_iso())
         self.landing.write_manifest(self.manifest)
 
-    def finish(self, status: str, error: str | None, engines: list[dict[str, Any]]) -> None:
+    def finish(
+        self,
+        status: str,
+        error: str | None,
+        engines: list[dict[str, Any]],
+        shards: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.manifest = replace(
             self.manifest,
             status=status,
@@ -407,8 +494,50 @@ class Run:
             ended_at=now_iso(),
             heartbeat_at=now_iso(),
             engines_json=engines,
+            shards_json=shards,
         )
         self.landing.write_manifest(self.manifest, final=True)
+
+    def join_shards(self) -> bool:
+        """A host shard: wait at the start barrier for every shard of the run, then count offsets from its
+        instant (as the others do); False when stopped meanwhile."""
+        assert self.group is not None
+        shard = self.group.shard
+        clock = asyncio.run(self.group.start(asyncio.Event(), say=lambda line: print(line, file=sys.stderr)))
+        if clock is None:
+            return False
+        clock.id_prefix = f"{shard.index}." if shard.count > 1 else ""
+        self.clock = clock
+        return True
+
+    def finish_sharded(
+        self, status: str, error: str | None, engines: list[dict[str, Any]], processes: list[dict[str, Any]]
+    ) -> tuple[str, str | None]:
+        """Write the final manifest with the run's shards: a host shard's own record; shard 1 then waits for the
+        others' final manifests and folds their status into the run's. Returns the run's status and error."""
+        if self.group is None:
+            record = {
+                "shard": "1/1",
+                "hostname": self.manifest.hostname,
+                "pid": self.manifest.pid,
+                "status": status,
+                "error_message": error,
+                "clock": {"base_perf_ns": self.clock.base_perf_ns, "wall_clock_sync": wall_clock_sync()},
+                "processes": processes,
+            }
+            self.finish(status, error, engines, [record] if processes else None)
+            return status, error
+        own = self.group.record(status, error, processes)
+        own["clock"]["base_perf_ns"] = self.clock.base_perf_ns
+        self.finish(status, error, engines, [own])
+        shard = self.group.shard
+        if not shard.is_leader:
+            return status, error
+        peers = self.group.gather()
+        records = [own] + [r for p in peers if p["manifest"] for r in (p["manifest"].get("shards_json") or [])]
+        folded, why = fold(status, error, peers, shard.count)
+        self.finish(folded, why, engines, with_clock_offsets(records))
+        return folded, why
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, sweep: Sweep, main: asyncio.Task[None]) -> None:
@@ -513,7 +642,31 @@ def payload_records(config: Config, provenance: dict[str, Any]) -> list[dict[str
     return out
 
 
-def collect(config_path: Path, results_dir: Path, raw: RawStore | None = None) -> RunOutcome:
+def check_store_shardable(config: Config, raw: RawStore, shard: HostShard | None) -> None:
+    """Sharded load lands only in a local (or shared) folder: its writers meet and compact through files in the
+    run's folder, which an S3 prefix does not have."""
+    if isinstance(raw, LocalStore):
+        return
+    if shard is not None:
+        raise UserError(
+            f"--shard {shard.label}: host shards land only in a local or shared folder, not in {raw.location}; "
+            "give a folder as --results-dir"
+        )
+    for i, exp in enumerate(config.experiments):
+        if exp.client_processes > 1:
+            raise UserError(
+                f"experiments[{i}].client_processes: {exp.client_processes} client processes land only in a "
+                f"local folder, not in {raw.location}; set it to 1 or give a folder as --results-dir"
+            )
+
+
+def collect(
+    config_path: Path,
+    results_dir: Path,
+    raw: RawStore | None = None,
+    run_id: str | None = None,
+    shard: HostShard | None = None,
+) -> RunOutcome:
     """Run the sweep of one config and land everything; the warehouse is only written before and after.
 
     Raw rows land under results_dir/raw/, or in `raw` (an S3 prefix) when given; the warehouse and the logs stay
@@ -521,8 +674,15 @@ def collect(config_path: Path, results_dir: Path, raw: RawStore | None = None) -
 
     Everything that can fail on bad input (config, payloads, free space, the warehouse) is checked before the run
     folder exists; once it exists, the run always ends with a final status in its manifest, whatever stops it.
+    `run_id` names the run (else a new one); `shard` sends only that host shard's share of every level, into the
+    run `run_id` that the other shards share (collector/host_shards.py).
     """
     config = load_config(config_path)
+    check_run_id(run_id)
+    if shard is not None:
+        check_shardable(config, shard, run_id)
+    raw = raw or raw_store(results_dir)
+    check_store_shardable(config, raw, shard)
     counters = experiment_counters(config, config_path)  # a tokenizer that cannot be loaded fails here,
     # before any run folder exists, and so does a dataset that cannot be prepared or a bad payload file
     provenance = ensure_prepared(config, counters, say=lambda line: print(line, file=sys.stderr))
@@ -531,11 +691,12 @@ def collect(config_path: Path, results_dir: Path, raw: RawStore | None = None) -
         api_headers(exp, f"experiments[{i}]")  # and a missing or unsendable API key
         preflight(exp, f"experiments[{i}]")  # and an engine that cannot start (no docker, no token)
     results_dir.mkdir(parents=True, exist_ok=True)
-    raw = raw or raw_store(results_dir)
     raw.preflight(expected_rows(config))  # free space on disk; on S3 a bucket that exists and takes writes
     warehouse = warehouse_path(results_dir)
     _prepare_warehouse(config, config_path, warehouse, results_dir, raw)
-    run = Run(config, config_path, results_dir, payload_records(config, {**generated, **provenance}), raw)
+    run = Run(
+        config, config_path, results_dir, payload_records(config, {**generated, **provenance}), raw, run_id, shard
+    )
     log_dir = results_dir / "logs" / run.run_id
     sampler: TelemetrySampler | None = None
     sweep: Sweep | None = None
@@ -545,14 +706,18 @@ def collect(config_path: Path, results_dir: Path, raw: RawStore | None = None) -
     try:
         run.landing.write_manifest(run.manifest)
         run.landing.start(heartbeat=run.heartbeat)
-        sampler = TelemetrySampler(
-            run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row)
-        )
-        sampler.start()
-        print(f"run {run.run_id}: landing raw rows in {run.landing.where}", file=sys.stderr)
+        if run.group is not None and not run.join_shards():
+            raise KeyboardInterrupt  # pragma: no cover - the barrier only stops on a signal, which raises itself
+        if run.group is None or run.group.shard.is_leader:  # one host's telemetry per run: shard 1's
+            sampler = TelemetrySampler(
+                run.run_id, run.clock.base_perf_ns, lambda row: run.landing.append("telemetry_samples", row)
+            )
+            sampler.start()
+        shard_note = f" as shard {shard.label}" if shard is not None else ""
+        print(f"run {run.run_id}{shard_note}: landing raw rows in {run.landing.where}", file=sys.stderr)
         for exp in config.experiments:
             print(f"experiment {exp.name}: token counter {counters[exp.name].name}", file=sys.stderr)
-        sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts, counters)
+        sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts, counters, run.group)
         status, error = "completed", None
         asyncio.run(_sweep_main(sweep))
         if sweep.stop.is_set():
@@ -575,13 +740,14 @@ def collect(config_path: Path, results_dir: Path, raw: RawStore | None = None) -
         if run.landing.error:
             status, error = "failed", run.landing.error
         try:
-            run.finish(status, error, launch_records(log_dir))
+            processes = sweep.shard_records if sweep is not None else []
+            status, error = run.finish_sharded(status, error, launch_records(log_dir), processes)
             run.landing.release_reserve()
         except OSError as exc:  # the next refresh marks the run lost: its process is gone by then
             _warn(f"run manifest not finalised in {run.landing.where}", exc)
         if not run.landing.failed.is_set():  # on a full disk neither can work; the JSONL stays readable
             try:
-                run.landing.compact()
+                run.landing.compact()  # its own parts only: other host shards may still write theirs
             except (OSError, duckdb.Error) as exc:  # the next refresh compacts it
                 _warn("compaction to Parquet postponed", exc)
             try:

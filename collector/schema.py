@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 9  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
+SCHEMA_VERSION = 10  # 2: requests.data_issue; runs.pid, process_started_at and engines_json
 # 3: requests.server_prompt_tokens and server_completion_tokens; token_counter names the tokenizer or the fallback
 # 4: requests.content_chunk_offsets_ns (inter-token latency); the warm-up ends before the measured requests start;
 #    runs.slo_* (goodput)
@@ -23,6 +23,8 @@ SCHEMA_VERSION = 9  # 2: requests.data_issue; runs.pid, process_started_at and e
 # 9: requests.repeat_index (repeats_per_level); telemetry_samples.event_loop_lag_s (the collector's own event loop,
 #    source 'client') and cloudwatch_* (a SageMaker endpoint's CloudWatch metrics, read after the sweep,
 #    collector/aws/cloudwatch.py); null in every other row and before v9
+# 10: requests.shard_index and shard_count (load split across client processes and hosts: experiments[].
+#    client_processes, `collector run --shard i/n`); runs.shards_json (each shard's host, processes and clock offset)
 
 # What an imported row leaves null when its tool did not record it (appended to those columns' docs).
 IMPORTED_NULL = " Null in an imported row (source_tool set) whose tool did not record it."
@@ -229,6 +231,19 @@ class RequestRow:
         "many times back to back). Null before v9 and in imported rows (read as 1).",
         None,
     )
+    shard_index: int | None = col(
+        "INTEGER",
+        "Which client process sent it, 0-based across all the run's hosts and processes (host shard i of n with P "
+        "client_processes each: (i - 1) * P + process); 0 in an unsharded run. Each one sends its share of every "
+        "level, so the level keys stay the same. Null before v10 and in imported rows.",
+        None,
+    )
+    shard_count: int | None = col(
+        "INTEGER",
+        "How many client processes shared the level (n hosts times client_processes); 1 unsharded. Null before "
+        "v10 and in imported rows.",
+        None,
+    )
 
 
 @dataclass
@@ -433,6 +448,15 @@ class RunManifest:
     )
     source_file: str | None = col(
         "VARCHAR", "The imported file (absolute path when imported); null for a run tokenbench made.", None
+    )
+    shards_json: list[dict[str, Any]] | None = col(
+        "JSON",
+        "A sharded run's shards (client_processes > 1, or `collector run --shard i/n`): per host shard its shard "
+        "(i/n), hostname, pid, status and error, clock (the wall-clock run epoch its offsets count from, its "
+        "NTP state and max error, and its offset to shard 1's clock where both share one host) and per client "
+        "process its shard_index, pid and measured clock offset to its parent (ns, with the bound of the "
+        "measurement). Null for an unsharded run and before v10.",
+        None,
     )
 
 

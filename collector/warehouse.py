@@ -192,30 +192,38 @@ def _struct_literal(table: str) -> str:
     return "{" + ", ".join(f"{sql_string(n)}: {sql_string(t)}" for n, t in struct_of(table).items()) + "}"
 
 
-def _read_json(table: str, pattern: str) -> str:
+def _read_json(table: str, pattern: str, filename: bool = False) -> str:
     return (
         f"select * from read_json({pattern}, format = 'newline_delimited', columns = {_struct_literal(table)}, "
-        "ignore_errors = true) where run_id is not null"  # a torn line parses as all nulls
+        f"ignore_errors = true{', filename = true' if filename else ''}) "
+        "where run_id is not null"  # a torn line parses as all nulls
     )
 
 
 def raw_view_sql(table: str, raw: RawStore | Path) -> str:
     """SELECT over every run's files of a raw table (in a results folder or a store), whatever each run has now.
 
-    Globs, not file lists: a run that starts, ends or is compacted after the view was made is still read. A run's
-    Parquet wins over its JSONL (both exist for a moment during compaction).
+    Globs, not file lists: a run that starts, ends or is compacted after the view was made is still read, and so
+    is every part of a sharded run (`requests.w1.jsonl`, `requests.s2.jsonl`, collector/landing.py). A group's
+    Parquet wins over its JSONL parts or S3 segments (both exist for a while during compaction): a part is read
+    only while the Parquet file its group compacts to does not exist.
     """
     raw = raw_store(raw)
     if table == "runs":
         return _read_json(table, _pattern(raw, MANIFEST_FILE))
     assert table in STREAM_TABLES
     typed = ", ".join(f"{n}::{t} as {n}" for n, t in struct_of(table).items())
-    parquet = f"select {typed} from read_parquet({_pattern(raw, table + '.parquet')}, union_by_name = true)"
-    jsonl = _read_json(table, _pattern(raw, raw.jsonl_name(table)))
+    parquets = _pattern(raw, table + "*.parquet")
+    parquet = f"select {typed} from read_parquet({parquets}, union_by_name = true)"
+    jsonl = _read_json(table, _pattern(raw, raw.jsonl_name(table)), filename=True)
     return (
         f"with parquet as ({parquet}), jsonl as ({jsonl}) "
         "select * from parquet union all "
-        "select * from jsonl where not exists (select 1 from parquet where parquet.run_id = jsonl.run_id)"
+        "select * exclude (filename) from jsonl "
+        # the file its group compacts to: requests.s2.w1.jsonl -> requests.s2.parquet on disk, a segment
+        # requests-000001.jsonl -> requests.parquet on S3 (collector/landing_s3.py)
+        r"where regexp_replace(filename, '(\.w[0-9]+|-[0-9]+)?\.jsonl$', '.parquet') "
+        f"not in (select file from glob({parquets}))"
     )
 
 

@@ -70,7 +70,7 @@ class ManagedTarget(Target):
     ) -> RequestRow:
         """Send one request in a worker thread, land its row and return it (only cancellation propagates, after
         its row landed; the thread is told to stop reading and ends on its own)."""
-        out = RequestOutcome(request_id=f"{self.run_id}:{clock.next_seq()}", state=self._state())
+        out = RequestOutcome(request_id=clock.request_id(self.run_id), state=self._state())
         if intended_ns is not None:  # an open-loop send's scheduled time
             out.intended_offset_ns = clock.offset_ns(intended_ns)
         cancel = threading.Event()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from collector.cli import options
+from collector.host_shards import parse_shard
 from collector.runner import collect
 
 DEFAULT_CONFIG = Path("configs/default.yml")
@@ -32,6 +33,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="Only collect raw rows; skip the dbt build, the summary and the report.",
     )
+    p.add_argument(
+        "--run-id",
+        default=None,
+        help="Name the run (a new folder under raw/) instead of a generated id; with --shard, the run every shard "
+        "lands into.",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="Send shard I of N of every level (one collector per host, all given the same --run-id and config and "
+        "one shared --results-dir); every level starts when all N have reached it, and shard 1 builds the marts.",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,14 +54,19 @@ def run(args: argparse.Namespace) -> int:
     config = args.config
     if config == DEFAULT_CONFIG and not config.exists():  # outside the repo: the embedded default still works
         config = PACKAGED_DEFAULT_CONFIG
-    outcome = collect(config, results_dir, raw)
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    outcome = collect(config, results_dir, raw, run_id=args.run_id, shard=shard)
     failed = outcome.status == "failed"
     print(
         f"run {outcome.run_id} {outcome.status}: {outcome.requests} requests, {outcome.errors} errors"
         + (f" ({outcome.error})" if outcome.error and not failed else ""),
         file=sys.stderr,
     )
+    # Shard 1 builds once every shard is done (it waits for them); the others would build a run still landing.
     build = not args.no_build and outcome.requests > 0 and not outcome.landing_failed
+    if shard is not None and not shard.is_leader:
+        build = False
+        print(f"shard {shard.label} done; shard 1/{shard.count} builds the marts", file=sys.stderr)
     if build:
         from collector import dbt_runner
         from collector.outputs import summary

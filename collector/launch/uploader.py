@@ -9,12 +9,13 @@ launcher downloads only a complete folder.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from collector.landing import MANIFEST_FILE, run_dirs
+from collector.landing import MANIFEST_FILE, PART_RE, run_dirs
 from collector.launch.aws import Aws, LaunchError
 
 
@@ -32,19 +33,29 @@ def _run_dir(results_dir: Path) -> Path | None:
 
 
 def _count_requests(run_dir: Path) -> int:
-    """Rows the run has landed so far: lines while it runs, the compacted Parquet file once it is over."""
-    parquet = run_dir / "requests.parquet"
-    if parquet.is_file():
+    """Rows the run has landed so far: the compacted Parquet files, and the lines of JSONL parts not yet
+    compacted (a run with client processes lands one part per process, collector/landing.py)."""
+    total = 0
+    parquets = sorted(run_dir.glob("requests*.parquet"))
+    if parquets:
         import duckdb
 
         with duckdb.connect() as con:
-            row = con.execute("select count(*) from read_parquet(?)", [parquet.as_posix()]).fetchone()
-        return int(row[0]) if row else 0
-    try:
-        with (run_dir / "requests.jsonl").open("rb") as f:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
-    except OSError:
-        return 0
+            row = con.execute("select count(*) from read_parquet(?)", [[p.as_posix() for p in parquets]]).fetchone()
+        total += int(row[0]) if row else 0
+    for part in run_dir.glob("requests*.jsonl"):
+        if (run_dir / PART_RE.sub(_group_parquet, part.name)).exists():
+            continue  # compacted a moment ago
+        try:
+            with part.open("rb") as f:
+                total += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+        except OSError:
+            continue
+    return total
+
+
+def _group_parquet(match: re.Match[str]) -> str:
+    return f"{match['table']}{'.' + match['shard'] if match['shard'] else ''}.parquet"
 
 
 def _state(args: argparse.Namespace, phase: str, **extra: Any) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def test_a_second_collector_given_the_same_run_id_is_refused_in_one_line(bucket:
     assert len(keys(bucket, "team/bench/raw/20261126T120000Z-abcdef/requests-")) == 1
     local = LocalStore(tmp_path / "results")
     local.open_run("r1")
-    with pytest.raises(LandingError, match="run id r1 is taken by another run"):
+    with pytest.raises(LandingError, match="a run with id r1 already exists; run ids are never reused"):
         local.open_run("r1")
 
 

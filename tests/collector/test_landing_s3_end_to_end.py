@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from collector.landing import raw_store
-from collector.landing_s3 import S3Store
+from collector.landing_s3 import SCHEMA_FOLDER, S3Store
 from collector.warehouse import connect, refresh, warehouse_path
 from tests.collector.faults import CollectorProcess, counting_server, openai_config
 from tests.collector.s3 import body, bucket, keys, moto_url, s3_env
@@ -83,7 +83,7 @@ def test_two_collectors_land_into_one_prefix_at_once_and_one_build_reads_both(bu
         served = server.served
     assert codes == [0, 0], [run.stderr[-2000:] for run in runs]
     # each collector wrote only under its own run id: a claim, a manifest, its segments, one Parquet per table
-    run_ids = sorted({k.split("/")[2] for k in keys(bucket, "fleet/raw/")} - {"_schema-v8"})
+    run_ids = sorted({k.split("/")[2] for k in keys(bucket, "fleet/raw/")} - {SCHEMA_FOLDER})
     assert len(run_ids) == 2
     for run_id in run_ids:
         names = {k.rsplit("/", 1)[1] for k in keys(bucket, f"fleet/raw/{run_id}/")}
