@@ -28,7 +28,7 @@ spread as (
         {{ percentile_cont('completion_token_throughput', 0.5) }} as completion_token_throughput_repeat_median,
         max(completion_token_throughput) as completion_token_throughput_repeat_max,
         min(latency_p95) as latency_p95_repeat_min,
-        quantile_cont(latency_p95, 0.5) as latency_p95_repeat_median,
+        {{ percentile_cont('latency_p95', 0.5) }} as latency_p95_repeat_median,
         max(latency_p95) as latency_p95_repeat_max
     from repeats
     group by
