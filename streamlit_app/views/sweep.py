@@ -94,6 +94,7 @@ if not server.empty:
     # start behind the column menu, so the table fits a 1440 px screen.
     server_columns_hidden = (
         figures.label("payload_file"),
+        figures.label("server_view_source"),  # the caption above says what each source is; the menu shows it
         *(figures.header(c) for c in ("client_mean_e2e_s", "e2e_gap_s", "server_mean_ttft_s")),
         *(figures.header(c) for c in ("max_requests_waiting", "mean_requests_running", "max_kv_cache_usage")),
         *(figures.header(c) for c in ("cloudwatch_period_count", "server_mean_gpu_memory_utilization_percent")),
