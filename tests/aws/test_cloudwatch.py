@@ -48,7 +48,7 @@ def test_the_collector_waits_for_cloudwatch_and_lands_each_period_as_sagemaker_p
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = AwsLoopback(sagemaker_endpoints={"llama-tgi": "tgi"})
-    with moto_server() as cw, serve_aws(state) as url, publishing_after(state, cw, invocations=10, delay_s=0.6):
+    with moto_server() as cw, serve_aws(state) as url, publishing_after(state, cw, invocations=10, delay_s=3):
         exp = watched(url, cw)
         outcome = collect(write_config(tmp_path / "c.yml", config_dict([exp])), tmp_path / "results")
     assert outcome.status == "completed", outcome.error
