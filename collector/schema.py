@@ -250,21 +250,25 @@ class RequestRow:
 class TelemetrySample:
     """raw.telemetry_samples: one row per sampling instant and device (the host, or one GPU)."""
 
+    # A row of another source (server, client, cloudwatch) leaves the host and GPU columns at their null defaults.
+
     run_id: str = col("VARCHAR", "Run being collected.")
     sampled_at: str = col("TIMESTAMPTZ", "Wall-clock time of the sample.")
     offset_ns: int = col("BIGINT", "Monotonic sample time, ns since the run started (same clock as requests).")
     hostname: str = col("VARCHAR", "Host that took the sample (where the collector runs).")
     device: str = col("VARCHAR", "host, gpu<N>, server (an engine's /metrics) or endpoint (CloudWatch).")
-    gpu_index: int | None = col("INTEGER", "NVML index of the GPU; null for host rows.")
-    gpu_name: str | None = col("VARCHAR", "GPU product name; null for host rows.")
-    cpu_percent: float | None = col("DOUBLE", "Host CPU utilisation since the previous sample, % of all cores.")
-    memory_used_bytes: int | None = col("BIGINT", "Host memory in use, bytes.")
-    memory_total_bytes: int | None = col("BIGINT", "Host memory installed, bytes.")
-    gpu_utilization_percent: float | None = col("DOUBLE", "GPU busy time over NVML's last sample period, %.")
-    gpu_memory_used_bytes: int | None = col("BIGINT", "GPU memory in use, bytes.")
-    gpu_memory_total_bytes: int | None = col("BIGINT", "GPU memory installed, bytes.")
-    gpu_power_w: float | None = col("DOUBLE", "GPU power draw, watts.")
-    gpu_energy_j: float | None = col("DOUBLE", "GPU energy counter since driver load, joules (null if unsupported).")
+    gpu_index: int | None = col("INTEGER", "NVML index of the GPU; null for host rows.", None)
+    gpu_name: str | None = col("VARCHAR", "GPU product name; null for host rows.", None)
+    cpu_percent: float | None = col("DOUBLE", "Host CPU utilisation since the previous sample, % of all cores.", None)
+    memory_used_bytes: int | None = col("BIGINT", "Host memory in use, bytes.", None)
+    memory_total_bytes: int | None = col("BIGINT", "Host memory installed, bytes.", None)
+    gpu_utilization_percent: float | None = col("DOUBLE", "GPU busy time over NVML's last sample period, %.", None)
+    gpu_memory_used_bytes: int | None = col("BIGINT", "GPU memory in use, bytes.", None)
+    gpu_memory_total_bytes: int | None = col("BIGINT", "GPU memory installed, bytes.", None)
+    gpu_power_w: float | None = col("DOUBLE", "GPU power draw, watts.", None)
+    gpu_energy_j: float | None = col(
+        "DOUBLE", "GPU energy counter since driver load, joules (null if unsupported).", None
+    )
     schema_version: int = col("INTEGER", "Raw schema version.", SCHEMA_VERSION)
     # The serving engine's own view (v7, collector/server_metrics.py): null in host and GPU rows and before v7.
     source: str | None = col(
