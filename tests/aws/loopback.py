@@ -125,16 +125,24 @@ def publish(cloudwatch_url: str, invocations: list[Invocation], variant: str = "
 
 @contextmanager
 def publishing_after(
-    state: AwsLoopback, cloudwatch_url: str, invocations: int, delay_s: float = 0.5, timeout_s: float = 120
+    state: AwsLoopback,
+    cloudwatch_url: str,
+    invocations: int,
+    delay_s: float = 0.5,
+    timeout_s: float = 120,
+    once: threading.Event | None = None,
 ) -> Iterator[threading.Thread]:
     """Publish the loopback's invocations to CloudWatch `delay_s` after the `invocations`-th one (CloudWatch's
-    delay, which the collector must wait out), from a thread, while the block runs."""
+    delay, which the collector must wait out), and after `once` is set when given, from a thread, while the block
+    runs."""
 
     def main() -> None:
         deadline = time.monotonic() + timeout_s
         while len(state.invocations) < invocations and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(delay_s)
+        if once is not None:
+            once.wait(max(0.0, deadline - time.monotonic()))
         publish(cloudwatch_url, list(state.invocations))
 
     thread = threading.Thread(target=main, name="cloudwatch-publisher", daemon=True)

@@ -5,12 +5,16 @@ latency. Figures are checked against the loopback's own record of each invocatio
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import re
+import sys
+import threading
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytest
 
@@ -25,6 +29,21 @@ def watched(url: str, cloudwatch_url: str, endpoint: dict[str, Any] | None = Non
     """A SageMaker experiment whose CloudWatch view is read from `cloudwatch_url` in 1 s periods."""
     settings = {"endpoint_url": cloudwatch_url, "period_s": 1, "wait_s": 30, "poll_interval_s": 0.2, **cloudwatch}
     return sagemaker_experiment(url, cloudwatch=settings, **(endpoint or {}))
+
+
+class Watching(io.TextIOBase):
+    """A stream that passes what is written on to `inner` and sets `seen` once `text` has been written."""
+
+    def __init__(self, inner: TextIO, text: str, seen: threading.Event) -> None:
+        self.inner, self.text, self.seen = inner, text, seen
+
+    def write(self, s: str) -> int:
+        if self.text in s:
+            self.seen.set()
+        return self.inner.write(s)
+
+    def flush(self) -> None:
+        self.inner.flush()
 
 
 def by_period(invocations: list[Invocation]) -> dict[int, list[Invocation]]:
@@ -48,12 +67,21 @@ def test_the_collector_waits_for_cloudwatch_and_lands_each_period_as_sagemaker_p
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = AwsLoopback(sagemaker_endpoints={"llama-tgi": "tgi"})
-    with moto_server() as cw, serve_aws(state) as url, publishing_after(state, cw, invocations=10, delay_s=3):
+    waiting = threading.Event()
+    # CloudWatch publishes only once the collector has said it is waiting, however long its first read took.
+    with (
+        moto_server() as cw,
+        serve_aws(state) as url,
+        publishing_after(state, cw, invocations=10, delay_s=0, once=waiting),
+        contextlib.redirect_stderr(Watching(sys.stderr, "published; waiting", waiting)),
+    ):
         exp = watched(url, cw)
         outcome = collect(write_config(tmp_path / "c.yml", config_dict([exp])), tmp_path / "results")
     assert outcome.status == "completed", outcome.error
     err = capsys.readouterr().err
-    assert "cloudwatch: endpoint llama-tgi: 0 of 10 successful invocations published; waiting (0 of 30 s)" in err
+    assert re.search(
+        r"cloudwatch: endpoint llama-tgi: 0 of 10 successful invocations published; waiting \(\d+ of 30 s\)", err
+    )
     periods = by_period(state.invocations)
     assert f"cloudwatch: endpoint llama-tgi: {len(periods)} period(s) of 1 s landed (10 invocations)" in err
     landed = rows(tmp_path / "results", CLOUDWATCH_ROWS)
