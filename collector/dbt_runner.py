@@ -21,6 +21,7 @@ from collector.settings import (
     DEFAULT_PRICING_DIR,
     PRICE_FILES,
     PRICING_ENV,
+    RAW_DIR_ENV,
     RESULTS_ENV,
     SPARK_DIR_ENV,
     WAREHOUSE_ENV,
@@ -109,14 +110,15 @@ def build(
     quiet: bool = True,
     target: str | None = None,
     results_dir: Path | None = None,
+    raw_dir: Path | None = None,
 ) -> BuildResult:
     """Build every model, unit test and data test of models_dbt/ into `warehouse`.
 
     `pricing_dir` defaults to $TOKENBENCH_PRICING_DIR, else the repo's pricing/. `vars` go to dbt's --vars
     (e.g. {"price_source": "recorded"}). `target` is a profiles.yml target: the default (DuckDB, into
     `warehouse`), or "spark" (or another engine's target added to profiles.yml), which reads the Parquet landing
-    zone of `results_dir` (and the run settings `warehouse.export_run_settings` wrote there) and writes its marts
-    to Spark's warehouse under spark_dir().
+    zone of `results_dir` (its raw/, or `raw_dir`: a local mirror of an S3 landing zone), and the run settings
+    `warehouse.export_run_settings` wrote there, and writes its marts to Spark's warehouse under spark_dir().
     Raises UserError naming the failing node when the build fails.
     """
     from dbt.cli.main import dbtRunner
@@ -156,6 +158,8 @@ def build(
     if spark:
         assert results_dir is not None
         env = {RESULTS_ENV: str(results_dir), PRICING_ENV: str(prices), SPARK_DIR_ENV: str(work)}
+        if raw_dir is not None:
+            env[RAW_DIR_ENV] = str(Path(raw_dir).resolve())
         with _environment(env):
             result = dbtRunner().invoke(args)
             _check(result, log_path)

@@ -1,15 +1,16 @@
-"""Host shards: `collector run --shard i/n --run-id ID` on n hosts sends shard i of n of every level, all landing
-into one run of one shared results folder (a shared file system: NFS, EFS, or one host's disk for a local test).
+"""Host shards: `collector run --shard i/n --run-id ID` on n hosts sends shard i of n of every level, all landing into
+one run of one shared results location: a shared file system (NFS, EFS, or one host's disk for a local test) or an
+S3 prefix.
 
-No coordinator: the collectors meet through files in the run folder's `shards/` (collector/landing.py names their
-other files). Each one claims its shard exclusively (a second collector given the same run id and shard is
-refused), then every level starts at a barrier: each shard writes a marker with its wall-clock arrival time, waits
-until all n markers exist, and starts at the latest arrival plus BARRIER_LEAD_S, so every host computes the same
-instant. The run's offsets count from the start barrier's instant on every host (RunClock.at_wall), so the hosts'
-offsets agree up to their wall-clock skew, which NTP bounds (each shard records its kernel's max error; the
-skew between two hosts is at most the sum). While waiting, a shard watches the others' manifests: one that
-ended (failed, interrupted) or whose collector is gone (its pid on this host, else no heartbeat for
-STALE_AFTER_S) stops this one with one line naming it.
+No coordinator: the collectors meet on the run's shard board (collector/shard_boards.py: files or objects in the
+run's `shards/`; collector/landing.py names the run's other files). Each one claims its shard exclusively (a second
+collector given the same run id and shard is refused), then every level starts at a barrier: each shard records its
+wall-clock arrival, waits until all n have arrived, and starts at the latest arrival plus the board's lead, so every
+host computes the same instant. The run's offsets count from the start barrier's instant on every host
+(RunClock.at_wall), so the hosts' offsets agree up to their wall-clock skew, which NTP bounds (each shard records
+its kernel's max error; the skew between two hosts is at most the sum). While waiting, a shard watches the others'
+manifests: one that ended (failed, interrupted) or whose collector is gone (its pid on this host, else no heartbeat
+for STALE_AFTER_S) stops this one with one line naming it.
 """
 
 from __future__ import annotations
@@ -23,20 +24,17 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from collector.clock import RunClock, iso_utc, wall_and_perf_ns, wall_clock_sync
 from collector.config import NAME_RE, NAME_RULE, Config
 from collector.errors import UserError
-from collector.landing import MANIFEST_FILE, collector_alive, read_manifest, shard_manifest_file
+from collector.landing import collector_alive
 from collector.load_models import SweepLoad
+from collector.shard_boards import ShardBoard, ShardBoardError
 
-SHARDS_DIR = "shards"
 SHARD_RE = re.compile(r"^\s*([0-9]+)\s*/\s*([0-9]+)\s*$")
 MAX_SHARDS = 1024
-BARRIER_LEAD_S = 0.2  # every shard starts this long after the last one arrived: longer than a poll and a scrape
-POLL_S = 0.005
 CHECK_PEERS_S = 1.0
 STALE_AFTER_S = 30.0  # six missed heartbeats (landing.HEARTBEAT_INTERVAL_S)
 JOIN_WAIT_ENV = "TOKENBENCH_SHARD_JOIN_WAIT_S"
@@ -117,12 +115,6 @@ def config_digest(config_json: Any) -> str:
     return hashlib.sha256(json.dumps(config_json, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def _seconds_since(iso: object) -> float | None:
     try:
         then = datetime.fromisoformat(str(iso))
@@ -134,11 +126,11 @@ def _seconds_since(iso: object) -> float | None:
 class ShardGroup:
     """This collector's place among the shards of one run: its claim, the barriers, the others' state."""
 
-    def __init__(self, run_dir: Path, shard: HostShard, digest: str) -> None:
-        self.run_dir = run_dir
+    def __init__(self, board: ShardBoard, shard: HostShard, digest: str) -> None:
+        self.board = board
+        self.run_id = board.run_id
         self.shard = shard
         self.digest = digest
-        self.dir = run_dir / SHARDS_DIR
         self.late_ns: list[int] = []  # per barrier: how late this shard saw it complete (its start skew)
         self.epoch_wall_ns: int | None = None
         self.join_wait_s = JOIN_WAIT_S
@@ -147,10 +139,10 @@ class ShardGroup:
     def claim(self) -> None:
         """Take this shard of the run, exclusively: a second collector given the same run id and shard is refused,
         and so is a run id an unsharded run already has."""
-        if (self.run_dir / MANIFEST_FILE).exists() and not self.dir.exists():
-            raise ShardError(f"run {self.run_dir.name} already exists and is not sharded; give a new --run-id")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"claim.{self.shard.index}.json"
+        try:
+            self.board.join()
+        except ShardBoardError as exc:
+            raise ShardError(str(exc)) from None
         record = {
             "shard": self.shard.label,
             "count": self.shard.count,
@@ -159,39 +151,24 @@ class ShardGroup:
             "config_sha256": self.digest,
             "claimed_at": iso_utc(time.time_ns()),
         }
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            holder = self._read(path) or {}
+        holder = self.board.claim(self.shard.index, record)
+        if holder is not None:
             raise ShardError(
-                f"run {self.run_dir.name}: shard {self.shard.label} is already taken by pid {holder.get('pid')} on "
+                f"run {self.run_id}: shard {self.shard.label} is already taken by pid {holder.get('pid')} on "
                 f"{holder.get('hostname')}; give each collector its own --shard"
-            ) from None
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(record))
-
-    @staticmethod
-    def _read(path: Path) -> dict[str, Any] | None:
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) else None
+            )
 
     def _check_claims(self) -> None:
         """Every claim so far names the same number of shards and the same config as this one."""
-        for path in sorted(self.dir.glob("claim.*.json")):
-            claim = self._read(path)
-            if claim is None:
-                continue  # being written: read again at the next poll
+        for claim in self.board.claims():
             if claim.get("count") != self.shard.count:
                 raise ShardError(
-                    f"run {self.run_dir.name}: shard {claim.get('shard')} was started as one of {claim.get('count')} "
+                    f"run {self.run_id}: shard {claim.get('shard')} was started as one of {claim.get('count')} "
                     f"shards, this one as one of {self.shard.count}"
                 )
             if claim.get("config_sha256") != self.digest:
                 raise ShardError(
-                    f"run {self.run_dir.name}: shard {claim.get('shard')} runs a different config than shard "
+                    f"run {self.run_id}: shard {claim.get('shard')} runs a different config than shard "
                     f"{self.shard.label} (every shard needs the same config file, after secrets are redacted)"
                 )
 
@@ -217,48 +194,42 @@ class ShardGroup:
     async def _barrier(
         self, name: str, stop: asyncio.Event, join_wait_s: float | None = None, say: Any = None
     ) -> int | None:
-        arrived = time.time_ns()
-        _write_atomic(self.dir / f"{name}.{self.shard.index}", str(arrived))
+        self.board.arrive(name, self.shard.index, time.time_ns())
+        count = self.shard.count
         deadline = time.monotonic() + join_wait_s if join_wait_s is not None else None
         next_check = time.monotonic() + CHECK_PEERS_S
         told = False
         while not stop.is_set():
-            times = {}
-            for index in range(1, self.shard.count + 1):
-                try:
-                    times[index] = int((self.dir / f"{name}.{index}").read_text())
-                except (OSError, ValueError):
-                    break
-            if len(times) == self.shard.count:
+            times = {i: t for i, t in (await asyncio.to_thread(self.board.arrivals, name)).items() if i <= count}
+            if len(times) == count:
                 if join_wait_s is not None:
-                    self._check_claims()
-                instant = max(times.values()) + round(BARRIER_LEAD_S * 1e9)
+                    await asyncio.to_thread(self._check_claims)
+                instant = max(times.values()) + round(self.board.lead_s * 1e9)
                 self.late_ns.append(max(time.time_ns() - instant, 0))
                 return instant
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + CHECK_PEERS_S
-                missing = [i for i in range(1, self.shard.count + 1) if i not in times]
+                missing = [i for i in range(1, count + 1) if i not in times]
                 if join_wait_s is not None:
-                    self._check_claims()
+                    await asyncio.to_thread(self._check_claims)
                     if say is not None and not told:
-                        waiting = ", ".join(f"{i}/{self.shard.count}" for i in missing)
-                        say(f"run {self.run_dir.name}: shard {self.shard.label} waiting for shard(s) {waiting} to join")
+                        waiting = ", ".join(f"{i}/{count}" for i in missing)
+                        say(f"run {self.run_id}: shard {self.shard.label} waiting for shard(s) {waiting} to join")
                         told = True
-                self._check_peers(missing, deadline)
-            await asyncio.sleep(POLL_S)
+                await asyncio.to_thread(self._check_peers, missing, deadline)
+            await asyncio.sleep(self.board.poll_s)
         return None
 
     def _check_peers(self, missing: list[int], join_deadline: float | None) -> None:
         """Raise ShardError when a shard this one waits for has ended, died, or (at the start) never came."""
         for index in missing:
-            name = shard_manifest_file(f"s{index}")
-            manifest = read_manifest(self.run_dir, name)
+            manifest = self.board.manifest(f"s{index}")
             label = f"shard {index}/{self.shard.count}"
             if manifest is None:
                 if join_deadline is not None and time.monotonic() > join_deadline:
                     raise ShardError(
-                        f"run {self.run_dir.name}: {label} did not join within {self.join_wait_s:g} s "
+                        f"run {self.run_id}: {label} did not join within {self.join_wait_s:g} s "
                         f"(start it with the same --run-id, or raise ${JOIN_WAIT_ENV})"
                     )
                 continue
@@ -299,9 +270,7 @@ class ShardGroup:
         running and alive), as (label, manifest or None)."""
         deadline = time.monotonic() + stop_waiting
         while True:
-            manifests = {
-                i: read_manifest(self.run_dir, shard_manifest_file(f"s{i}")) for i in range(2, self.shard.count + 1)
-            }
+            manifests = {i: self.board.manifest(f"s{i}") for i in range(2, self.shard.count + 1)}
             running = [
                 i
                 for i, m in manifests.items()

@@ -553,14 +553,19 @@ class RawStore(ABC):
     """
 
     location: str  # the raw/ folder or prefix, as shown to the user
+    spec: str  # what raw_store() is given to open this store again (in a client process)
 
     @abstractmethod
     def preflight(self, expected_rows: int) -> None:
         """Fail with one line (LandingError) before a run starts when it could not land here."""
 
     @abstractmethod
-    def open_run(self, run_id: str) -> Landing:
-        """Claim `run_id` here (LandingError if another run has it) and return the run's landing."""
+    def open_run(
+        self, run_id: str, part: str = "", *, join: bool = False, manifest: str | None = MANIFEST_FILE
+    ) -> Landing:
+        """Claim `run_id` here (LandingError if another run has it) and return the run's landing. A sharded run's
+        writers give their `part` (part_name) and `manifest` (the one it owns, or None), and `join` the run
+        another writer claimed (a host shard claims its shard on the run's board instead)."""
 
     @abstractmethod
     def run_location(self, run_id: str) -> str:
@@ -600,6 +605,7 @@ class LocalStore(RawStore):
     def __init__(self, results_dir: Path) -> None:
         self.results_dir = Path(results_dir)
         self.location = str(raw_root(self.results_dir))
+        self.spec = str(self.results_dir)
 
     def preflight(self, expected_rows: int) -> None:
         self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -608,7 +614,6 @@ class LocalStore(RawStore):
     def open_run(
         self, run_id: str, part: str = "", *, join: bool = False, manifest: str | None = MANIFEST_FILE
     ) -> RunLanding:
-        """`part`, `join` and `manifest` are a sharded run's writers' (RunLanding); a plain run needs none."""
         return RunLanding(self.results_dir, run_id, part, join=join, manifest=manifest)
 
     def run_location(self, run_id: str) -> str:

@@ -28,6 +28,7 @@ import duckdb
 
 from collector.landing import (
     MANIFEST_FILE,
+    SCHEMA_DIR,
     STREAM_TABLES,
     Landing,
     LandingError,
@@ -35,9 +36,12 @@ from collector.landing import (
     _dumps,
     collector_gone,
     lost_manifest,
+    part_file,
     process_identity,
+    raw_root,
     select_json,
     struct_of,
+    write_schema_files,
 )
 from collector.schema import RAW_TABLES, SCHEMA_VERSION, RunManifest
 
@@ -109,14 +113,34 @@ def call(what: str, fn: Callable[..., T], **kwargs: Any) -> T:
         raise S3CallError(f"{what}: {str(exc).splitlines()[0]}") from exc
 
 
-def _segment_name(table: str, number: int) -> str:
-    return f"{table}-{number:0{SEGMENT_DIGITS}d}.jsonl"
+# requests-000001.jsonl (an unsharded collector's), requests.w1-000001.jsonl (its client process 1's),
+# requests.s2-000001.jsonl (host shard 2's), requests.s2.w1-000001.jsonl: collector/landing.py part_name.
+SEGMENT_RE = re.compile(
+    r"^(?P<table>[a-z_]+?)(?:\.(?P<shard>s[0-9]+))?(?:\.(?P<process>w[0-9]+))?-(?P<number>[0-9]+)\.jsonl$"
+)
+MANIFEST_RE = re.compile(r"^run(?:\.(?P<shard>s[0-9]+))?\.json$")  # run.json, run.s2.json (shard_manifest_file)
 
 
-def _segment_number(name: str, table: str) -> int | None:
-    """The number of a segment of `table` named `name`, or None when it is not one."""
-    match = re.fullmatch(rf"{re.escape(table)}-(\d+)\.jsonl", name)
-    return int(match.group(1)) if match else None
+def _segment_name(table: str, number: int, part: str = "") -> str:
+    return f"{part_file(table, part, '')}-{number:0{SEGMENT_DIGITS}d}.jsonl"
+
+
+def _segment(name: str) -> tuple[str, str, str, int] | None:
+    """(table, group, process, number) of a segment named `name` ('' when unsharded), or None if not one.
+    A group's segments compact to one Parquet object: requests.parquet, requests.s2.parquet."""
+    match = SEGMENT_RE.match(name)
+    if match is None or match["table"] not in STREAM_TABLES:
+        return None
+    return match["table"], match["shard"] or "", match["process"] or "", int(match["number"])
+
+
+def _groups_of(manifest_name: str) -> set[str]:
+    """The groups of parts whose writers `manifest_name` speaks for: run.json an unsharded collector's or host
+    shard 1's, run.s2.json host shard 2's."""
+    match = MANIFEST_RE.match(manifest_name)
+    if match is None:
+        return set()
+    return {"", "s1"} if match["shard"] is None else {match["shard"]}
 
 
 class S3Store(RawStore):
@@ -124,6 +148,7 @@ class S3Store(RawStore):
 
     def __init__(self, url: str, segment_grace_s: float = SEGMENT_GRACE_S) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
+        self.spec = url
         self.segment_grace_s = segment_grace_s
         self.location = self.url(self.key())
         self._client: Any = None
@@ -212,8 +237,10 @@ class S3Store(RawStore):
                 raise LandingError(f"{self.location}: writing to bucket {self.bucket} denied ({exc.code})") from exc
             raise LandingError(f"{self.location}: {exc}") from exc
 
-    def open_run(self, run_id: str) -> S3RunLanding:
-        return S3RunLanding(self, run_id)
+    def open_run(
+        self, run_id: str, part: str = "", *, join: bool = False, manifest: str | None = MANIFEST_FILE
+    ) -> S3RunLanding:
+        return S3RunLanding(self, run_id, part, join=join, manifest=manifest)
 
     def run_location(self, run_id: str) -> str:
         return self.url(self.key(run_id)) + "/"
@@ -231,7 +258,7 @@ class S3Store(RawStore):
         return self.url(self.key("*", file_name))
 
     def jsonl_name(self, table: str) -> str:
-        return f"{table}-*.jsonl"
+        return f"{table}*-*.jsonl"  # every writer's segments: requests-000001.jsonl, requests.s2.w1-000001.jsonl
 
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         from collector.duckdb_s3 import register
@@ -258,63 +285,105 @@ class S3Store(RawStore):
 
     def reconcile(self) -> list[str]:
         """Mark runs whose collector is gone as lost (its process, on this host; else a heartbeat older than
-        LOST_AFTER_S) and compact the segments of runs that are over; returns the lost ids.
+        LOST_AFTER_S) and compact the segments of runs that are over; returns the lost ids. In a sharded run each
+        host shard's manifest is judged, and each shard's segments compacted, on their own.
 
         Safe from several hosts at once: the lost manifest is put only if the manifest is still the one read
         (If-Match), and a compacted Parquet only if there is none yet.
         """
         lost = []
         for run_id, files in sorted(self.runs().items()):
-            segments = any(_segment_number(n, t) is not None for n in files for t in STREAM_TABLES)
-            if MANIFEST_FILE not in files or (not segments and "requests.parquet" in files):
+            groups = {seg[1] for name in files if (seg := _segment(name)) is not None}
+            manifests = sorted(name for name in files if MANIFEST_RE.match(name))
+            sharded = any(name != MANIFEST_FILE for name in manifests)
+            if not manifests or (not groups and not sharded and "requests.parquet" in files):
                 continue  # compacted and over (only such runs are skipped without reading their manifest)
-            found = self.get(self.key(run_id, MANIFEST_FILE))
-            if found is None:
-                continue
-            body, etag = found
+            over: set[str] = set()
             try:
-                manifest = json.loads(body)
-            except ValueError:
-                continue
-            if not isinstance(manifest, dict):
-                continue
-            try:
-                if manifest.get("status") == "running":
-                    if not collector_gone(manifest, LOST_AFTER_S):
+                for name in manifests:
+                    found = self.get(self.key(run_id, name))
+                    manifest = _parse_manifest(found[0]) if found is not None else None
+                    if manifest is None:
                         continue
-                    try:
-                        lost_body = _manifest_body(lost_manifest(manifest))
-                        self.put(self.key(run_id, MANIFEST_FILE), lost_body, if_match=etag)
-                    except S3Conflict:
-                        continue  # a heartbeat landed meanwhile: its collector is alive after all
-                    lost.append(run_id)
-                if segments:
-                    self.compact_run(run_id, files)
+                    if manifest.get("status") == "running":
+                        if not collector_gone(manifest, LOST_AFTER_S):
+                            continue
+                        try:
+                            lost_body = _manifest_body(lost_manifest(manifest))
+                            self.put(self.key(run_id, name), lost_body, if_match=found[1])  # type: ignore[index]
+                        except S3Conflict:
+                            continue  # a heartbeat landed meanwhile: its collector is alive after all
+                        if name == MANIFEST_FILE:
+                            lost.append(run_id)
+                    over |= _groups_of(name)
+                if groups & over:
+                    self.compact_run(run_id, files, sorted(groups & over))
             except S3CallError as exc:  # e.g. a reader without write access: the views read the segments as they are
                 log.warning("run %s left as it is: %s", run_id, exc)
         return lost
 
-    def compact_run(self, run_id: str, files: dict[str, dict[str, Any]] | None = None) -> None:
-        """Rewrite a finished run's segments as one Parquet object per table; delete the segments once that
-        Parquet is older than `segment_grace_s` (a later refresh does it).
+    def mirror(self, results: Path) -> Path:
+        """Copy what an engine without an S3 connector reads (local Spark) into `results`/raw/, laid out as a
+        local results folder's: every run's compacted Parquet and manifest, beside this schema version's zero-row
+        files (_schema/, written here as on disk). Incremental (Parquet objects never change once put: one already
+        there at its size is kept; manifests are fetched again) and exact (files no longer on S3 are removed).
+        Segments of runs still streaming are not copied: such runs are read once compacted, as on disk. Returns
+        the raw/ folder."""
+        dest = raw_root(results)
+        root = self.key() + "/"
+        wanted: dict[Path, dict[str, Any]] = {}
+        for obj in self.objects(root):
+            folder, _, name = str(obj["Key"])[len(root) :].partition("/")
+            if not name or "/" in name or folder.startswith("."):
+                continue
+            if not folder.startswith(("_", ".")) and (name.endswith(".parquet") or name == MANIFEST_FILE):
+                wanted[dest / folder / name] = obj
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in sorted(p for p in dest.rglob("*") if p.is_file() and p.parent.name != SCHEMA_DIR):
+            if path not in wanted:
+                path.unlink()
+        write_schema_files(results)
+        for path, obj in wanted.items():
+            if path.suffix == ".parquet" and path.is_file() and path.stat().st_size == obj["Size"]:
+                continue
+            found = self.get(str(obj["Key"]))
+            if found is None:
+                continue  # deleted since it was listed
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(found[0])
+            tmp.replace(path)
+        for run_dir in sorted(p for p in dest.iterdir() if p.is_dir()):
+            if not any(run_dir.iterdir()):
+                run_dir.rmdir()
+        return dest
+
+    def compact_run(
+        self, run_id: str, files: dict[str, dict[str, Any]] | None = None, groups: list[str] | None = None
+    ) -> None:
+        """Rewrite a finished run's segments as one Parquet object per table and group of parts (`groups`, else
+        all: requests.parquet, requests.s2.parquet); delete the segments once that Parquet is older than
+        `segment_grace_s` (a later refresh does it).
 
         Resumable and safe to run twice at once: the Parquet is put only if absent, and segments are deleted only
         long after a Parquet is there, so a compactor that read a half-deleted set of segments cannot put its file.
+        Only a group whose writers are all done may be compacted: a segment put later would not be in its Parquet.
         """
         if files is None:
             files = self.runs().get(run_id, {})
+        segments: dict[tuple[str, str], list[tuple[str, int, str]]] = defaultdict(list)
+        for name in files:
+            if (seg := _segment(name)) is not None and (groups is None or seg[1] in groups):
+                table, group, process, number = seg
+                segments[(table, group)].append((process, number, name))
         now = datetime.now(UTC)
-        for table in STREAM_TABLES:
-            numbered = sorted((n, name) for name in files if (n := _segment_number(name, table)) is not None)
-            if not numbered:
-                continue
-            names = [name for _n, name in numbered]
-            parquet = files.get(f"{table}.parquet")
+        for (table, group), found in sorted(segments.items()):
+            names = [name for _p, _n, name in sorted(found)]
+            target = part_file(table, group, ".parquet")
+            parquet = files.get(target)
             if parquet is None:
                 with contextlib.suppress(S3Conflict):  # another compactor was first; its file holds the same rows
-                    self.put(
-                        self.key(run_id, f"{table}.parquet"), self._parquet_of(run_id, table, names), if_absent=True
-                    )
+                    self.put(self.key(run_id, target), self._parquet_of(run_id, table, names), if_absent=True)
                 if self.segment_grace_s > 0:
                     continue
             elif (now - parquet["LastModified"]).total_seconds() < self.segment_grace_s:
@@ -336,6 +405,14 @@ class S3Store(RawStore):
             finally:
                 con.close()
             return out.read_bytes()
+
+
+def _parse_manifest(body: bytes) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads(body)
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def _manifest_body(manifest: RunManifest) -> bytes:
@@ -362,18 +439,34 @@ def schema_files() -> dict[str, bytes]:
 
 
 class S3RunLanding(Landing):
-    """Lands one run under `s3://bucket/prefix/raw/<run_id>/`: claimed at once, rows as numbered segments."""
+    """Lands one run under `s3://bucket/prefix/raw/<run_id>/`: claimed at once, rows as numbered segments.
 
-    def __init__(self, store: S3Store, run_id: str) -> None:
+    `part`, `join` and `manifest` are a sharded run's writers' (collector/landing.py RunLanding): a writer that
+    joins does not claim the run (a host shard claimed its shard on the run's board, a client process is its
+    collector's); its segments carry its part in their names.
+    """
+
+    def __init__(
+        self,
+        store: S3Store,
+        run_id: str,
+        part: str = "",
+        *,
+        join: bool = False,
+        manifest: str | None = MANIFEST_FILE,
+    ) -> None:
         super().__init__()
         self.store = store
         self.run_id = run_id
+        self.part = part
+        self.manifest_file = manifest
         self.where = store.run_location(run_id)
         self._next = dict.fromkeys(STREAM_TABLES, 1)
         # Segments cut but not yet put, (number, body, rows), oldest first: retried as they are, so a put that
         # failed after S3 stored it only writes the same object again.
         self._pending: dict[str, list[tuple[int, bytes, int]]] = {t: [] for t in STREAM_TABLES}
-        self._claim()
+        if not join:
+            self._claim()
 
     def _claim(self) -> None:
         host, pid, started = process_identity()
@@ -387,7 +480,10 @@ class S3RunLanding(Landing):
                 who = json.loads(holder[0]) if holder else {}
             except ValueError:
                 who = {}
-            by = f" by process {who.get('pid')} on {who.get('hostname')}" if who else ""
+            if not isinstance(who, dict):
+                who = {}
+            by = f" by process {who['pid']} on {who.get('hostname')}" if who.get("pid") else ""
+            by = " by a sharded run (collector run --shard)" if who.get("sharded") else by
             raise LandingError(
                 f"{self.where}: run id {self.run_id} is already taken{by}; runs never share one"
             ) from None
@@ -395,7 +491,7 @@ class S3RunLanding(Landing):
             raise LandingError(f"{self.where}: cannot claim the run id: {exc}") from exc
 
     def stream_location(self, table: str) -> str:
-        return f"{self.where}{table}-*.jsonl"
+        return f"{self.where}{part_file(table, self.part, '')}-*.jsonl"
 
     def rows_pending(self, table: str = "requests") -> int:
         with self._lock:
@@ -415,13 +511,15 @@ class S3RunLanding(Landing):
                         self._next[table] += 1
                     pending = list(self._pending[table])
                 for number, body, rows in pending:
-                    self.store.put(self.store.key(self.run_id, _segment_name(table, number)), body)
+                    self.store.put(self.store.key(self.run_id, _segment_name(table, number, self.part)), body)
                     with self._lock:
                         self._pending[table].pop(0)
                     self.rows_written[table] += rows
 
     def write_manifest(self, manifest: RunManifest, *, final: bool = False) -> None:
-        self.store.put(self.store.key(self.run_id, MANIFEST_FILE), _manifest_body(manifest))
+        assert self.manifest_file is not None, "this writer owns no manifest"
+        self.store.put(self.store.key(self.run_id, self.manifest_file), _manifest_body(manifest))
 
     def compact(self) -> None:
-        self.store.compact_run(self.run_id)
+        # its own group of parts: other host shards may still put theirs
+        self.store.compact_run(self.run_id, groups=[self.part])

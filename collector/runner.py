@@ -47,11 +47,8 @@ from collector.host_shards import (
 )
 from collector.landing import (
     Landing,
-    LocalStore,
     RawStore,
-    RunLanding,
     process_identity,
-    raw_root,
     raw_store,
     shard_manifest_file,
 )
@@ -72,6 +69,7 @@ from collector.pricing import applied_prices
 from collector.progress import PlannedLevel, ProgressPrinter
 from collector.schema import RunManifest
 from collector.server_metrics import ServerScraper
+from collector.shard_boards import shard_board
 from collector.shards import SendContext, Sender, level_sender
 from collector.shares import shares_size
 from collector.telemetry import TelemetrySampler
@@ -122,6 +120,7 @@ class Sweep:
         run_id: str,
         clock: RunClock,
         landing: Landing,
+        store: RawStore,
         log_dir: Path,
         prompts: dict[str, dict[str, list[Prompt]]],
         counters: dict[str, TokenCounter],
@@ -133,6 +132,7 @@ class Sweep:
         self.run_id = run_id
         self.clock = clock
         self.landing = landing
+        self.store = store  # where client processes land their rows too
         self.log_dir = log_dir
         self.stop = asyncio.Event()
         self.plan = sweep_plan(config)
@@ -299,7 +299,7 @@ class Sweep:
             self.stop,
             self.progress.update,
             self.prompts[exp.name],
-            self.landing.dir.parent.parent if isinstance(self.landing, RunLanding) else None,
+            self.store,
             self.group,
             self.shard_records,
         )
@@ -432,16 +432,14 @@ class Run:
         self.results_dir = results_dir
         self.run_id = run_id or new_run_id()
         self.clock = RunClock()
-        store = raw or raw_store(results_dir)  # results_dir/raw/, or an S3 prefix
-        # A host shard joins the run's folder after claiming its shard there (collector/host_shards.py).
+        self.store = store = raw or raw_store(results_dir)  # results_dir/raw/, or an S3 prefix
+        # A host shard joins the run after claiming its shard on the run's board (collector/host_shards.py).
         self.group: ShardGroup | None = None
         self.landing: Landing
         if shard is None:
             self.landing = store.open_run(self.run_id)
         else:
-            assert isinstance(store, LocalStore), "collect() refuses host shards on S3 (check_store_shardable)"
-            run_dir = raw_root(store.results_dir) / self.run_id
-            self.group = ShardGroup(run_dir, shard, config_digest(redacted_dump(config)))
+            self.group = ShardGroup(shard_board(store, self.run_id), shard, config_digest(redacted_dump(config)))
             self.group.claim()
             self.landing = store.open_run(self.run_id, shard.part, join=True, manifest=shard_manifest_file(shard.part))
         hostname, pid, process_started_at = process_identity()
@@ -642,24 +640,6 @@ def payload_records(config: Config, provenance: dict[str, Any]) -> list[dict[str
     return out
 
 
-def check_store_shardable(config: Config, raw: RawStore, shard: HostShard | None) -> None:
-    """Sharded load lands only in a local (or shared) folder: its writers meet and compact through files in the
-    run's folder, which an S3 prefix does not have."""
-    if isinstance(raw, LocalStore):
-        return
-    if shard is not None:
-        raise UserError(
-            f"--shard {shard.label}: host shards land only in a local or shared folder, not in {raw.location}; "
-            "give a folder as --results-dir"
-        )
-    for i, exp in enumerate(config.experiments):
-        if exp.client_processes > 1:
-            raise UserError(
-                f"experiments[{i}].client_processes: {exp.client_processes} client processes land only in a "
-                f"local folder, not in {raw.location}; set it to 1 or give a folder as --results-dir"
-            )
-
-
 def collect(
     config_path: Path,
     results_dir: Path,
@@ -682,7 +662,6 @@ def collect(
     if shard is not None:
         check_shardable(config, shard, run_id)
     raw = raw or raw_store(results_dir)
-    check_store_shardable(config, raw, shard)
     counters = experiment_counters(config, config_path)  # a tokenizer that cannot be loaded fails here,
     # before any run folder exists, and so does a dataset that cannot be prepared or a bad payload file
     provenance = ensure_prepared(config, counters, say=lambda line: print(line, file=sys.stderr))
@@ -717,7 +696,7 @@ def collect(
         print(f"run {run.run_id}{shard_note}: landing raw rows in {run.landing.where}", file=sys.stderr)
         for exp in config.experiments:
             print(f"experiment {exp.name}: token counter {counters[exp.name].name}", file=sys.stderr)
-        sweep = Sweep(config, run.run_id, run.clock, run.landing, log_dir, prompts, counters, run.group)
+        sweep = Sweep(config, run.run_id, run.clock, run.landing, run.store, log_dir, prompts, counters, run.group)
         status, error = "completed", None
         asyncio.run(_sweep_main(sweep))
         if sweep.stop.is_set():

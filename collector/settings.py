@@ -13,6 +13,9 @@ WAREHOUSE_ENV = "TOKENBENCH_WAREHOUSE"  # warehouse file, for the app and dbt's 
 PRICING_ENV = "TOKENBENCH_PRICING_DIR"  # price files, for dbt's pricing source
 # dbt's spark target (models_dbt/profiles.yml): Spark's warehouse folder and metastore; default <results>/spark.
 SPARK_DIR_ENV = "TOKENBENCH_SPARK_DIR"
+# The landing zone an engine's sources read (models_dbt/macros/spark_sources.sql): default <results>/raw; a local
+# mirror of an S3 landing zone for local Spark, or an s3:// (s3a://) URL a cluster's Spark reads itself.
+RAW_DIR_ENV = "TOKENBENCH_RAW_DIR"
 
 DEFAULT_RESULTS_DIR = Path("results")
 WAREHOUSE_FILE = "tokenbench.duckdb"

@@ -22,13 +22,12 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from collector.clock import RunClock, perf_counter_is_system_wide
 from collector.errors import UserError
 from collector.host_shards import ShardGroup
-from collector.landing import RunLanding, part_name
+from collector.landing import Landing, RawStore, part_name, raw_store
 from collector.loadgen import Level, LevelProgress, Target, client_session, run_level, sleep_until
 from collector.loop_lag import sample_loop_lag
 from collector.payloads import Prompt
@@ -52,7 +51,7 @@ class ClientProcessError(UserError):
 class ProcessSetup:
     """What one client process needs for a whole experiment, pickled to it once."""
 
-    results_dir: Path
+    store: str  # where it lands its rows: RawStore.spec (a folder, or an S3 URL)
     run_id: str
     part: str  # its landing part (collector/landing.py part_name)
     target: Target  # shard_index and shard_count set to its share
@@ -119,7 +118,7 @@ async def _serve(conn: multiprocessing.connection.Connection, setup: ProcessSetu
             inbox.put_nowait(("gone",))
 
     clock = RunClock(setup.base_perf_ns, setup.seq_start, setup.seq_step, setup.id_prefix)
-    landing = RunLanding(setup.results_dir, setup.run_id, setup.part, join=True, manifest=None)
+    landing = raw_store(setup.store).open_run(setup.run_id, setup.part, join=True, manifest=None)
     landing.start()
     loop.add_reader(conn.fileno(), readable)
     try:
@@ -145,7 +144,7 @@ async def _level(
     setup: ProcessSetup,
     session: Any,
     clock: RunClock,
-    landing: RunLanding,
+    landing: Landing,
     order: LevelOrder,
 ) -> bool:
     """Send this process's share of one level; False when the parent went away meanwhile."""
@@ -279,7 +278,7 @@ class ClientPool:
 
     def __init__(
         self,
-        results_dir: Path,
+        store: RawStore,
         run_id: str,
         target: Target,
         prompts: dict[str, list[Prompt]],
@@ -294,9 +293,10 @@ class ClientPool:
         `shard_count` (more than `processes` when other hosts share the run); `host_part` is this host
         shard's landing part ('' unsharded, 's2')."""
         self.hostname = socket.gethostname()
+        self.where = store.run_location(run_id)
         self.setups = [
             ProcessSetup(
-                results_dir=results_dir,
+                store=store.spec,
                 run_id=run_id,
                 part=part_name(host_part, f"w{k}"),
                 target=replace(target, shard_index=first_shard + k, shard_count=shard_count),
@@ -363,10 +363,7 @@ class ClientPool:
         return f"client process {entry.index + 1} of {len(self.procs)} (pid {entry.pid or entry.process.pid})"
 
     def _died(self, entry: _Process, code: int | None) -> str:
-        line = (
-            f"{self._describe(entry)} died ({_exit_text(code)}); the rows it had landed are kept in "
-            f"{self.setups[entry.index].results_dir / 'raw' / self.setups[entry.index].run_id}"
-        )
+        line = f"{self._describe(entry)} died ({_exit_text(code)}); the rows it had landed are kept in {self.where}"
         self.dead[entry.index] = line
         return line
 
@@ -577,7 +574,7 @@ class SendContext:
     stop: asyncio.Event
     on_progress: Callable[[LevelProgress], None]
     prompts: dict[str, list[Prompt]]
-    results_dir: Path | None  # holding raw/ (None when raw rows land on S3: no client processes then)
+    store: RawStore  # where the run lands (its client processes land there too)
     group: ShardGroup | None  # this collector's host shard, when several hosts share the run
     records: list[dict[str, Any]]  # client processes' records for the manifest, appended per experiment
 
@@ -648,9 +645,8 @@ async def level_sender(ctx: SendContext, processes: int, concurrencies: Sequence
         yield send_share
         return
 
-    assert ctx.results_dir is not None, "client processes land in a local folder (runner.check_store_shardable)"
     pool = ClientPool(
-        ctx.results_dir,
+        ctx.store,
         target.run_id,
         target,
         ctx.prompts,

@@ -221,8 +221,9 @@ def raw_view_sql(table: str, raw: RawStore | Path) -> str:
         "select * from parquet union all "
         "select * exclude (filename) from jsonl "
         # the file its group compacts to: requests.s2.w1.jsonl -> requests.s2.parquet on disk, a segment
-        # requests-000001.jsonl -> requests.parquet on S3 (collector/landing_s3.py)
-        r"where regexp_replace(filename, '(\.w[0-9]+|-[0-9]+)?\.jsonl$', '.parquet') "
+        # requests-000001.jsonl -> requests.parquet and requests.s2.w1-000001.jsonl -> requests.s2.parquet on S3
+        # (collector/landing_s3.py)
+        r"where regexp_replace(filename, '(\.w[0-9]+)?(-[0-9]+)?\.jsonl$', '.parquet') "
         f"not in (select file from glob({parquets}))"
     )
 

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,10 @@ import duckdb
 import psutil
 import pytest
 
-from collector.sim.server import READY_LINE_PREFIX
 from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
+from tests.shards import shard_config, simulator, start_shard
+
+__all__ = ["simulator"]  # a fixture
 
 pytestmark = pytest.mark.slow
 
@@ -121,45 +122,12 @@ def test_the_manifest_records_each_client_processs_clock_offset(two_process_run:
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[str]:
-    cmd = [sys.executable, "-m", "collector", "sim", "--port", "0", "--speedup", "10", "--served-model-name", "sim-8b"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith(READY_LINE_PREFIX), line
-        yield line[len(READY_LINE_PREFIX) :].strip()
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _shard_config(path: Path, base_url: str, **overrides: Any) -> Path:
-    endpoint = {"type": "openai", "base_url": base_url + "/v1", "served_model_name": "sim-8b"}
-    exp = sim_experiment(**{"endpoint": endpoint, "concurrency_levels": [4], "requests_per_level": 16, **overrides})
-    return write_config(path, config_dict([exp]))
-
-
-def _shard(cfg: Path, results: Path, shard: str, run_id: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)),
-            *("--shard", shard, "--run-id", run_id, "--no-build", *extra),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-@pytest.fixture(scope="module")
 def two_shard_run(tmp_path_factory: pytest.TempPathFactory, simulator: str) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("two-shards")
-    cfg = _shard_config(work / "shards.yml", simulator)
+    cfg = shard_config(work / "shards.yml", simulator)
     results = work / "results"
-    second = _shard(cfg, results, "2/2", "sharded-run")
-    first = _shard(cfg, results, "1/2", "sharded-run")
+    second = start_shard(cfg, results, "2/2", "sharded-run")
+    first = start_shard(cfg, results, "1/2", "sharded-run")
     out = {k: p.communicate(timeout=300) for k, p in (("1", first), ("2", second))}
     assert first.returncode == 0, out["1"][1][-3000:]
     assert second.returncode == 0, out["2"][1][-3000:]
@@ -284,10 +252,10 @@ def test_a_client_process_killed_mid_level_fails_the_run_in_one_line_and_keeps_i
 
 
 def test_a_host_shard_killed_mid_run_stops_the_other_with_one_line(tmp_path: Path, simulator: str) -> None:
-    cfg = _shard_config(tmp_path / "kill.yml", simulator, requests_per_level=400)
+    cfg = shard_config(tmp_path / "kill.yml", simulator, requests_per_level=400)
     results = tmp_path / "results"
-    second = _shard(cfg, results, "2/2", "killed-run")
-    first = _shard(cfg, results, "1/2", "killed-run")
+    second = start_shard(cfg, results, "2/2", "killed-run")
+    first = start_shard(cfg, results, "1/2", "killed-run")
     try:
         part = results / "raw" / "killed-run" / "requests.s2.jsonl"
         _wait_for(lambda: _lines(part) >= 10, 120, "rows from shard 2")

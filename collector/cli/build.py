@@ -10,6 +10,7 @@ from collector import dbt_runner
 from collector.cli import options
 from collector.errors import UserError
 from collector.landing import raw_root
+from collector.landing_s3 import S3Store
 from collector.warehouse import connect, export_run_settings, refresh, upsert_run_settings, writing
 
 
@@ -97,15 +98,20 @@ def run(args: argparse.Namespace) -> int:
         else:
             export_run_settings(warehouse, results_dir)  # the budgets, where the engine's sources read them
     if args.target not in (None, dbt_runner.DUCKDB_TARGET):
+        raw_dir = raw_root(results_dir)
+        if isinstance(raw, S3Store):  # local Spark has no S3 connector: it reads a mirror of the Parquet
+            raw_dir = raw.mirror(dbt_runner.spark_dir(results_dir.resolve()) / "landing")
+            print(f"mirrored the compacted runs of {raw.location} into {raw_dir}", file=sys.stderr)
         result = dbt_runner.build(
             warehouse,
             pricing_dir=_pricing_dir(args, config_dirs),
             vars={"price_source": args.price_source},
             target=args.target,
             results_dir=results_dir,
+            raw_dir=raw_dir,
         )
         print(
-            f"built target {args.target} from {raw_root(results_dir)}: {result.nodes} dbt nodes passed in "
+            f"built target {args.target} from {raw.location}: {result.nodes} dbt nodes passed in "
             f"{result.elapsed_s:.1f} s (Spark warehouse {dbt_runner.spark_dir(results_dir.resolve())}), "
             f"prices {args.price_source} from {result.pricing_dir}",
             file=sys.stdout,

@@ -19,7 +19,9 @@
         {{ return('select 1') }}
     {%- endif -%}
     {%- set results = env_var('TOKENBENCH_RESULTS_DIR', 'results') -%}
-    {%- set raw = results ~ '/raw' -%}
+    {#- The landing zone: <results>/raw, or a local mirror of an S3 one (collector build), or an s3a:// URL that a
+        cluster's Spark reads through its own S3 connector. -#}
+    {%- set raw = env_var('TOKENBENCH_RAW_DIR', results ~ '/raw') -%}
     {%- set pricing = env_var('TOKENBENCH_PRICING_DIR', 'pricing') -%}
     {%- for schema in ['raw', 'config', 'pricing'] -%}
         {%- do run_query('create database if not exists ' ~ schema) -%}
@@ -27,10 +29,11 @@
     {#- Runs landed under older schemas lack newer columns: Parquet's schema merging reads them as null. -#}
     {%- do run_query('set spark.sql.parquet.mergeSchema = true') -%}
     {%- for node in graph.sources.values() if node.source_name == 'raw' and node.name != 'runs' -%}
-        {#- Every run's file and the zero-row one in raw/_schema/, which has every column of the current schema. -#}
+        {#- Every run's files (requests.parquet; requests.s1.parquet, requests.s2.parquet of a sharded run) and the
+            zero-row one in raw/_schema/, which has every column of the current schema. -#}
         {%- do run_query(
             'create or replace view raw.' ~ node.name ~ ' as select * from parquet.'
-            ~ spark_path(raw ~ '/*/' ~ node.name ~ '.parquet')
+            ~ spark_path(raw ~ '/*/' ~ node.name ~ '*.parquet')
         ) -%}
     {%- endfor -%}
     {#- The manifests (run.json: one JSON object on one line) typed as the zero-row raw/_schema/runs.parquet. -#}

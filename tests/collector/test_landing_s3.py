@@ -221,3 +221,70 @@ def test_a_build_without_write_access_leaves_a_dead_run_as_it_is_and_reads_its_s
     assert f"run {spec.run_id} left as it is: put s3://{bucket}/team/bench/raw/{spec.run_id}/run.json: 403" in (
         caplog.text
     )
+
+
+def test_host_shards_parts_compact_each_to_its_own_parquet_and_the_raw_views_read_them_once(
+    bucket: str, tmp_path: Path
+) -> None:
+    """Shard 1 and shard 2 (and shard 2's client process 1) put their own segments; each shard compacts its own
+    group; the views read every row once, from segments or Parquet, whichever a group has."""
+    store = _store(bucket)
+    spec = run_a()
+    rows = request_rows(spec)
+    writers = {
+        "s1": store.open_run(spec.run_id, "s1", join=True, manifest="run.json"),
+        "s2": store.open_run(spec.run_id, "s2", join=True, manifest="run.s2.json"),
+        "s2.w1": store.open_run(spec.run_id, "s2.w1", join=True, manifest=None),
+    }
+    for i, row in enumerate(rows):
+        writers[["s1", "s2", "s2.w1"][i % 3]].append("requests", row)
+    for sample in telemetry_rows(spec):
+        writers["s1"].append("telemetry_samples", sample)
+    for landing in writers.values():
+        landing.close()
+    run = f"team/bench/raw/{spec.run_id}/"
+    assert [k.removeprefix(run) for k in keys(bucket, run)] == [
+        "requests.s1-000001.jsonl",
+        "requests.s2-000001.jsonl",
+        "requests.s2.w1-000001.jsonl",
+        "telemetry_samples.s1-000001.jsonl",
+    ]
+    writers["s1"].write_manifest(spec_manifest(spec))
+    writers["s2"].write_manifest(spec_manifest(spec))
+    writers["s1"].compact()  # shard 1's group only: shard 2 may still be sending
+    assert "requests.s2.parquet" not in {k.removeprefix(run) for k in keys(bucket, run)}
+    local = tmp_path / "local"
+    refresh(local, warehouse_path(local), store)  # reads shard 2's segments beside shard 1's Parquet
+    with connect(warehouse_path(local), read_only=True) as con:
+        store.attach(con)
+        got = con.execute("select request_id from raw.requests order by request_id").fetchall()
+        samples = con.execute("select count(*) from raw.telemetry_samples").fetchone()
+    assert [r[0] for r in got] == sorted(r.request_id for r in rows)
+    assert samples == (len(telemetry_rows(spec)),)
+    S3Store(f"s3://{bucket}/team/bench", segment_grace_s=0).reconcile()  # both manifests are over: compact, tidy
+    assert [k.removeprefix(run) for k in keys(bucket, run)] == [
+        "requests.s1.parquet",
+        "requests.s2.parquet",
+        "run.json",
+        "run.s2.json",
+        "telemetry_samples.s1.parquet",
+    ]
+    # Local Spark reads a mirror: each shard's Parquet, the run's manifest, and the zero-row schema files.
+    raw = store.mirror(tmp_path / "mirror")
+    assert {str(p.relative_to(raw)) for p in raw.rglob("*.parquet")} == {
+        "_schema/requests.parquet",
+        "_schema/runs.parquet",
+        "_schema/telemetry_samples.parquet",
+        f"{spec.run_id}/requests.s1.parquet",
+        f"{spec.run_id}/requests.s2.parquet",
+        f"{spec.run_id}/telemetry_samples.s1.parquet",
+    }
+    assert json.loads((raw / spec.run_id / "run.json").read_text())["run_id"] == spec.run_id
+    con = duckdb.connect()
+    mirrored = con.execute(f"select count(*) from read_parquet('{raw}/*/requests*.parquet')").fetchone()
+    assert mirrored == (len(rows),)
+    # Again, after a run is gone from S3: the mirror follows (and keeps what did not change).
+    store.delete([k for k in keys(bucket, run) if k.endswith("requests.s2.parquet")])
+    store.mirror(tmp_path / "mirror")
+    assert not (raw / spec.run_id / "requests.s2.parquet").exists()
+    assert (raw / spec.run_id / "requests.s1.parquet").exists()

@@ -18,11 +18,15 @@ import pytest
 from collector.clock import RunClock
 from collector.errors import UserError
 from collector.host_shards import HostShard, ShardError, ShardGroup, fold, parse_shard, with_clock_offsets
-from collector.landing import RunLanding, compact_run, part_name, raw_store, write_manifest
+from collector.landing import LandingError, RawStore, RunLanding, compact_run, part_name, raw_store, write_manifest
 from collector.runner import collect
+from collector.shard_boards import shard_board
 from collector.warehouse import refresh, warehouse_path
+from tests.collector.s3 import bucket, moto_url, s3_env
 from tests.conftest import config_dict, config_error, sim_experiment, write_config
 from tests.dbt.builders import Experiment, Req, RunSpec, manifest, request_rows
+
+__all__ = ["bucket", "moto_url", "s3_env"]  # fixtures
 
 # -- config -------------------------------------------------------------------------------------------------
 
@@ -97,22 +101,6 @@ def test_a_shard_refuses_a_sweep_whose_rates_one_collector_measures(tmp_path: Pa
     cfg = config_dict([sim_experiment(endpoint=OPENAI, load={"model": "sweep"})])
     msg = _collect_error(tmp_path, cfg, shard=HostShard(1, 2), run_id="r1")
     assert "load model sweep" in msg
-
-
-def test_sharded_load_onto_an_s3_prefix_is_refused_in_one_line_naming_the_option(tmp_path: Path) -> None:
-    # Its writers meet and compact through files in the run's folder: a local or shared folder only. Refused
-    # before any S3 call, so no S3 server is needed here.
-    raw = raw_store("s3://bench/team")
-    cfg = config_dict([sim_experiment(client_processes=2, concurrency_levels=[2, 4])])
-    assert _collect_error(tmp_path, cfg, raw=raw) == (
-        "experiments[0].client_processes: 2 client processes land only in a local folder, not in "
-        "s3://bench/team/raw; set it to 1 or give a folder as --results-dir"
-    )
-    cfg = config_dict([sim_experiment(endpoint=OPENAI)])
-    assert _collect_error(tmp_path, cfg, raw=raw, shard=HostShard(2, 2), run_id="r1") == (
-        "--shard 2/2: host shards land only in a local or shared folder, not in s3://bench/team/raw; give a "
-        "folder as --results-dir"
-    )
 
 
 def test_a_run_id_that_is_not_a_safe_name_is_refused(tmp_path: Path) -> None:
@@ -195,43 +183,62 @@ def test_a_run_id_is_never_reused_by_an_unsharded_run(tmp_path: Path) -> None:
     assert str(info.value).endswith("a run with id taken already exists; run ids are never reused")
 
 
-# -- host shards: claims, barriers, the others' state ----------------------------------------------------------
+# -- host shards: claims, barriers, the others' state, on a folder's board and on S3's ------------------------
 
 
-def test_a_second_collector_given_the_same_run_and_shard_is_refused(tmp_path: Path) -> None:
-    ShardGroup(tmp_path / "r", HostShard(2, 2), "digest").claim()
+@pytest.fixture(params=["folder", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> RawStore:
+    """Where the shards' run lands: a local folder, or an S3 prefix in moto on loopback."""
+    if request.param == "folder":
+        return raw_store(tmp_path / "results")
+    return raw_store(f"s3://{request.getfixturevalue('bucket')}/team")
+
+
+def _group(store: RawStore, index: int, count: int, digest: str = "digest", run_id: str = "r") -> ShardGroup:
+    return ShardGroup(shard_board(store, run_id), HostShard(index, count), digest)
+
+
+def test_a_second_collector_given_the_same_run_and_shard_is_refused(store: RawStore) -> None:
+    _group(store, 2, 2).claim()
     with pytest.raises(ShardError) as info:
-        ShardGroup(tmp_path / "r", HostShard(2, 2), "digest").claim()
+        _group(store, 2, 2).claim()
     assert str(info.value) == (
         f"run r: shard 2/2 is already taken by pid {os.getpid()} on {socket.gethostname()}; "
         "give each collector its own --shard"
     )
-    ShardGroup(tmp_path / "r", HostShard(1, 2), "digest").claim()  # another shard joins
+    _group(store, 1, 2).claim()  # another shard joins
 
 
-def test_a_shard_cannot_join_an_unsharded_run(tmp_path: Path) -> None:
-    (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "run.json").write_text("{}")
-    with pytest.raises(ShardError, match="run r already exists and is not sharded"):
-        ShardGroup(tmp_path / "r", HostShard(1, 2), "digest").claim()
+def test_a_shard_cannot_join_an_unsharded_run_nor_an_unsharded_run_a_sharded_one(store: RawStore) -> None:
+    store.open_run("r").write_manifest(manifest(_spec("r", 1)))
+    with pytest.raises(ShardError) as info:
+        _group(store, 1, 2).claim()
+    assert str(info.value) == "run r already exists and is not sharded; give a new --run-id"
+    _group(store, 1, 2, run_id="q").claim()
+    with pytest.raises(LandingError) as landing_info:
+        store.open_run("q")
+    assert str(landing_info.value) in (
+        f"{store.run_location('q')}: a run with id q already exists; run ids are never reused",
+        f"{store.run_location('q')}: run id q is already taken by a sharded run (collector run --shard); runs never "
+        "share one",
+    )
 
 
-def test_shards_with_another_count_or_config_are_refused_at_the_start(tmp_path: Path) -> None:
-    ShardGroup(tmp_path / "r", HostShard(1, 3), "digest").claim()
-    group = ShardGroup(tmp_path / "r", HostShard(2, 2), "digest")
+def test_shards_with_another_count_or_config_are_refused_at_the_start(store: RawStore) -> None:
+    _group(store, 1, 3).claim()
+    group = _group(store, 2, 2)
     group.claim()
     with pytest.raises(ShardError, match=r"shard 1/3 was started as one of 3 shards, this one as one of 2"):
         asyncio.run(group.start(asyncio.Event(), say=lambda line: None))
-    other = tmp_path / "q"
-    ShardGroup(other, HostShard(1, 2), "digest-a").claim()
-    group = ShardGroup(other, HostShard(2, 2), "digest-b")
+    _group(store, 1, 2, "digest-a", run_id="q").claim()
+    group = _group(store, 2, 2, "digest-b", run_id="q")
     group.claim()
     with pytest.raises(ShardError, match="shard 1/2 runs a different config than shard 2/2"):
         asyncio.run(group.start(asyncio.Event(), say=lambda line: None))
 
 
-def test_every_shard_leaves_a_barrier_at_the_same_instant_on_one_clock(tmp_path: Path) -> None:
-    groups = [ShardGroup(tmp_path / "r", HostShard(i, 3), "d") for i in (1, 2, 3)]
+def test_every_shard_leaves_a_barrier_at_the_same_instant_on_one_clock(store: RawStore) -> None:
+    groups = [_group(store, i, 3, "d") for i in (1, 2, 3)]
     for group in groups:
         group.claim()
 
@@ -248,22 +255,23 @@ def test_every_shard_leaves_a_barrier_at_the_same_instant_on_one_clock(tmp_path:
     # The same wall-clock instant, each shard reading it through its own wall/perf pair: microseconds apart.
     starts = [i for i in instants if i is not None]
     assert len(starts) == 3 and max(starts) - min(starts) < 100_000
+    # Each left after the last arrival plus the board's lead: none saw the barrier complete late by a poll.
+    assert all(len(g.late_ns) == 2 for g in groups)
 
 
-def test_a_stopped_collector_leaves_a_barrier_without_an_instant(tmp_path: Path) -> None:
-    group = ShardGroup(tmp_path / "r", HostShard(1, 2), "d")
+def test_a_stopped_collector_leaves_a_barrier_without_an_instant(store: RawStore) -> None:
+    group = _group(store, 1, 2, "d")
     group.claim()
     stop = asyncio.Event()
     stop.set()
     assert asyncio.run(group.barrier("0.start", stop)) is None
 
 
-def _peer(tmp_path: Path, **fields: Any) -> ShardGroup:
-    run_dir = tmp_path / "r"
-    group = ShardGroup(run_dir, HostShard(1, 2), "d")
+def _peer(store: RawStore, **fields: Any) -> ShardGroup:
+    group = _group(store, 1, 2, "d")
     group.claim()
-    spec = _spec("r", 1)
-    write_manifest(run_dir, replace(manifest(spec), **fields), "run.s2.json")
+    landing = store.open_run("r", "s2", join=True, manifest="run.s2.json")
+    landing.write_manifest(replace(manifest(_spec("r", 1)), **fields))
     return group
 
 
@@ -273,16 +281,16 @@ def _peer_error(group: ShardGroup) -> str:
     return str(info.value)
 
 
-def test_a_shard_that_ended_stops_the_others_with_its_reason(tmp_path: Path) -> None:
-    group = _peer(tmp_path, status="failed", error_message="endpoint down", pid=7, hostname="hostb")
+def test_a_shard_that_ended_stops_the_others_with_its_reason(store: RawStore) -> None:
+    group = _peer(store, status="failed", error_message="endpoint down", pid=7, hostname="hostb")
     assert _peer_error(group) == "shard 2/2 (pid 7 on hostb) ended failed: endpoint down"
 
 
-def test_a_shard_killed_on_this_host_is_told_at_once(tmp_path: Path) -> None:
+def test_a_shard_killed_on_this_host_is_told_at_once(store: RawStore) -> None:
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     group = _peer(
-        tmp_path,
+        store,
         status="running",
         pid=dead.pid,
         hostname=socket.gethostname(),
@@ -293,8 +301,8 @@ def test_a_shard_killed_on_this_host_is_told_at_once(tmp_path: Path) -> None:
     )
 
 
-def test_a_shard_on_another_host_without_heartbeats_is_told(tmp_path: Path) -> None:
-    group = _peer(tmp_path, status="running", pid=7, hostname="hostb", heartbeat_at="2020-01-01T00:00:00+00:00")
+def test_a_shard_on_another_host_without_heartbeats_is_told(store: RawStore) -> None:
+    group = _peer(store, status="running", pid=7, hostname="hostb", heartbeat_at="2020-01-01T00:00:00+00:00")
     message = _peer_error(group)
     assert message.startswith("shard 2/2 (pid 7 on hostb) has written no heartbeat for ") and message.endswith(" s")
 
@@ -326,9 +334,9 @@ def test_a_shards_clock_offset_is_given_only_where_it_shares_shard_1s_host() -> 
     assert [r["clock"]["offset_to_shard_1_ns"] for r in records] == [0, 250, None]
 
 
-def test_a_shard_that_never_joins_fails_the_start_with_one_line(tmp_path: Path, monkeypatch: Any) -> None:
+def test_a_shard_that_never_joins_fails_the_start_with_one_line(store: RawStore, monkeypatch: Any) -> None:
     monkeypatch.setenv("TOKENBENCH_SHARD_JOIN_WAIT_S", "0.5")
-    group = ShardGroup(tmp_path / "r", HostShard(1, 2), "d")
+    group = _group(store, 1, 2, "d")
     group.claim()
     said: list[str] = []
     with pytest.raises(ShardError) as info:
