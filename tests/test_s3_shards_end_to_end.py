@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from collector.landing import RawStore, raw_store
+from collector.landing_s3 import S3Store
 from tests.aws.loopback import FAKE_CREDENTIALS
-from tests.conftest import run_cli
+from tests.conftest import config_dict, run_cli, sim_experiment, write_config
 from tests.dbt.parity import MARTS, NEEDS_SPARK, assert_same_mart
 from tests.shards import shard_config, simulator, start_shard
 
@@ -173,3 +175,75 @@ def spark_build(duckdb_build: Path, s3_shards: dict[str, Any]) -> Path:
         "telemetry_samples.s2.parquet",
     ]
     return duckdb_build
+
+
+# -- hostile: a shard killed mid-run; client processes -------------------------------------------------------
+
+
+def _s3_lines(env: dict[str, str], prefix: str, part: str) -> int:
+    """Rows put so far in the request segments of `part` ('s2') under `prefix`."""
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_credentials())
+    keys = [k for k in _keys(env, prefix) if re.search(rf"/requests\.{re.escape(part)}-\d+\.jsonl$", k)]
+    return sum(client.get_object(Bucket=BUCKET, Key=k)["Body"].read().count(b"\n") for k in keys)
+
+
+def test_a_host_shard_killed_on_s3_stops_the_other_in_one_line_and_its_rows_are_kept(
+    tmp_path: Path, simulator: str, s3_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = shard_config(tmp_path / "kill.yml", simulator, requests_per_level=400)
+    prefix, run = f"s3://{BUCKET}/killed", "killed-run"
+    second = start_shard(cfg, prefix, "2/2", run, "--local-dir", str(tmp_path / "b"), env=s3_env)
+    first = start_shard(cfg, prefix, "1/2", run, "--local-dir", str(tmp_path / "a"), env=s3_env)
+    try:
+        deadline = time.monotonic() + 120
+        while _s3_lines(s3_env, f"killed/raw/{run}/", "s2") < 10:
+            assert time.monotonic() < deadline and second.poll() is None, "no rows from shard 2"
+            time.sleep(0.2)
+        second.kill()
+        second.wait(30)
+        landed = _s3_lines(s3_env, f"killed/raw/{run}/", "s2")
+        _, stderr = first.communicate(timeout=120)
+    finally:
+        for p in (first, second):
+            if p.poll() is None:
+                p.kill()
+    last = stderr.strip().splitlines()[-1]
+    assert first.returncode == 1
+    assert re.fullmatch(rf"error: shard 2/2 \(pid {second.pid} on \S+\) is gone without finishing \(killed\?\)", last)
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    store = raw_store(prefix)
+    assert isinstance(store, S3Store)
+    manifest = json.loads(store.get(store.key(run, "run.json"))[0])  # type: ignore[index]
+    assert manifest["status"] == "failed" and manifest["error_message"] == last.removeprefix("error: ")
+    # Shard 1's last refresh marked shard 2 lost and compacted the segments it had put: every row is still there.
+    assert json.loads(store.get(store.key(run, "run.s2.json"))[0])["status"] == "lost"  # type: ignore[index]
+    con = duckdb.connect()
+    store.attach(con)
+    ((kept,),) = con.execute(f"select count(*) from read_parquet('{prefix}/raw/{run}/requests.s2.parquet')").fetchall()
+    assert kept == landed >= 10
+
+
+def test_client_processes_land_their_own_segments_into_the_prefix_and_every_request_once(
+    tmp_path: Path, s3_env: dict[str, str]
+) -> None:
+    sim = {"type": "simulated", "speedup": 10, "mean_output_tokens": 20}
+    exp = sim_experiment(endpoint=sim, client_processes=2, concurrency_levels=[2, 4], requests_per_level=16)
+    cfg = write_config(tmp_path / "p2.yml", config_dict([exp]))
+    prefix = f"s3://{BUCKET}/processes"
+    local = tmp_path / "l"
+    done = run_cli("run", "--config", str(cfg), "--results-dir", prefix, "--local-dir", str(local), env=s3_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = {k.rsplit("/", 1)[1] for k in _keys(s3_env, "processes/raw/") if "/_schema" not in k}
+    # Each client process put its own segments (w0, w1); the run compacted them into one Parquet per table.
+    assert {n.split("-")[0] for n in names if n.endswith(".jsonl")} >= {"requests.w0", "requests.w1"}
+    assert {"requests.parquet", "telemetry_samples.parquet", "run.json"} <= names
+    con = duckdb.connect(str(local / "tokenbench.duckdb"), read_only=True)
+    levels = con.execute(
+        "select concurrency, request_count from marts.fct_concurrency_metrics order by concurrency"
+    ).fetchall()
+    requests = con.execute(
+        "select count(*) filter (where not is_warmup), count(*), count(distinct request_id) from marts.fct_requests"
+    ).fetchone()
+    assert levels == [(2, 16), (4, 16)]
+    assert requests == (32, 34, 34)  # each request once: 16 measured and one warm-up per level
