@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import yaml
 
@@ -50,6 +51,17 @@ def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None)
         timeout=timeout,
         env={**os.environ, **env} if env else None,
     )
+
+
+def fetch(warehouse: Path, sql: str, store: Any = None) -> list[tuple[Any, ...]]:
+    """Rows of a query on a warehouse file, opened read-only; `store` (a RawStore) when its raw views read S3."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        if store is not None:
+            store.attach(con)
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 def quantile_cont(values: list[float], q: float) -> float:

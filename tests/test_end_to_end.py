@@ -5,20 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import duckdb
 import pytest
 
-from tests.conftest import quantile_cont
+from tests.conftest import fetch, quantile_cont
 
 pytestmark = pytest.mark.slow
 
 
-def _query(e2e: dict[str, Any], sql: str) -> list[tuple]:
-    con = duckdb.connect(str(e2e["warehouse"]), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+def _query(e2e: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    return fetch(e2e["warehouse"], sql)
 
 
 def test_cli_run_lands_one_row_per_request_with_complete_timings(e2e_run: dict[str, Any]) -> None:

@@ -3,28 +3,18 @@ rows and the marts' schedule, validity and throughput checked against a recomput
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
 from collector.load_models import ladder
-from tests.conftest import quantile_cont
+from tests.conftest import fetch, quantile_cont
 
 pytestmark = pytest.mark.slow
 
 
-def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_every_open_loop_request_records_its_intended_and_actual_send(open_loop_run: dict[str, Any]) -> None:
-    rows = _query(
+    rows = fetch(
         open_loop_run["warehouse"],
         "select target_rate_rps, is_warmup, count(*), count(intended_offset_ns), "
         "bool_and(start_offset_ns >= intended_offset_ns), any_value(load_model), any_value(concurrency) "
@@ -37,7 +27,7 @@ def test_every_open_loop_request_records_its_intended_and_actual_send(open_loop_
         for warmup in (False, True)
     ]
     # Constant arrivals: intended sends exactly 100 ms apart.
-    (gaps,) = _query(
+    (gaps,) = fetch(
         open_loop_run["warehouse"],
         "select list(distinct gap) from (select intended_offset_ns - lag(intended_offset_ns) over "
         "(order by sequence_in_level) as gap from raw.requests where target_rate_rps = 10 and not is_warmup) "
@@ -47,14 +37,14 @@ def test_every_open_loop_request_records_its_intended_and_actual_send(open_loop_
 
 
 def test_the_marts_judge_each_level_by_its_own_send_lag(open_loop_run: dict[str, Any]) -> None:
-    lags = _query(
+    lags = fetch(
         open_loop_run["warehouse"],
         "select target_rate_rps, list((start_offset_ns - intended_offset_ns) / 1e9) from raw.requests "
         "where experiment_name = 'rates' and not is_warmup group by all",
     )
     marts = {
         r[0]: r[1:]
-        for r in _query(
+        for r in fetch(
             open_loop_run["warehouse"],
             "select target_rate_rps, send_lag_p99, is_schedule_kept, offered_request_rate, meets_all_budgets "
             "from marts.fct_concurrency_metrics where experiment_name = 'rates'",
@@ -70,14 +60,14 @@ def test_the_marts_judge_each_level_by_its_own_send_lag(open_loop_run: dict[str,
 
 
 def test_a_rate_level_that_kept_up_reports_the_rate_it_sustained(open_loop_run: dict[str, Any]) -> None:
-    (level,) = _query(
+    (level,) = fetch(
         open_loop_run["warehouse"],
         "select throughput_window, transactions_per_minute / 60, is_saturated from marts.fct_concurrency_metrics "
         "where target_rate_rps = 10",
     )
     ends = sorted(
         e
-        for (e,) in _query(
+        for (e,) in fetch(
             open_loop_run["warehouse"],
             "select start_offset_ns + e2e_ns from raw.requests where target_rate_rps = 10 and not is_warmup "
             "and status = 'success'",
@@ -91,7 +81,7 @@ def test_a_rate_level_that_kept_up_reports_the_rate_it_sustained(open_loop_run: 
 
 
 def test_a_sweeps_rates_climb_from_its_closed_levels_floor_to_their_ceiling(open_loop_run: dict[str, Any]) -> None:
-    measured = _query(
+    measured = fetch(
         open_loop_run["warehouse"],
         "select concurrency, count(*) filter (where status = 'success') "
         "/ ((max(start_offset_ns + e2e_ns) - min(start_offset_ns)) / 1e9) from raw.requests "
@@ -99,7 +89,7 @@ def test_a_sweeps_rates_climb_from_its_closed_levels_floor_to_their_ceiling(open
     )
     rates = [
         r
-        for (r,) in _query(
+        for (r,) in fetch(
             open_loop_run["warehouse"],
             "select distinct target_rate_rps from raw.requests where "
             "experiment_name = 'sweep' and target_rate_rps is not null order by 1",
@@ -109,7 +99,7 @@ def test_a_sweeps_rates_climb_from_its_closed_levels_floor_to_their_ceiling(open
     expected = ladder(min(per_s), max(per_s), 2)
     # The ladder stops at the first saturated rate: the rates run are the ladder's first ones.
     assert rates == expected[: len(rates)] and rates
-    saturated = _query(
+    saturated = fetch(
         open_loop_run["warehouse"],
         "select target_rate_rps, is_saturated from marts.fct_concurrency_metrics where experiment_name = 'sweep' "
         "and target_rate_rps is not null order by 1",

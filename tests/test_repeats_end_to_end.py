@@ -3,27 +3,17 @@ the spread across repeats checked against a recomputation from those rows, and t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
-from tests.conftest import quantile_cont
+from tests.conftest import fetch, quantile_cont
 
 pytestmark = pytest.mark.slow
 
 
-def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
 def test_each_repeat_runs_the_whole_level_and_its_rows_say_which(open_loop_run: dict[str, Any]) -> None:
-    rows = _query(
+    rows = fetch(
         open_loop_run["warehouse"],
         "select repeat_index, count(*) filter (where is_warmup), count(*) filter (where not is_warmup), "
         "min(start_offset_ns), max(start_offset_ns + e2e_ns) "
@@ -40,14 +30,14 @@ def test_the_marts_pool_the_repeats_and_give_their_spread(open_loop_run: dict[st
     warehouse = open_loop_run["warehouse"]
     by_repeat = {
         k: (latencies, start, end)
-        for k, latencies, start, end in _query(
+        for k, latencies, start, end in fetch(
             warehouse,
             "select repeat_index, list(e2e_ns / 1e9) filter (where status = 'success'), min(start_offset_ns), "
             "max(start_offset_ns + e2e_ns) from raw.requests where experiment_name = 'repeated' and not is_warmup "
             "group by all",
         )
     }
-    ((count, p95, p95_min, p95_median, p95_max, duration, tpm, tpm_min, tpm_max),) = _query(
+    ((count, p95, p95_min, p95_median, p95_max, duration, tpm, tpm_min, tpm_max),) = fetch(
         warehouse,
         "select repeat_count, latency_p95, latency_p95_repeat_min, latency_p95_repeat_median, latency_p95_repeat_max, "
         "duration_s, transactions_per_minute, transactions_per_minute_repeat_min, transactions_per_minute_repeat_max "
@@ -62,7 +52,7 @@ def test_the_marts_pool_the_repeats_and_give_their_spread(open_loop_run: dict[st
     assert duration == pytest.approx(sum((end - start) / 1e9 for _, start, end in by_repeat.values()), rel=1e-9)
     repeats = sorted(
         t
-        for (t,) in _query(
+        for (t,) in fetch(
             warehouse,
             "select transactions_per_minute from intermediate.int_level_repeats_aggregated "
             "where experiment_name = 'repeated'",
@@ -74,12 +64,12 @@ def test_the_marts_pool_the_repeats_and_give_their_spread(open_loop_run: dict[st
 
 def test_the_collectors_event_loop_lag_is_sampled_through_each_level(open_loop_run: dict[str, Any]) -> None:
     warehouse = open_loop_run["warehouse"]
-    levels = _query(
+    levels = fetch(
         warehouse,
         "select concurrency, target_rate_rps, level_start_offset_ns, level_end_offset_ns, event_loop_lag_p99, "
         "event_loop_lag_max from marts.fct_concurrency_metrics where experiment_name = 'rates' order by 2",
     )
-    samples = _query(
+    samples = fetch(
         warehouse,
         "select offset_ns, event_loop_lag_s, device, hostname from raw.telemetry_samples "
         "where source = 'client' and experiment_name = 'rates'",

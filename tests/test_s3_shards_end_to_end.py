@@ -17,10 +17,10 @@ import duckdb
 import pytest
 from moto.server import ThreadedMotoServer
 
-from collector.landing import RawStore, raw_store
+from collector.landing import raw_store
 from collector.landing_s3 import S3Store
 from tests.aws.loopback import FAKE_CREDENTIALS
-from tests.conftest import config_dict, run_cli, sim_experiment, write_config
+from tests.conftest import config_dict, fetch, run_cli, sim_experiment, write_config
 from tests.dbt.parity import MARTS, NEEDS_SPARK, assert_same_mart
 from tests.shards import shard_config, simulator, start_shard
 
@@ -64,16 +64,6 @@ def _keys(env: dict[str, str], prefix: str) -> list[str]:
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], **_credentials())
     pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
-
-
-def _query(warehouse: Path, sql: str, store: RawStore) -> list[tuple[Any, ...]]:
-    """Rows of the warehouse, whose raw views read the S3 prefix of `store` (boto3's environment must point at it)."""
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        store.attach(con)
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +113,7 @@ def test_collector_build_over_the_prefix_reads_both_shards_as_one_run_and_one_le
         monkeypatch.setenv(name, value)
     store = raw_store(s3_shards["prefix"])
     warehouse = duckdb_build / "tokenbench.duckdb"
-    rows = _query(
+    rows = fetch(
         warehouse,
         "select shard_index, shard_count, count(*), count(distinct request_id), "
         f"bool_and(starts_with(request_id, '{RUN_ID}:' || (shard_index + 1) || '.')) "
@@ -131,12 +121,12 @@ def test_collector_build_over_the_prefix_reads_both_shards_as_one_run_and_one_le
         store,
     )
     assert rows == [(0, 2, 9, 9, True), (1, 2, 8, 8, True)]  # 2 workers each; the warm-up from shard 1
-    assert _query(warehouse, "select run_id, status from raw.runs", store) == [(RUN_ID, "completed")]
-    levels = _query(
+    assert fetch(warehouse, "select run_id, status from raw.runs", store) == [(RUN_ID, "completed")]
+    levels = fetch(
         warehouse, "select run_id, payload_file, concurrency, request_count from marts.fct_concurrency_metrics", store
     )
     assert levels == [(RUN_ID, "short", 4, 16)]
-    manifest = _query(warehouse, "select shards_json from raw.runs", store)[0][0]
+    manifest = fetch(warehouse, "select shards_json from raw.runs", store)[0][0]
     shards = manifest if isinstance(manifest, list) else json.loads(manifest)
     assert [(s["shard"], s["status"]) for s in shards] == [("1/2", "completed"), ("2/2", "completed")]
     assert shards[0]["clock"]["epoch_wall_ns"] == shards[1]["clock"]["epoch_wall_ns"]

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pytest
+
+from tests.conftest import fetch
 
 pytestmark = pytest.mark.slow
 
 
-def _query(e2e: dict[str, Any], sql: str) -> list[tuple]:
-    con = duckdb.connect(str(e2e["warehouse"]), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+def _query(e2e: dict[str, Any], sql: str) -> list[tuple[Any, ...]]:
+    return fetch(e2e["warehouse"], sql)
 
 
 def test_each_level_has_its_two_edge_scrapes_with_nothing_in_flight(e2e_run: dict[str, Any]) -> None:

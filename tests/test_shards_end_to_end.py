@@ -18,7 +18,7 @@ import duckdb
 import psutil
 import pytest
 
-from tests.conftest import REPO, config_dict, run_cli, sim_experiment, write_config
+from tests.conftest import REPO, config_dict, fetch, run_cli, sim_experiment, write_config
 from tests.shards import shard_config, simulator, start_shard
 
 __all__ = ["simulator"]  # a fixture
@@ -26,14 +26,6 @@ __all__ = ["simulator"]  # a fixture
 pytestmark = pytest.mark.slow
 
 SIM = {"type": "simulated", "speedup": 10, "mean_output_tokens": 20}
-
-
-def _query(warehouse: Path, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def _most_in_flight(intervals: list[tuple[int, int]]) -> int:
@@ -60,9 +52,9 @@ def two_process_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_two_client_processes_land_every_request_once_and_both_send(two_process_run: dict[str, Any]) -> None:
     warehouse = two_process_run["warehouse"]
-    ((count, ids),) = _query(warehouse, "select count(*), count(distinct request_id) from raw.requests")
+    ((count, ids),) = fetch(warehouse, "select count(*), count(distinct request_id) from raw.requests")
     assert (count, ids) == (34, 34)  # two levels of 16 measured and 1 warm-up request
-    per_shard = _query(
+    per_shard = fetch(
         warehouse,
         "select concurrency, shard_index, shard_count, count(*) filter (where not is_warmup), "
         "count(*) filter (where is_warmup), list(distinct worker_index order by worker_index) "
@@ -81,7 +73,7 @@ def test_two_client_processes_land_every_request_once_and_both_send(two_process_
 
 
 def test_the_marts_give_one_level_per_bucket_and_concurrency(two_process_run: dict[str, Any]) -> None:
-    levels = _query(
+    levels = fetch(
         two_process_run["warehouse"],
         "select payload_file, concurrency, request_count, success_count from marts.fct_concurrency_metrics "
         "order by concurrency",
@@ -90,7 +82,7 @@ def test_the_marts_give_one_level_per_bucket_and_concurrency(two_process_run: di
 
 
 def test_concurrency_4_split_2_plus_2_keeps_4_in_flight_at_the_server(two_process_run: dict[str, Any]) -> None:
-    rows = _query(
+    rows = fetch(
         two_process_run["warehouse"],
         "select shard_index, start_offset_ns, start_offset_ns + e2e_ns from raw.requests "
         "where concurrency = 4 and not is_warmup",
@@ -112,7 +104,7 @@ def test_the_manifest_records_each_client_processs_clock_offset(two_process_run:
         assert p["clock_shared"] is True
         assert abs(p["clock_offset_ns"]) <= p["clock_offset_bound_ns"] < 50_000_000
     # Each process sampled its own event loop.
-    ((lag_rows,),) = _query(
+    ((lag_rows,),) = fetch(
         two_process_run["warehouse"], "select count(*) from raw.telemetry_samples where source = 'client'"
     )
     assert lag_rows > 0
@@ -142,15 +134,15 @@ def two_shard_run(tmp_path_factory: pytest.TempPathFactory, simulator: str) -> d
 
 def test_two_host_shards_land_into_one_run_and_build_one_level(two_shard_run: dict[str, Any]) -> None:
     warehouse = two_shard_run["warehouse"]
-    rows = _query(
+    rows = fetch(
         warehouse,
         "select shard_index, shard_count, count(*), count(distinct request_id), "
         "bool_and(starts_with(request_id, 'sharded-run:' || (shard_index + 1) || '.')) "
         "from raw.requests group by all order by all",
     )
     assert rows == [(0, 2, 9, 9, True), (1, 2, 8, 8, True)]  # 2 workers each; the warm-up from shard 1
-    assert _query(warehouse, "select run_id, status from raw.runs") == [("sharded-run", "completed")]
-    levels = _query(
+    assert fetch(warehouse, "select run_id, status from raw.runs") == [("sharded-run", "completed")]
+    levels = fetch(
         warehouse, "select run_id, payload_file, concurrency, request_count from marts.fct_concurrency_metrics"
     )
     assert levels == [("sharded-run", "short", 4, 16)]
@@ -173,7 +165,7 @@ def test_host_shards_count_offsets_from_one_epoch_and_start_together(two_shard_r
     # One host: both read the epoch through the same monotonic clock, microseconds apart at most.
     assert shards[0]["clock"]["offset_to_shard_1_ns"] == 0
     assert abs(shards[1]["clock"]["offset_to_shard_1_ns"]) < 1_000_000
-    firsts = _query(
+    firsts = fetch(
         two_shard_run["warehouse"],
         "select min(start_offset_ns) from raw.requests where not is_warmup group by shard_index",
     )

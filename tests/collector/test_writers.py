@@ -17,7 +17,7 @@ import pytest
 from collector.errors import UserError
 from collector.warehouse import writer_lock, writing
 from tests.collector.faults import CollectorProcess
-from tests.conftest import config_dict, sim_experiment, write_config
+from tests.conftest import config_dict, fetch, sim_experiment, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -25,14 +25,6 @@ pytestmark = pytest.mark.slow
 def _config(tmp_path: Path, name: str, requests: int = 6) -> Path:
     exp = sim_experiment(name=name, concurrency_levels=[1, 2], requests_per_level=requests)
     return write_config(tmp_path / f"{name}.yml", config_dict([exp], run_name=name))
-
-
-def _query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_two_runs_into_one_results_folder_both_land_build_and_report(tmp_path: Path) -> None:
@@ -46,7 +38,7 @@ def test_two_runs_into_one_results_folder_both_land_build_and_report(tmp_path: P
     for run in runs:
         assert "Traceback" not in run.stderr
         assert any(line.startswith("report: ") for line in run.out)
-    rows = _query(
+    rows = fetch(
         results / "tokenbench.duckdb",
         "select run_name, status, request_count from marts.dim_runs order by run_name",
     )
@@ -67,7 +59,7 @@ def test_a_reader_holding_the_file_open_blocks_nothing_and_never_sees_busy(tmp_p
         nonlocal reads
         while not done.is_set():
             try:
-                assert _query(warehouse, "select count(*) from marts.fct_requests")[0][0] >= 14
+                assert fetch(warehouse, "select count(*) from marts.fct_requests")[0][0] >= 14
                 reads += 1
             except Exception as exc:  # any "busy" or lock error counts against the guarantee
                 failures.append(repr(exc))
@@ -88,7 +80,7 @@ def test_a_reader_holding_the_file_open_blocks_nothing_and_never_sees_busy(tmp_p
     assert held.execute("select count(*) from marts.fct_requests").fetchone()[0] == 14  # its snapshot
     held.close()
     assert failures == [] and reads > 20
-    assert _query(warehouse, "select count(*) from marts.fct_requests")[0][0] == 28
+    assert fetch(warehouse, "select count(*) from marts.fct_requests")[0][0] == 28
 
 
 def test_a_second_writer_waits_with_one_message_then_fails_with_one_line(tmp_path: Path) -> None:
