@@ -136,6 +136,7 @@ class S3Board(ShardBoard):
     def __init__(self, store: S3Store, run_id: str) -> None:
         self.store = store
         self.run_id = run_id
+        self._claims: dict[str, dict[str, Any]] = {}  # a claim never changes once put: each is read once
 
     def _key(self, *parts: str) -> str:
         return self.store.key(self.run_id, SHARDS_DIR, *parts)
@@ -168,12 +169,13 @@ class S3Board(ShardBoard):
         return None
 
     def claims(self) -> list[dict[str, Any]]:
-        out = []
         for obj in self.store.objects(self._key("claim.")):
-            found = self.store.get(str(obj["Key"]))
-            if found is not None and (claim := _read_json(found[0])) is not None:
-                out.append(claim)
-        return out
+            key = str(obj["Key"])
+            if key not in self._claims:
+                found = self.store.get(key)
+                if found is not None and (claim := _read_json(found[0])) is not None:
+                    self._claims[key] = claim
+        return [self._claims[key] for key in sorted(self._claims)]
 
     def arrive(self, barrier: str, index: int, wall_ns: int) -> None:
         self.store.put(self._key(barrier, f"{index}-{wall_ns}"), b"")
