@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/dbt_build_scale.py                 # 1e4, 1e5, 1e6
     python benchmarks/dbt_build_scale.py --sizes 10000 --keep /tmp/scale
+    python benchmarks/dbt_build_scale.py --sizes 10000000 --memory-limit 4GB --keep /tmp/scale   # ~10 min, 3 GB disk
 """
 
 from __future__ import annotations
