@@ -11,12 +11,14 @@ Usage::
 
     python benchmarks/dbt_build_scale.py                 # 1e4, 1e5, 1e6
     python benchmarks/dbt_build_scale.py --sizes 10000 --keep /tmp/scale
+    python benchmarks/dbt_build_scale.py --sizes 10000000 --memory-limit 4GB --keep /tmp/scale   # ~10 min, 3 GB disk
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -224,14 +226,17 @@ def write_run(results: Path, n: int) -> None:
     (run_dir / MANIFEST_FILE).write_text(json.dumps(asdict(manifest)) + "\n")
 
 
-def measure(n: int, work: Path) -> dict[str, float]:
+def measure(n: int, work: Path, memory_limit: str | None = None) -> dict[str, float]:
     results = work / f"n{n}"
     started = time.perf_counter()
     write_run(results, n)
     warehouse = refresh(results, warehouse_path(results))
     generated_s = time.perf_counter() - started
+    env = dict(os.environ)
+    if memory_limit:
+        env["TOKENBENCH_DUCKDB_MEMORY_LIMIT"] = memory_limit  # models_dbt/profiles.yml's DuckDB memory_limit
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(warehouse)], cwd=REPO, capture_output=True, text=True, check=False
+        [sys.executable, "-c", CHILD, str(warehouse)], cwd=REPO, env=env, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise SystemExit(f"build of {n} rows failed:\n{proc.stderr[-3000:]}")
@@ -248,6 +253,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="Comma-separated request counts.")
     parser.add_argument("--keep", type=Path, default=None, help="Keep the generated folders here.")
+    parser.add_argument(
+        "--memory-limit",
+        default=None,
+        help="DuckDB memory_limit for the build, e.g. 4GB (default: the profile's, $TOKENBENCH_DUCKDB_MEMORY_LIMIT or "
+        "1GB). DuckDB spills what it can beyond it to <warehouse>.tmp/ beside the warehouse.",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="dbt-scale-") as tmp:
@@ -255,7 +266,7 @@ def main() -> int:
         work.mkdir(parents=True, exist_ok=True)
         print(f"{'requests':>9} | {'build s':>7} | {'peak RSS MiB':>12} | {'dbt nodes':>9} | {'generate s':>10}")
         for n in sizes:
-            f = measure(n, work)
+            f = measure(n, work, args.memory_limit)
             print(
                 f"{f['requests']:>9} | {f['wall_s']:>7.1f} | {f['peak_rss_mib']:>12.0f} | {f['nodes']:>9} | "
                 f"{f['generate_s']:>10.1f}",

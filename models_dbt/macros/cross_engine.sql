@@ -148,3 +148,22 @@
         '{{ position_name }}', i + 1
     )))
 {%- endmacro %}
+
+{#- The differences between consecutive elements of `list_expression` (a list column or expression of numbers):
+    element i is list[i + 1] - list[i]; empty for a list of fewer than two elements, null for a null list. Computed
+    within the row (no window, no sort), so a request's gaps cost no more than its list. -#}
+{% macro list_differences(list_expression) -%}
+    {{ return(adapter.dispatch('list_differences', 'tokenbench')(list_expression)) }}
+{%- endmacro %}
+{% macro duckdb__list_differences(list_expression) -%}
+    list_transform(
+        list_slice({{ list_expression }}, 2, len({{ list_expression }})), lambda later, i: later - {{ list_expression }}[i]
+    )
+{%- endmacro %}
+{% macro spark__list_differences(list_expression) -%}
+    zip_with(
+        slice({{ list_expression }}, 2, greatest(size({{ list_expression }}) - 1, 0)),
+        slice({{ list_expression }}, 1, greatest(size({{ list_expression }}) - 1, 0)),
+        (later, earlier) -> later - earlier
+    )
+{%- endmacro %}

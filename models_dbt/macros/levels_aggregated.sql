@@ -7,6 +7,9 @@
 {% set repeat_key = ",\n        repeat_index" if by_repeat else "" %}
 {% set repeat_join = "\n            and spanned.repeat_index is not distinct from inter_token_latencies.repeat_index"
     if by_repeat else "" %}
+{% set gap_counts_repeat_column = "\n        gap_counts.repeat_index," if by_repeat else "" %}
+{% set gaps_repeat_join = "\n            and gap_counts.repeat_index is not distinct from ranked_gaps.repeat_index"
+    if by_repeat else "" %}
 {% set no_gaps = "\n    where false" if by_repeat else "" %}
 with
 
@@ -43,8 +46,7 @@ token_gaps as (
     select * from {{ ref('int_token_gaps_measured') }}{{ no_gaps }}
 ),
 
-inter_token_latencies as (
-    -- Every gap between consecutive content chunks of the level's successful streamed requests, pooled.
+gap_counts as (
     select
         run_id,
         experiment_name,
@@ -52,10 +54,7 @@ inter_token_latencies as (
         concurrency,
         target_rate_rps,{{ repeat_column }}
         count(*) as itl_gap_count,
-        avg(gap_s) as itl_mean,
-        {{ percentile_cont('gap_s', 0.50) }} as itl_p50,
-        {{ percentile_cont('gap_s', 0.95) }} as itl_p95,
-        {{ percentile_cont('gap_s', 0.99) }} as itl_p99
+        avg(gap_s) as itl_mean
     from token_gaps
     group by
         run_id,
@@ -63,6 +62,57 @@ inter_token_latencies as (
         payload_file,
         concurrency,
         target_rate_rps{{ repeat_key }}
+),
+
+ranked_gaps as (
+    -- Each gap's rank in its level: the exact percentiles below read the gaps at their ranks. A sort spills to disk
+    -- where percentile_cont would hold all of a level's gaps in memory (about 4 x 10^6 a level at 10^7 requests).
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        gap_s,
+        row_number() over (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps{{ repeat_key }}
+            order by gap_s
+        ) as gap_rank
+    from token_gaps
+),
+
+inter_token_latencies as (
+    -- Every gap between consecutive content chunks of the level's successful streamed requests, pooled.
+    select
+        gap_counts.run_id,
+        gap_counts.experiment_name,
+        gap_counts.payload_file,
+        gap_counts.concurrency,
+        gap_counts.target_rate_rps,{{ gap_counts_repeat_column }}
+        gap_counts.itl_gap_count,
+        gap_counts.itl_mean,
+        {{ ranked_percentile('ranked_gaps.gap_s', 'ranked_gaps.gap_rank', 'gap_counts.itl_gap_count', 0.50) }}
+            as itl_p50,
+        {{ ranked_percentile('ranked_gaps.gap_s', 'ranked_gaps.gap_rank', 'gap_counts.itl_gap_count', 0.95) }}
+            as itl_p95,
+        {{ ranked_percentile('ranked_gaps.gap_s', 'ranked_gaps.gap_rank', 'gap_counts.itl_gap_count', 0.99) }}
+            as itl_p99
+    from gap_counts
+    inner join ranked_gaps
+        on
+            gap_counts.run_id is not distinct from ranked_gaps.run_id
+            and gap_counts.experiment_name is not distinct from ranked_gaps.experiment_name
+            and gap_counts.payload_file is not distinct from ranked_gaps.payload_file
+            and gap_counts.concurrency is not distinct from ranked_gaps.concurrency
+            and gap_counts.target_rate_rps is not distinct from ranked_gaps.target_rate_rps{{ gaps_repeat_join }}
+    group by
+        gap_counts.run_id,
+        gap_counts.experiment_name,
+        gap_counts.payload_file,
+        gap_counts.concurrency,
+        gap_counts.target_rate_rps,{{ gap_counts_repeat_column }}
+        gap_counts.itl_gap_count,
+        gap_counts.itl_mean
 ),
 
 last_starts as (

@@ -9,7 +9,9 @@ requests as (
         and content_chunk_offsets_ns is not null
 ),
 
-chunks as (
+differenced as (
+    -- Inter-token latency: the time between one content chunk and the next (vLLM's ITL, AIPerf's ICL). Taken
+    -- within each request's row (element i: chunk i + 1's arrival minus chunk i's), so no window sorts the chunks.
     select
         request_id,
         run_id,
@@ -18,12 +20,11 @@ chunks as (
         concurrency,
         target_rate_rps,
         repeat_index,
-        {{ unnest_with_position('content_chunk_offsets_ns', 'offset_ns', 'chunk_index') }}
+        {{ list_differences('content_chunk_offsets_ns') }} as gaps_ns
     from requests
 ),
 
 gaps as (
-    -- Inter-token latency: the time between one content chunk and the next (vLLM's ITL, AIPerf's ICL).
     select
         request_id,
         run_id,
@@ -32,10 +33,20 @@ gaps as (
         concurrency,
         target_rate_rps,
         repeat_index,
-        chunk_index,
-        (offset_ns - lag(offset_ns) over (partition by request_id order by chunk_index)) / 1e9 as gap_s
-    from chunks
+        {{ unnest_with_position('gaps_ns', 'gap_ns', 'gap_index') }}
+    from differenced
 )
 
-select * from gaps
-where gap_s is not null
+-- A gap is numbered by the chunk that ends it (the first gap ends chunk 2).
+select
+    request_id,
+    run_id,
+    experiment_name,
+    payload_file,
+    concurrency,
+    target_rate_rps,
+    repeat_index,
+    gap_index + 1 as chunk_index,
+    gap_ns / 1e9 as gap_s
+from gaps
+where gap_ns is not null
