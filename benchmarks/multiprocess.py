@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from client_overhead import start_server, target  # noqa: E402
 
 from collector.clock import RunClock  # noqa: E402
-from collector.landing import RunLanding, _dumps, select_json  # noqa: E402
+from collector.landing import LocalStore, RunLanding, _dumps, select_json  # noqa: E402
 from collector.loadgen import Level  # noqa: E402
 from collector.payloads import Prompt  # noqa: E402
 from collector.schema import RequestRow  # noqa: E402
@@ -53,7 +53,7 @@ async def _level(base: str, processes: int, requests: int, work: Path, run_id: s
     clock = RunClock()
     level = Level("bench", [PROMPT], concurrency=CONCURRENCY, requests=requests, warmup=processes * 8)
     pool = ClientPool(
-        work,
+        LocalStore(work),
         run_id,
         target(base, run_id),
         {"bench": [PROMPT]},
