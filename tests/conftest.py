@@ -53,6 +53,19 @@ def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None)
     )
 
 
+def start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`python -m collector ARGS` started from the repo root, as run_cli runs it, for a test that acts on it while it
+    runs (kills it, watches its files); output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "collector", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env} if env else None,
+    )
+
+
 def fetch(warehouse: Path, sql: str, store: Any = None) -> list[tuple[Any, ...]]:
     """Rows of a query on a warehouse file, opened read-only; `store` (a RawStore) when its raw views read S3."""
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -3,7 +3,6 @@ as a user starts it (`collector run --shard i/n --run-id ID`), each collector on
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from collector.sim.server import READY_LINE_PREFIX
-from tests.conftest import REPO, config_dict, sim_experiment, write_config
+from tests.conftest import REPO, config_dict, sim_experiment, start_cli, write_config
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +41,8 @@ def start_shard(
     cfg: Path, results: Path | str, shard: str, run_id: str, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     """`collector run --shard SHARD --run-id RUN_ID --no-build` into `results` (a folder or an S3 URL)."""
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)),
-            *("--shard", shard, "--run-id", run_id, "--no-build", *extra),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **env} if env else None,
+    return start_cli(
+        *("run", "--config", str(cfg), "--results-dir", str(results)),
+        *("--shard", shard, "--run-id", run_id, "--no-build", *extra),
+        env=env,
     )

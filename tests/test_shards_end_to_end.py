@@ -8,8 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,7 +16,7 @@ import duckdb
 import psutil
 import pytest
 
-from tests.conftest import REPO, config_dict, fetch, run_cli, sim_experiment, write_config
+from tests.conftest import config_dict, fetch, run_cli, sim_experiment, start_cli, write_config
 from tests.shards import shard_config, simulator, start_shard
 
 __all__ = ["simulator"]  # a fixture
@@ -208,13 +206,7 @@ def test_a_client_process_killed_mid_level_fails_the_run_in_one_line_and_keeps_i
     exp = sim_experiment(endpoint=SIM, client_processes=2, concurrency_levels=[2], requests_per_level=3000)
     cfg = write_config(tmp_path / "kill.yml", config_dict([exp]))
     results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results), "--no-build"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("run", "--config", str(cfg), "--results-dir", str(results), "--no-build")
     try:
         run_dir = _wait_for(lambda: next((p for p in (results / "raw").glob("2*")), None), 120, "the run folder")
         part = run_dir / "requests.w1.jsonl"
@@ -299,13 +291,7 @@ def test_sigterm_mid_level_stops_every_client_process_and_ends_interrupted(tmp_p
     exp = sim_experiment(endpoint=SIM, client_processes=2, concurrency_levels=[2], requests_per_level=3000)
     cfg = write_config(tmp_path / "term.yml", config_dict([exp]))
     results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results), "--no-build"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("run", "--config", str(cfg), "--results-dir", str(results), "--no-build")
     try:
         run_dir = _wait_for(lambda: next((p for p in (results / "raw").glob("2*")), None), 120, "the run folder")
         for k in (0, 1):

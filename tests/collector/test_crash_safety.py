@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ import psutil
 
 from collector.landing import run_dirs
 from collector.warehouse import refresh
-from tests.conftest import REPO, config_dict, sim_experiment, write_config
+from tests.conftest import config_dict, sim_experiment, start_cli, write_config
 
 
 def _start(tmp_path: Path, speedup: float) -> tuple[subprocess.Popen[str], Path]:
@@ -27,13 +26,7 @@ def _start(tmp_path: Path, speedup: float) -> tuple[subprocess.Popen[str], Path]
     )
     cfg = write_config(tmp_path / "long.yml", config_dict([exp]))
     results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results), "--no-build"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("run", "--config", str(cfg), "--results-dir", str(results), "--no-build")
     return proc, results
 
 
@@ -148,13 +141,7 @@ def test_sigterm_while_waiting_for_the_endpoint_ends_the_run_interrupted_at_once
     )  # fmt: skip
     cfg = write_config(tmp_path / "down.yml", config_dict([exp]))
     results = tmp_path / "results"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "collector", "run", "--config", str(cfg), "--results-dir", str(results)],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli("run", "--config", str(cfg), "--results-dir", str(results))
     try:
         deadline = time.monotonic() + 60
         while not run_dirs(results) or not (run_dirs(results)[0] / "run.json").exists():
