@@ -59,7 +59,9 @@ MIN_FREE_ENV = "TOKENBENCH_MIN_FREE_MB"
 MIN_FREE_MB = 64
 BYTES_PER_ROW_ESTIMATE = 2048  # a request row is ~1 KiB of JSON, and its Parquet copy exists for a moment too
 # A landing part's file: <table>[.s<i>][.w<k>].jsonl; its group (<table>[.s<i>]) compacts to one Parquet file.
-PART_RE = re.compile(r"^(?P<table>[a-z_]+?)(?:\.(?P<shard>s[0-9]+))?(?:\.(?P<process>w[0-9]+))?\.jsonl$")
+# A writer's part of a table's file name (part_name): requests, requests.w1, requests.s2, requests.s2.w1.
+PART_PATTERN = r"(?P<table>[a-z_]+?)(?:\.(?P<shard>s[0-9]+))?(?:\.(?P<process>w[0-9]+))?"
+PART_RE = re.compile(rf"^{PART_PATTERN}\.jsonl$")
 
 
 class LandingError(UserError):
@@ -346,13 +348,21 @@ def write_manifest(run_dir: Path, manifest: RunManifest, name: str = MANIFEST_FI
         tmp.unlink(missing_ok=True)
 
 
+def json_object(text: str | bytes) -> dict[str, Any] | None:
+    """A JSON object (a manifest, a claim) as a dict, or None when the text is not one (torn, empty, a list)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_manifest(run_dir: Path, name: str = MANIFEST_FILE) -> dict[str, Any] | None:
     """A run's manifest (or a host shard's: `name`) as a dict, or None when it is missing or unreadable."""
     try:
-        data = json.loads((run_dir / name).read_text())
-    except (OSError, ValueError):
+        return json_object((run_dir / name).read_text())
+    except OSError:
         return None
-    return data if isinstance(data, dict) else None
 
 
 # -- who is running -------------------------------------------------------------------------

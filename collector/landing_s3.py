@@ -28,6 +28,7 @@ import duckdb
 
 from collector.landing import (
     MANIFEST_FILE,
+    PART_PATTERN,
     SCHEMA_DIR,
     STREAM_TABLES,
     Landing,
@@ -35,6 +36,7 @@ from collector.landing import (
     RawStore,
     _dumps,
     collector_gone,
+    json_object,
     lost_manifest,
     part_file,
     process_identity,
@@ -115,9 +117,7 @@ def call(what: str, fn: Callable[..., T], **kwargs: Any) -> T:
 
 # requests-000001.jsonl (an unsharded collector's), requests.w1-000001.jsonl (its client process 1's),
 # requests.s2-000001.jsonl (host shard 2's), requests.s2.w1-000001.jsonl: collector/landing.py part_name.
-SEGMENT_RE = re.compile(
-    r"^(?P<table>[a-z_]+?)(?:\.(?P<shard>s[0-9]+))?(?:\.(?P<process>w[0-9]+))?-(?P<number>[0-9]+)\.jsonl$"
-)
+SEGMENT_RE = re.compile(rf"^{PART_PATTERN}-(?P<number>[0-9]+)\.jsonl$")
 MANIFEST_RE = re.compile(r"^run(?:\.(?P<shard>s[0-9]+))?\.json$")  # run.json, run.s2.json (shard_manifest_file)
 
 
@@ -302,7 +302,7 @@ class S3Store(RawStore):
             try:
                 for name in manifests:
                     found = self.get(self.key(run_id, name))
-                    manifest = _parse_manifest(found[0]) if found is not None else None
+                    manifest = json_object(found[0]) if found is not None else None
                     if manifest is None:
                         continue
                     if manifest.get("status") == "running":
@@ -330,14 +330,12 @@ class S3Store(RawStore):
         Segments of runs still streaming are not copied: such runs are read once compacted, as on disk. Returns
         the raw/ folder."""
         dest = raw_root(results)
-        root = self.key() + "/"
-        wanted: dict[Path, dict[str, Any]] = {}
-        for obj in self.objects(root):
-            folder, _, name = str(obj["Key"])[len(root) :].partition("/")
-            if not name or "/" in name or folder.startswith("."):
-                continue
-            if not folder.startswith(("_", ".")) and (name.endswith(".parquet") or name == MANIFEST_FILE):
-                wanted[dest / folder / name] = obj
+        wanted = {
+            dest / run_id / name: obj
+            for run_id, files in self.runs().items()
+            for name, obj in files.items()
+            if name.endswith(".parquet") or name == MANIFEST_FILE
+        }
         dest.mkdir(parents=True, exist_ok=True)
         for path in sorted(p for p in dest.rglob("*") if p.is_file() and p.parent.name != SCHEMA_DIR):
             if path not in wanted:
@@ -407,14 +405,6 @@ class S3Store(RawStore):
             return out.read_bytes()
 
 
-def _parse_manifest(body: bytes) -> dict[str, Any] | None:
-    try:
-        manifest = json.loads(body)
-    except ValueError:
-        return None
-    return manifest if isinstance(manifest, dict) else None
-
-
 def _manifest_body(manifest: RunManifest) -> bytes:
     return (_dumps(asdict(manifest)) + "\n").encode()
 
@@ -476,12 +466,7 @@ class S3RunLanding(Landing):
             self.store.put(key, claim, if_absent=True)
         except S3Conflict:
             holder = self.store.get(key)
-            try:
-                who = json.loads(holder[0]) if holder else {}
-            except ValueError:
-                who = {}
-            if not isinstance(who, dict):
-                who = {}
+            who = (json_object(holder[0]) if holder else None) or {}
             by = f" by process {who['pid']} on {who.get('hostname')}" if who.get("pid") else ""
             by = " by a sharded run (collector run --shard)" if who.get("sharded") else by
             raise LandingError(

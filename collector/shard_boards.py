@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from collector.errors import UserError
-from collector.landing import MANIFEST_FILE, LocalStore, RawStore, raw_root, read_manifest, shard_manifest_file
+from collector.landing import (
+    MANIFEST_FILE,
+    LocalStore,
+    RawStore,
+    json_object,
+    raw_root,
+    read_manifest,
+    shard_manifest_file,
+)
 
 if TYPE_CHECKING:
     from collector.landing_s3 import S3Store
@@ -63,14 +71,6 @@ class ShardBoard(ABC):
         """Host shard `shard_part`'s ('s2') manifest as last written, or None."""
 
 
-def _read_json(text: str | bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 class FolderBoard(ShardBoard):
     """Files in `raw/<run_id>/shards/` of a local or shared folder."""
 
@@ -100,7 +100,7 @@ class FolderBoard(ShardBoard):
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
         try:
-            return _read_json(path.read_text())
+            return json_object(path.read_text())
         except OSError:
             return None
 
@@ -151,7 +151,7 @@ class S3Board(ShardBoard):
             self.store.put(key, json.dumps({"sharded": True}).encode(), if_absent=True)
         except S3Conflict:
             found = self.store.get(key)
-            holder = _read_json(found[0]) if found else None
+            holder = json_object(found[0]) if found else None
             if not (holder or {}).get("sharded"):
                 raise ShardBoardError(
                     f"run {self.run_id} already exists and is not sharded; give a new --run-id"
@@ -165,7 +165,7 @@ class S3Board(ShardBoard):
             self.store.put(key, json.dumps(record).encode(), if_absent=True)
         except S3Conflict:
             found = self.store.get(key)
-            return (_read_json(found[0]) if found else None) or {}
+            return (json_object(found[0]) if found else None) or {}
         return None
 
     def claims(self) -> list[dict[str, Any]]:
@@ -173,7 +173,7 @@ class S3Board(ShardBoard):
             key = str(obj["Key"])
             if key not in self._claims:
                 found = self.store.get(key)
-                if found is not None and (claim := _read_json(found[0])) is not None:
+                if found is not None and (claim := json_object(found[0])) is not None:
                     self._claims[key] = claim
         return [self._claims[key] for key in sorted(self._claims)]
 
@@ -191,7 +191,7 @@ class S3Board(ShardBoard):
 
     def manifest(self, shard_part: str) -> dict[str, Any] | None:
         found = self.store.get(self.store.key(self.run_id, shard_manifest_file(shard_part)))
-        return _read_json(found[0]) if found else None
+        return json_object(found[0]) if found else None
 
 
 def shard_board(store: RawStore, run_id: str) -> ShardBoard:
