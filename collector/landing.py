@@ -360,9 +360,10 @@ def json_object(text: str | bytes) -> dict[str, Any] | None:
 def read_manifest(run_dir: Path, name: str = MANIFEST_FILE) -> dict[str, Any] | None:
     """A run's manifest (or a host shard's: `name`) as a dict, or None when it is missing or unreadable."""
     try:
-        return json_object((run_dir / name).read_text())
-    except OSError:
+        text = (run_dir / name).read_text()
+    except (OSError, ValueError):  # missing, or not UTF-8
         return None
+    return json_object(text)
 
 
 # -- who is running -------------------------------------------------------------------------

@@ -100,9 +100,10 @@ class FolderBoard(ShardBoard):
     @staticmethod
     def _read(path: Path) -> dict[str, Any] | None:
         try:
-            return json_object(path.read_text())
-        except OSError:
+            text = path.read_text()
+        except (OSError, ValueError):  # missing, or not UTF-8
             return None
+        return json_object(text)
 
     def claims(self) -> list[dict[str, Any]]:
         return [c for path in sorted(self.dir.glob("claim.*.json")) if (c := self._read(path)) is not None]
