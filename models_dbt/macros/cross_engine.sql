@@ -14,6 +14,30 @@
     percentile({{ column }}, {{ fraction }})
 {%- endmacro %}
 
+{#- Continuous percentiles of `column` at each of `fractions` (a list of numbers), as a list in that order: one
+    aggregate state holds the column's values once for all of them (where a percentile_cont per fraction holds a
+    copy each). Read an element with list_element. -#}
+{% macro percentiles_cont(column, fractions) -%}
+    {{ return(adapter.dispatch('percentiles_cont', 'tokenbench')(column, fractions)) }}
+{%- endmacro %}
+{% macro duckdb__percentiles_cont(column, fractions) -%}
+    quantile_cont({{ column }}, [{{ fractions | join(', ') }}])
+{%- endmacro %}
+{% macro spark__percentiles_cont(column, fractions) -%}
+    percentile({{ column }}, array({% for f in fractions %}cast({{ f }} as double){{ ', ' if not loop.last }}{% endfor %}))
+{%- endmacro %}
+
+{#- The element at 1-based `position` of a list; null for a null list. -#}
+{% macro list_element(list_expression, position) -%}
+    {{ return(adapter.dispatch('list_element', 'tokenbench')(list_expression, position)) }}
+{%- endmacro %}
+{% macro duckdb__list_element(list_expression, position) -%}
+    list_extract({{ list_expression }}, {{ position }})
+{%- endmacro %}
+{% macro spark__list_element(list_expression, position) -%}
+    element_at({{ list_expression }}, {{ position }})
+{%- endmacro %}
+
 {#- Some non-null value of `column` in the group (dbt.any_value keeps nulls on both engines). -#}
 {% macro any_non_null(column) -%}
     {{ return(adapter.dispatch('any_non_null', 'tokenbench')(column)) }}
@@ -166,4 +190,15 @@
         slice({{ list_expression }}, 1, greatest(size({{ list_expression }}) - 1, 0)),
         (later, earlier) -> later - earlier
     )
+{%- endmacro %}
+
+{#- Written after a CTE's `as`: compute the CTE where it is used, not once into a buffer. DuckDB buffers a CTE read
+    twice (every row, every column); a wide one read twice is better scanned twice. Spark inlines CTEs itself. -#}
+{% macro not_materialized() -%}
+    {{ return(adapter.dispatch('not_materialized', 'tokenbench')()) }}
+{%- endmacro %}
+{% macro duckdb__not_materialized() -%}
+    not materialized
+{%- endmacro %}
+{% macro spark__not_materialized() -%}
 {%- endmacro %}

@@ -7,8 +7,8 @@
 {% set repeat_key = ",\n        repeat_index" if by_repeat else "" %}
 {% set repeat_join = "\n            and spanned.repeat_index is not distinct from inter_token_latencies.repeat_index"
     if by_repeat else "" %}
-{% set gap_counts_repeat_column = "\n        gap_counts.repeat_index," if by_repeat else "" %}
-{% set gaps_repeat_join = "\n            and gap_counts.repeat_index is not distinct from ranked_gaps.repeat_index"
+{% set read_buckets_repeat_column = "\n        read_buckets.repeat_index," if by_repeat else "" %}
+{% set gaps_repeat_join = "\n            and token_gaps.repeat_index is not distinct from read_buckets.repeat_index"
     if by_repeat else "" %}
 {% set no_gaps = "\n    where false" if by_repeat else "" %}
 with
@@ -41,78 +41,130 @@ measured_requests as (
         on requests.run_id = runs.run_id
 ),
 
-token_gaps as (
-    -- A repeat's own ITL is not used (the pooled level's is): per repeat it is left null, its gaps not read.
+token_gaps as {{ not_materialized() }} (
+    -- A repeat's own ITL is not used (the pooled level's is): per repeat it is left null, its gaps not read. Read
+    -- twice below (a level has about 4 x 10^7 gaps at 10^8 requests): computed twice, not buffered whole.
     select * from {{ ref('int_token_gaps_measured') }}{{ no_gaps }}
 ),
 
-gap_counts as (
+gap_buckets as (
+    -- The exact ITL percentiles without sorting every gap. First pass: each level's gaps counted per microsecond
+    -- (a hash aggregate, no sort), with their sum for the mean.
     select
         run_id,
         experiment_name,
         payload_file,
         concurrency,
         target_rate_rps,{{ repeat_column }}
-        count(*) as itl_gap_count,
-        avg(gap_s) as itl_mean
+        floor(gap_s * 1e6) as gap_bucket,
+        count(*) as bucket_gap_count,
+        sum(gap_s) as bucket_gap_sum
     from token_gaps
     group by
         run_id,
         experiment_name,
         payload_file,
         concurrency,
-        target_rate_rps{{ repeat_key }}
+        target_rate_rps,{{ repeat_column }}
+        floor(gap_s * 1e6)
 ),
 
-ranked_gaps as (
-    -- Each gap's rank in its level: the exact percentiles below read the gaps at their ranks. A sort spills to disk
-    -- where percentile_cont would hold all of a level's gaps in memory (about 4 x 10^6 a level at 10^7 requests).
+bucket_ranges as (
+    -- Each bucket's ranks in its level: the gaps before it, and the level's count and mean.
+    select
+        *,
+        sum(bucket_gap_count) over (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps{{ repeat_key }}
+            order by gap_bucket
+            rows between unbounded preceding and current row
+        ) - bucket_gap_count as gaps_before_bucket,
+        sum(bucket_gap_count) over (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps{{ repeat_key }}
+        ) as itl_gap_count,
+        sum(bucket_gap_sum) over (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps{{ repeat_key }}
+        ) as itl_gap_sum
+    from gap_buckets
+),
+
+read_buckets as (
+    -- The buckets holding a rank that a percentile below reads (ranked_percentile: floor(h) + 1 and ceil(h) + 1,
+    -- h = (count - 1) x fraction).
     select
         run_id,
         experiment_name,
         payload_file,
         concurrency,
         target_rate_rps,{{ repeat_column }}
-        gap_s,
-        row_number() over (
-            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps{{ repeat_key }}
-            order by gap_s
+        gap_bucket,
+        gaps_before_bucket,
+        itl_gap_count,
+        itl_gap_sum / itl_gap_count as itl_mean
+    from bucket_ranges
+    where
+        {%- for fraction in [0.50, 0.95, 0.99] %}
+        {{ 'or ' if not loop.first }}floor((itl_gap_count - 1) * cast({{ fraction }} as double)) + 1
+        between gaps_before_bucket + 1 and gaps_before_bucket + bucket_gap_count
+        or ceil((itl_gap_count - 1) * cast({{ fraction }} as double)) + 1
+        between gaps_before_bucket + 1 and gaps_before_bucket + bucket_gap_count
+        {%- endfor %}
+),
+
+ranked_gaps as (
+    -- Second pass: only the gaps in those buckets, ranked in their level (the gaps before their bucket, then their
+    -- order within it), so that the sort holds a few buckets' gaps, not the level's.
+    select
+        read_buckets.run_id,
+        read_buckets.experiment_name,
+        read_buckets.payload_file,
+        read_buckets.concurrency,
+        read_buckets.target_rate_rps,{{ read_buckets_repeat_column }}
+        read_buckets.itl_gap_count,
+        read_buckets.itl_mean,
+        token_gaps.gap_s,
+        read_buckets.gaps_before_bucket + row_number() over (
+            partition by
+                read_buckets.run_id,
+                read_buckets.experiment_name,
+                read_buckets.payload_file,
+                read_buckets.concurrency,
+                read_buckets.target_rate_rps,{{ read_buckets_repeat_column }}
+                read_buckets.gap_bucket
+            order by token_gaps.gap_s
         ) as gap_rank
     from token_gaps
+    inner join read_buckets
+        on
+            token_gaps.run_id is not distinct from read_buckets.run_id
+            and token_gaps.experiment_name is not distinct from read_buckets.experiment_name
+            and token_gaps.payload_file is not distinct from read_buckets.payload_file
+            and token_gaps.concurrency is not distinct from read_buckets.concurrency
+            and token_gaps.target_rate_rps is not distinct from read_buckets.target_rate_rps{{ gaps_repeat_join }}
+            and floor(token_gaps.gap_s * 1e6) = read_buckets.gap_bucket
 ),
 
 inter_token_latencies as (
     -- Every gap between consecutive content chunks of the level's successful streamed requests, pooled.
     select
-        gap_counts.run_id,
-        gap_counts.experiment_name,
-        gap_counts.payload_file,
-        gap_counts.concurrency,
-        gap_counts.target_rate_rps,{{ gap_counts_repeat_column }}
-        gap_counts.itl_gap_count,
-        gap_counts.itl_mean,
-        {{ ranked_percentile('ranked_gaps.gap_s', 'ranked_gaps.gap_rank', 'gap_counts.itl_gap_count', 0.50) }}
-            as itl_p50,
-        {{ ranked_percentile('ranked_gaps.gap_s', 'ranked_gaps.gap_rank', 'gap_counts.itl_gap_count', 0.95) }}
-            as itl_p95,
-        {{ ranked_percentile('ranked_gaps.gap_s', 'ranked_gaps.gap_rank', 'gap_counts.itl_gap_count', 0.99) }}
-            as itl_p99
-    from gap_counts
-    inner join ranked_gaps
-        on
-            gap_counts.run_id is not distinct from ranked_gaps.run_id
-            and gap_counts.experiment_name is not distinct from ranked_gaps.experiment_name
-            and gap_counts.payload_file is not distinct from ranked_gaps.payload_file
-            and gap_counts.concurrency is not distinct from ranked_gaps.concurrency
-            and gap_counts.target_rate_rps is not distinct from ranked_gaps.target_rate_rps{{ gaps_repeat_join }}
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        itl_gap_count,
+        itl_mean,
+        {{ ranked_percentile('gap_s', 'gap_rank', 'itl_gap_count', 0.50) }} as itl_p50,
+        {{ ranked_percentile('gap_s', 'gap_rank', 'itl_gap_count', 0.95) }} as itl_p95,
+        {{ ranked_percentile('gap_s', 'gap_rank', 'itl_gap_count', 0.99) }} as itl_p99
+    from ranked_gaps
     group by
-        gap_counts.run_id,
-        gap_counts.experiment_name,
-        gap_counts.payload_file,
-        gap_counts.concurrency,
-        gap_counts.target_rate_rps,{{ gap_counts_repeat_column }}
-        gap_counts.itl_gap_count,
-        gap_counts.itl_mean
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        itl_gap_count,
+        itl_mean
 ),
 
 last_starts as (
@@ -220,19 +272,13 @@ aggregated as (
             where is_success
         ) as completion_token_relative_difference_mean,
         avg(e2e_latency_s) filter (where is_success) as latency_mean,
-        {{ percentile_cont('e2e_latency_s', 0.50) }} filter (where is_success) as latency_p50,
-        {{ percentile_cont('e2e_latency_s', 0.95) }} filter (where is_success) as latency_p95,
-        {{ percentile_cont('e2e_latency_s', 0.99) }} filter (where is_success) as latency_p99,
-        {{ percentile_cont('ttft_s', 0.50) }} filter (where is_success) as ttft_p50,
-        {{ percentile_cont('ttft_s', 0.95) }} filter (where is_success) as ttft_p95,
-        {{ percentile_cont('ttft_s', 0.99) }} filter (where is_success) as ttft_p99,
-        {{ percentile_cont('tpot_s', 0.50) }} filter (where is_success) as tpot_p50,
-        {{ percentile_cont('tpot_s', 0.95) }} filter (where is_success) as tpot_p95,
-        {{ percentile_cont('tpot_s', 0.99) }} filter (where is_success) as tpot_p99,
+        {{ percentiles_cont('e2e_latency_s', [0.50, 0.95, 0.99]) }} filter (where is_success) as latency_percentiles,
+        {{ percentiles_cont('ttft_s', [0.50, 0.95, 0.99]) }} filter (where is_success) as ttft_percentiles,
+        {{ percentiles_cont('tpot_s', [0.50, 0.95, 0.99]) }} filter (where is_success) as tpot_percentiles,
         avg(tpot_s) filter (where is_success) as tpot_mean,
-        {{ percentile_cont('ttft_first_event_s', 0.50) }} filter (where is_success) as ttft_first_event_p50,
-        {{ percentile_cont('ttft_first_event_s', 0.95) }} filter (where is_success) as ttft_first_event_p95,
-        {{ percentile_cont('ttft_first_event_s', 0.99) }} filter (where is_success) as ttft_first_event_p99,
+        {{ percentiles_cont('ttft_first_event_s', [0.50, 0.95, 0.99]) }} filter (
+            where is_success
+        ) as ttft_first_event_percentiles,
         avg(content_chunk_count) filter (where is_success and is_streaming) as content_chunk_count_mean,
         max(steady_end_offset_ns) as steady_end_offset_ns,
         count(*) filter (where is_steady) as steady_request_count,
@@ -240,8 +286,9 @@ aggregated as (
         sum(e2e_latency_s) filter (where is_steady) as steady_latency_sum_s,
         coalesce(sum(prompt_tokens) filter (where is_steady and is_success), 0) as steady_prompt_tokens,
         coalesce(sum(completion_tokens) filter (where is_steady and is_success), 0) as steady_completion_tokens,
-        {{ percentile_cont('e2e_latency_s', 0.50) }} filter (where is_steady and is_success) as steady_latency_p50,
-        {{ percentile_cont('e2e_latency_s', 0.95) }} filter (where is_steady and is_success) as steady_latency_p95,
+        {{ percentiles_cont('e2e_latency_s', [0.50, 0.95]) }} filter (
+            where is_steady and is_success
+        ) as steady_latency_percentiles,
         -- Open loop: the schedule, how late the client kept it, and whether the queue grew through the level.
         {{ any_non_null('load_model') }} as load_model,
         min(scheduled_start_offset_ns) as scheduled_start_offset_ns,
@@ -251,8 +298,7 @@ aggregated as (
         count(distinct coalesce(repeat_index, 1)) as repeat_count,
         sum(repeat_span_ns) filter (where is_repeat_first) as repeats_span_ns,
         sum(scheduled_end_offset_ns - scheduled_start_offset_ns) filter (where is_repeat_first) as repeats_scheduled_ns,
-        {{ percentile_cont('send_lag_s', 0.50) }} as send_lag_p50,
-        {{ percentile_cont('send_lag_s', 0.99) }} as send_lag_p99,
+        {{ percentiles_cont('send_lag_s', [0.50, 0.99]) }} as send_lag_percentiles,
         max(send_lag_s) as send_lag_max,
         {{ percentile_cont('coalesce(ttft_s, e2e_latency_s)', 0.50) }} filter (where success_third = 1) as first_third_ttft_p50,
         {{ percentile_cont('coalesce(ttft_s, e2e_latency_s)', 0.50) }} filter (where success_third = 3) as last_third_ttft_p50
@@ -266,6 +312,36 @@ aggregated as (
         payload_file,
         concurrency,
         target_rate_rps{{ repeat_key }}
+),
+
+percentiles_read as (
+    -- Each column's percentiles come from one aggregate (its values held once for all fractions), read out here.
+    select
+        {{ star_except([
+            'latency_percentiles',
+            'ttft_percentiles',
+            'tpot_percentiles',
+            'ttft_first_event_percentiles',
+            'steady_latency_percentiles',
+            'send_lag_percentiles'
+        ]) }},
+        {{ list_element('latency_percentiles', 1) }} as latency_p50,
+        {{ list_element('latency_percentiles', 2) }} as latency_p95,
+        {{ list_element('latency_percentiles', 3) }} as latency_p99,
+        {{ list_element('ttft_percentiles', 1) }} as ttft_p50,
+        {{ list_element('ttft_percentiles', 2) }} as ttft_p95,
+        {{ list_element('ttft_percentiles', 3) }} as ttft_p99,
+        {{ list_element('tpot_percentiles', 1) }} as tpot_p50,
+        {{ list_element('tpot_percentiles', 2) }} as tpot_p95,
+        {{ list_element('tpot_percentiles', 3) }} as tpot_p99,
+        {{ list_element('ttft_first_event_percentiles', 1) }} as ttft_first_event_p50,
+        {{ list_element('ttft_first_event_percentiles', 2) }} as ttft_first_event_p95,
+        {{ list_element('ttft_first_event_percentiles', 3) }} as ttft_first_event_p99,
+        {{ list_element('steady_latency_percentiles', 1) }} as steady_latency_p50,
+        {{ list_element('steady_latency_percentiles', 2) }} as steady_latency_p95,
+        {{ list_element('send_lag_percentiles', 1) }} as send_lag_p50,
+        {{ list_element('send_lag_percentiles', 2) }} as send_lag_p99
+    from aggregated
 ),
 
 spanned as (
@@ -317,7 +393,7 @@ spanned as (
             as scheduled_good_request_rate,
         case when has_scheduled_window then steady_good_completion_tokens / scheduled_duration_s end
             as scheduled_good_completion_token_throughput
-    from aggregated
+    from percentiles_read
 ),
 
 with_itl as (
