@@ -10,10 +10,14 @@
 {% set read_buckets_repeat_column = "\n        read_buckets.repeat_index," if by_repeat else "" %}
 {% set gaps_repeat_join = "\n            and token_gaps.repeat_index is not distinct from read_buckets.repeat_index"
     if by_repeat else "" %}
+{% set repeat_totals_join = "\n            and percentiles_read.repeat_index is not distinct from repeat_totals.repeat_index"
+    if by_repeat else "" %}
+{% set third_medians_join = "\n            and percentiles_read.repeat_index is not distinct from third_medians.repeat_index"
+    if by_repeat else "" %}
 {% set no_gaps = "\n    where false" if by_repeat else "" %}
 with
 
-requests as (
+requests as {{ not_materialized() }} (
     select * from {{ ref('int_requests_timed') }}
     where not is_warmup
 ),
@@ -22,9 +26,10 @@ runs as (
     select * from {{ ref('int_runs_budgeted') }}
 ),
 
-measured_requests as (
+measured_requests as {{ not_materialized() }} (
     -- A good request succeeded and met every SLO its run sets (vLLM's --goodput, DistServe): a TTFT it lacks
-    -- (not streamed) cannot be shown to meet one; a reply of one token has no TPOT and meets that one.
+    -- (not streamed) cannot be shown to meet one; a reply of one token has no TPOT and meets that one. Read four
+    -- times below, each time for a few columns: scanned each time, not buffered whole (10^8 rows at scale).
     select
         requests.*,
         requests.is_success
@@ -167,71 +172,169 @@ inter_token_latencies as (
         itl_mean
 ),
 
-last_starts as (
-    -- A closed loop keeps `concurrency` requests in flight until the first worker finds no more work (the
-    -- level's last start) and then until the first of the requests still running ends: the ramp-down starts
-    -- there, with fewer in flight (and those running faster). An open loop runs at its rate over its schedule:
-    -- from the first intended send to the last.
+repeat_bounds as (
+    -- Each repeat's own bounds (a level's repeats run back to back, and the pauses between them are not load),
+    -- as aggregates rather than windows over every request. A closed loop keeps `concurrency` requests in flight
+    -- until the first worker finds no more work (the level's last start) and then until the first of the requests
+    -- still running ends: the ramp-down starts there, with fewer in flight (and those running faster). An open
+    -- loop runs at its rate over its schedule: from the first intended send to the last.
     select
-        *,
-        max(start_offset_ns) over level_requests as last_start_ns,
-        min(intended_offset_ns) over level_requests as scheduled_start_offset_ns,
-        max(intended_offset_ns) over level_requests as scheduled_end_offset_ns,
-        -- Each repeat's own span: a level's repeats run back to back, and the pauses between them are not load.
-        max(end_offset_ns) over level_requests - min(start_offset_ns) over level_requests as repeat_span_ns,
-        row_number() over (
-            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
-            order by sequence_in_level, request_id
-        ) = 1 as is_repeat_first,
-        -- Thirds of the successful requests in send order, for the saturation test.
-        case
-            when is_success
-                then ntile(3) over (
-                        partition by
-                            run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index, is_success
-                        order by sequence_in_level
-                    )
-        end as success_third,
-        -- The successful requests in the order they ended: an open loop's completion interval starts at the first.
-        case
-            when is_success
-                then row_number() over (
-                        partition by
-                            run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index, is_success
-                        order by end_offset_ns
-                    )
-        end as success_end_rank
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,
+        repeat_index,
+        max(start_offset_ns) as last_start_ns,
+        min(intended_offset_ns) as scheduled_start_offset_ns,
+        max(intended_offset_ns) as scheduled_end_offset_ns,
+        max(end_offset_ns) - min(start_offset_ns) as repeat_span_ns,
+        min(case when is_success then end_offset_ns end) as first_success_end_offset_ns
     from measured_requests
-    window level_requests as (
-        partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
-    )
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,
+        repeat_index
+),
+
+repeat_edges as (
+    -- The ramp-down's start: the first end after the last start.
+    select
+        measured_requests.run_id,
+        measured_requests.experiment_name,
+        measured_requests.payload_file,
+        measured_requests.concurrency,
+        measured_requests.target_rate_rps,
+        measured_requests.repeat_index,
+        min(measured_requests.end_offset_ns) as steady_end_offset_ns
+    from measured_requests
+    inner join repeat_bounds
+        on
+            measured_requests.run_id is not distinct from repeat_bounds.run_id
+            and measured_requests.experiment_name is not distinct from repeat_bounds.experiment_name
+            and measured_requests.payload_file is not distinct from repeat_bounds.payload_file
+            and measured_requests.concurrency is not distinct from repeat_bounds.concurrency
+            and measured_requests.target_rate_rps is not distinct from repeat_bounds.target_rate_rps
+            and measured_requests.repeat_index is not distinct from repeat_bounds.repeat_index
+    where measured_requests.end_offset_ns > repeat_bounds.last_start_ns
+    group by
+        measured_requests.run_id,
+        measured_requests.experiment_name,
+        measured_requests.payload_file,
+        measured_requests.concurrency,
+        measured_requests.target_rate_rps,
+        measured_requests.repeat_index
+),
+
+repeats as (
+    select
+        repeat_bounds.*,
+        repeat_edges.steady_end_offset_ns
+    from repeat_bounds
+    left join repeat_edges
+        on
+            repeat_bounds.run_id is not distinct from repeat_edges.run_id
+            and repeat_bounds.experiment_name is not distinct from repeat_edges.experiment_name
+            and repeat_bounds.payload_file is not distinct from repeat_edges.payload_file
+            and repeat_bounds.concurrency is not distinct from repeat_edges.concurrency
+            and repeat_bounds.target_rate_rps is not distinct from repeat_edges.target_rate_rps
+            and repeat_bounds.repeat_index is not distinct from repeat_edges.repeat_index
+),
+
+repeat_totals as (
+    -- A level's repeats: their spans and schedules add up, the pauses between repeats left out.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        count(*) as repeat_count,
+        sum(repeat_span_ns) as repeats_span_ns,
+        sum(scheduled_end_offset_ns - scheduled_start_offset_ns) as repeats_scheduled_ns
+    from repeats
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps{{ repeat_key }}
 ),
 
 windowed as (
     -- The steady-state requests. Closed loop: those that ended by the ramp-down's start, all of their life at the
     -- intended load (at concurrency 1 every request: one in flight is the intended load throughout). Open loop:
     -- the scheduled interval (first to last intended send) shifted by the first reply's latency, so that it
-    -- starts at the first success's end: the successes after it that ended within it (a server keeping up
+    -- starts at the first success's end: the successes that ended after it and within it (a server keeping up
     -- answers n - 1 of the n sends in the n - 1 gaps; a span from the first send adds the first reply's latency).
     select
-        *,
-        min(case when end_offset_ns > last_start_ns then end_offset_ns end) over level_requests
-            as steady_end_offset_ns,
-        min(case when is_success then end_offset_ns end) over level_requests as first_success_end_offset_ns,
+        measured_requests.*,
+        repeats.scheduled_start_offset_ns,
+        repeats.scheduled_end_offset_ns,
+        repeats.steady_end_offset_ns,
+        repeats.first_success_end_offset_ns,
         case
-            when load_model = 'rate'
+            when measured_requests.load_model = 'rate'
                 then coalesce(
-                        success_end_rank > 1
-                        and end_offset_ns
-                        <= first_success_end_offset_ns + scheduled_end_offset_ns - scheduled_start_offset_ns,
+                        measured_requests.is_success
+                        and measured_requests.end_offset_ns > repeats.first_success_end_offset_ns
+                        and measured_requests.end_offset_ns
+                        <= repeats.first_success_end_offset_ns
+                        + repeats.scheduled_end_offset_ns
+                        - repeats.scheduled_start_offset_ns,
                         false
                     )
-            else end_offset_ns <= steady_end_offset_ns
+            else measured_requests.end_offset_ns <= repeats.steady_end_offset_ns
         end as is_steady
-    from last_starts
-    window level_requests as (
-        partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
-    )
+    from measured_requests
+    inner join repeats
+        on
+            measured_requests.run_id is not distinct from repeats.run_id
+            and measured_requests.experiment_name is not distinct from repeats.experiment_name
+            and measured_requests.payload_file is not distinct from repeats.payload_file
+            and measured_requests.concurrency is not distinct from repeats.concurrency
+            and measured_requests.target_rate_rps is not distinct from repeats.target_rate_rps
+            and measured_requests.repeat_index is not distinct from repeats.repeat_index
+),
+
+success_thirds as (
+    -- Thirds of each repeat's successful requests in send order, for the saturation test: the one window left,
+    -- over the few columns it needs.
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,
+        repeat_index,
+        coalesce(ttft_s, e2e_latency_s) as ttft_or_latency_s,
+        ntile(3) over (
+            partition by run_id, experiment_name, payload_file, concurrency, target_rate_rps, repeat_index
+            order by sequence_in_level
+        ) as success_third
+    from measured_requests
+    where is_success
+),
+
+third_medians as (
+    select
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps,{{ repeat_column }}
+        {{ percentile_cont('ttft_or_latency_s', 0.50) }} filter (where success_third = 1) as first_third_ttft_p50,
+        {{ percentile_cont('ttft_or_latency_s', 0.50) }} filter (where success_third = 3) as last_third_ttft_p50
+    from success_thirds
+    group by
+        run_id,
+        experiment_name,
+        payload_file,
+        concurrency,
+        target_rate_rps{{ repeat_key }}
 ),
 
 aggregated as (
@@ -294,14 +397,8 @@ aggregated as (
         min(scheduled_start_offset_ns) as scheduled_start_offset_ns,
         max(scheduled_end_offset_ns) as scheduled_end_offset_ns,
         min(first_success_end_offset_ns) as first_success_end_offset_ns,
-        -- Repeats: spans and schedules add up, the pauses between repeats left out.
-        count(distinct coalesce(repeat_index, 1)) as repeat_count,
-        sum(repeat_span_ns) filter (where is_repeat_first) as repeats_span_ns,
-        sum(scheduled_end_offset_ns - scheduled_start_offset_ns) filter (where is_repeat_first) as repeats_scheduled_ns,
         {{ percentiles_cont('send_lag_s', [0.50, 0.99]) }} as send_lag_percentiles,
-        max(send_lag_s) as send_lag_max,
-        {{ percentile_cont('coalesce(ttft_s, e2e_latency_s)', 0.50) }} filter (where success_third = 1) as first_third_ttft_p50,
-        {{ percentile_cont('coalesce(ttft_s, e2e_latency_s)', 0.50) }} filter (where success_third = 3) as last_third_ttft_p50
+        max(send_lag_s) as send_lag_max
     from windowed
     group by
         run_id,
@@ -342,6 +439,31 @@ percentiles_read as (
         {{ list_element('send_lag_percentiles', 1) }} as send_lag_p50,
         {{ list_element('send_lag_percentiles', 2) }} as send_lag_p99
     from aggregated
+),
+
+with_repeats as (
+    select
+        percentiles_read.*,
+        repeat_totals.repeat_count,
+        repeat_totals.repeats_span_ns,
+        repeat_totals.repeats_scheduled_ns,
+        third_medians.first_third_ttft_p50,
+        third_medians.last_third_ttft_p50
+    from percentiles_read
+    left join repeat_totals
+        on
+            percentiles_read.run_id is not distinct from repeat_totals.run_id
+            and percentiles_read.experiment_name is not distinct from repeat_totals.experiment_name
+            and percentiles_read.payload_file is not distinct from repeat_totals.payload_file
+            and percentiles_read.concurrency is not distinct from repeat_totals.concurrency
+            and percentiles_read.target_rate_rps is not distinct from repeat_totals.target_rate_rps{{ repeat_totals_join }}
+    left join third_medians
+        on
+            percentiles_read.run_id is not distinct from third_medians.run_id
+            and percentiles_read.experiment_name is not distinct from third_medians.experiment_name
+            and percentiles_read.payload_file is not distinct from third_medians.payload_file
+            and percentiles_read.concurrency is not distinct from third_medians.concurrency
+            and percentiles_read.target_rate_rps is not distinct from third_medians.target_rate_rps{{ third_medians_join }}
 ),
 
 spanned as (
@@ -393,7 +515,7 @@ spanned as (
             as scheduled_good_request_rate,
         case when has_scheduled_window then steady_good_completion_tokens / scheduled_duration_s end
             as scheduled_good_completion_token_throughput
-    from percentiles_read
+    from with_repeats
 ),
 
 with_itl as (
