@@ -12,6 +12,8 @@ Usage::
     python benchmarks/dbt_build_scale.py                 # 1e4, 1e5, 1e6
     python benchmarks/dbt_build_scale.py --sizes 10000 --keep /tmp/scale
     python benchmarks/dbt_build_scale.py --sizes 10000000 --memory-limit 4GB --keep /tmp/scale   # ~10 min, 3 GB disk
+    TOKENBENCH_DBT_THREADS=1 python benchmarks/dbt_build_scale.py --sizes 100000000 --memory-limit 14GB \
+        --keep /tmp/scale   # ~8 min to write, ~19 min to build, 15 GiB, 30 GB disk
 
 A run already under --keep (its run.json written) is built again rather than written again.
 """
